@@ -1,0 +1,1 @@
+"""Lowering of schedules to CUDA kernels: see DESIGN.md section 6."""

@@ -1,0 +1,1 @@
+"""Kernel dataflow-graph models (GEMM, quantized GEMM, attention): see DESIGN.md section 7."""

@@ -1,0 +1,205 @@
+"""The `warpsched` command: a thin layer over the Python API.
+
+    warpsched solve PROBLEM.yaml [--machine h100] [--mode joint] [--json OUT]
+    warpsched solve --hatschet GRAPH.graphml [--rm RM.xml] [--time-limit S] [--json OUT]
+    warpsched validate SCHEDULE.json
+    warpsched show SCHEDULE.json
+    warpsched machines | presets
+
+User mistakes print one sentence on stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+EXIT_INVALID, EXIT_USER, EXIT_INTERNAL = 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's usage errors are user errors too: exit 2, one sentence
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"warpsched: error: {message}\n")
+        raise SystemExit(EXIT_USER)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="warpsched", description="Provably optimal software pipelining + warp specialization for GPU kernels.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("solve", help="solve a loop body to a proven-optimal modulo schedule")
+    s.add_argument("problem", nargs="?", help="a problem YAML file (see solver_configs/problems/)")
+    s.add_argument("--hatschet", metavar="GRAPH.graphml", help="a HatScheT GraphML instance (classic modulo scheduling)")
+    s.add_argument("--rm", metavar="RM.xml", help="its resource model (default: GRAPH_RM.xml beside it)")
+    s.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
+    s.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic", "classic"),
+                   help="joint (default), swp, ws, heuristic, or classic (default for --hatschet)")
+    s.add_argument("--preset", default="default", help="solver preset name or YAML path (default, deterministic, fast)")
+    s.add_argument("--time-limit", type=float, metavar="S", help="wall-clock seconds for the whole search")
+    s.add_argument("--seed", type=int, help="CP-SAT random seed")
+    s.add_argument("--workers", type=int, help="CP-SAT worker threads")
+    s.add_argument("--max-ii", type=int, help="largest II to search when no heuristic schedule bounds it")
+    s.add_argument("--warpgroups", type=int, help="size of the warpgroup pool (default: the machine's)")
+    s.add_argument("--json", metavar="OUT", help="write the schedule file here")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    v = sub.add_parser("validate", help="check a schedule file with the independent verifier")
+    v.add_argument("schedule")
+
+    sh = sub.add_parser("show", help="print a schedule's steady state as a text Gantt chart")
+    sh.add_argument("schedule")
+    sh.add_argument("--width", type=int, default=100)
+
+    sub.add_parser("machines", help="list the shipped machine models")
+    sub.add_parser("presets", help="list the solver presets")
+    return p
+
+
+class _ProgressPrinter:
+    """Progress on stderr, once a solve has run for more than a second."""
+
+    def __init__(self, quiet: bool, after: float = 1.0):
+        self.quiet, self.after, self.t0, self.pending = quiet, after, time.perf_counter(), None
+
+    def __call__(self, message: str) -> None:
+        if self.quiet:
+            return
+        if time.perf_counter() - self.t0 < self.after:
+            self.pending = message
+            return
+        if self.pending is not None:
+            print(self.pending, file=sys.stderr, flush=True)
+            self.pending = None
+        print(message, file=sys.stderr, flush=True)
+
+
+def _cmd_solve(args) -> int:
+    from scheduler import load_hatschet, load_machine, load_problem, solve
+
+    if bool(args.problem) == bool(args.hatschet):
+        raise _usage("give either a problem file or --hatschet GRAPH.graphml")
+    if args.hatschet:
+        problem, machine = load_hatschet(args.hatschet, args.rm)
+        mode = args.mode or "classic"
+    else:
+        if args.rm:
+            raise _usage("--rm goes with --hatschet")
+        problem, machine = load_problem(args.problem)
+        mode = args.mode or "joint"
+    if args.machine:
+        machine = load_machine(args.machine)
+    machine = machine or load_machine("h100")
+    overrides = {"random_seed": args.seed, "num_workers": args.workers, "max_ii": args.max_ii,
+                 "max_warpgroups": args.warpgroups}
+    if args.time_limit is not None:
+        if args.time_limit <= 0:
+            raise _usage("--time-limit must be a positive number of seconds")
+        overrides.update(total_time_limit=args.time_limit, time_limit=args.time_limit)
+    result = solve(problem, machine, mode=mode, config=args.preset, progress=_ProgressPrinter(args.quiet), **overrides)
+    s = result.schedule
+    print(_summary(s, result.heuristic_ii))
+    if args.json:
+        result.write_json(args.json)
+        print(f"schedule written to {args.json}")
+    return 0
+
+
+def _summary(s, heuristic_ii) -> str:
+    proof = "proven optimal" if s.ii_proven_optimal else "NOT proven optimal"
+    lines = [f"{s.problem.name}: II = {s.ii} ({proof}; MII = {s.mii}, ResMII {s.res_mii}, RecMII {s.rec_mii}"
+             + (f", heuristic {heuristic_ii}" if heuristic_ii is not None else "") + f"), mode {s.mode}, machine {s.machine.name}",
+             f"  iteration latency {s.makespan} cycles, {s.stages} stage(s), solved in {s.solve_seconds:.2f}s"]
+    for a in s.attempts:
+        span = f"{a.ii}" if a.ii == a.ii_max else f"{a.ii}..{a.ii_max}"
+        extra = f" (best II {a.found_ii}, bound {a.bound:g})" if a.found_ii is not None else ""
+        lines.append(f"  attempt II {span}: {a.status}{extra} in {a.seconds:.2f}s")
+    for g, w in sorted(s.warpgroups.items()):
+        lines.append(f"  warpgroup {g}: {w.role}, {w.registers} registers (needs {w.need}), ops {', '.join(w.ops)}")
+    if s.buffers:
+        lines.append(f"  shared memory {s.smem_bytes} bytes: " + ", ".join(f"{n} {b.kind} x{b.depth}" for n, b in s.buffers.items()))
+    return "\n".join(lines)
+
+
+def _cmd_validate(args) -> int:
+    from scheduler import schedule as schedule_io
+    from scheduler.verify import verify
+
+    verdict = verify(schedule_io.read_json(args.schedule))
+    if verdict.ok:
+        print(f"{args.schedule}: valid (every constraint family holds and the optimality claim is backed by its proof record)")
+        return 0
+    print(f"{args.schedule}: INVALID: {verdict.violations[0]}")
+    for extra in verdict.violations[1:]:
+        print(f"  also: {extra}")
+    return EXIT_INVALID
+
+
+def _cmd_show(args) -> int:
+    from scheduler import schedule as schedule_io
+    from scheduler.gantt import render_text
+
+    print(render_text(schedule_io.read(args.schedule), width=args.width))
+    return 0
+
+
+def _cmd_machines(args) -> int:
+    from scheduler.machine import available_machines, load_machine
+
+    for name in available_machines():
+        m = load_machine(name)
+        print(f"{name}: {m.description}")
+    return 0
+
+
+def _cmd_presets(args) -> int:
+    from scheduler.config import available_presets, load_config
+
+    for name in available_presets():
+        c = load_config(name)
+        print(f"{name}: {c.num_workers} workers, seed {c.random_seed}, interleave {c.interleave_search}, "
+              f"objectives {', '.join(c.objectives)}")
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(message: str) -> _UsageError:
+    return _UsageError(message)
+
+
+COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
+            "machines": _cmd_machines, "presets": _cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from scheduler.api import VerificationError
+    from scheduler.errors import WarpschedError
+
+    try:
+        return COMMANDS[args.command](args)
+    except _UsageError as exc:
+        print(f"warpsched: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except VerificationError as exc:
+        print(f"warpsched: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except WarpschedError as exc:
+        print(f"warpsched: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("warpsched: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,72 @@
+"""Solver presets (`solver_configs/solvers/*.yaml`) and the knobs of the II search.
+
+Every run is reproducible from its config: explicit `num_workers` and
+`random_seed`; `interleave_search` plus `deterministic_limit` make CP-SAT's
+search independent of timing and worker scheduling (preset `deterministic`).
+Wall-clock limits are safety caps only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from scheduler.errors import InputError
+from scheduler.machine import CONFIG_ROOT
+from scheduler.yaml_files import read_yaml, resolve
+
+LEVELS = ("makespan", "smem", "registers", "cross_edges", "user")
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    name: str = "default"
+    num_workers: int = 2
+    random_seed: int = 0
+    interleave_search: bool = False
+    time_limit: float = 20.0  # wall seconds per CP-SAT attempt (safety cap)
+    deterministic_limit: float | None = None  # deterministic seconds per attempt
+    total_time_limit: float = 120.0  # wall seconds for the whole II search
+    objective_time_limit: float = 5.0  # wall seconds per secondary objective level
+    range_threshold: int = 4  # more candidate IIs than this are solved as one range with II as a variable
+    max_ii: int | None = None  # search limit when no heuristic schedule bounds it
+    objectives: tuple[str, ...] = ("makespan", "smem", "registers", "cross_edges")
+    hint: bool = True
+    log_search: bool = False
+    heuristic_budget: int = 6
+    max_warpgroups: int | None = None  # override the machine's warpgroup pool
+
+    def with_overrides(self, **kw) -> "SolverConfig":
+        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_ROOT / "solvers").glob("*.yaml"))
+
+
+def load_config(name_or_path: str | Path = "default") -> SolverConfig:
+    path = resolve(name_or_path, CONFIG_ROOT / "solvers", "solver preset")
+    return config_from_dict(read_yaml(path, "solver preset") or {}, origin=str(path))
+
+
+def config_from_dict(data: dict, origin: str = "solver preset") -> SolverConfig:
+    if not isinstance(data, dict):
+        raise InputError(f"{origin} must be a YAML mapping of solver settings")
+    known = {f.name: f for f in fields(SolverConfig)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            raise InputError(f"{origin} sets unknown option {key!r}; known options: {', '.join(sorted(known))}")
+        if key == "objectives":
+            value = tuple(value or ())
+            bad = [o for o in value if o not in LEVELS]
+            if bad:
+                raise InputError(f"{origin} names unknown objective {bad[0]!r}; use some of {', '.join(LEVELS)}")
+        kwargs[key] = value
+    cfg = SolverConfig(**kwargs)
+    if cfg.num_workers < 1:
+        raise InputError(f"{origin}: num_workers must be >= 1 (CI machines have 2 cores)")
+    return cfg

@@ -1,0 +1,21 @@
+"""(1) Dependences: t_v + II*distance >= t_u + latency_u + delay (+ hand-off if the ends sit on different warpgroups).
+
+The hand-off is one mbarrier round (`sync_latency`) plus, for a register
+value, staging it through shared memory (DESIGN.md 3.1).
+"""
+
+from __future__ import annotations
+
+from scheduler import evaluate
+from scheduler.model.variables import Context
+
+
+def build(ctx: Context) -> None:
+    v, ops = ctx.vars, ctx.problem.op_by_name
+    for i, e in enumerate(ctx.problem.edges):
+        src = ops[e.src]
+        lhs = v.t[e.dst] + v.ii * e.distance
+        rhs = v.t[e.src] + src.latency + e.delay
+        if i in v.cross:
+            rhs = rhs + evaluate.handoff(src, ctx.machine) * v.cross[i]
+        ctx.enforce(ctx.model.add(lhs >= rhs))

@@ -1,0 +1,157 @@
+"""The variables of the joint model and the context every constraint family builds on.
+
+For a candidate II (a constant, or a variable over a range of candidates) each
+op v gets a start `t[v] = II * k[v] + r[v]` with stage `k[v]` and row
+`r[v] in [0, II)`, and (all modes but `classic`) a warpgroup `group[v]` with
+one Boolean `x[v][w]` per candidate warpgroup. Researchers reach all of these
+through `ModelVars` in their own constraints (see `scheduler.solve(extra=...)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil
+
+from ortools.sat.python import cp_model
+
+from scheduler import evaluate
+from scheduler.ir import Problem
+from scheduler.machine import Machine
+
+Expr = cp_model.LinearExprT
+
+
+@dataclass
+class ModelVars:
+    ii: int | cp_model.IntVar
+    t: dict[str, cp_model.IntVar]
+    k: dict[str, cp_model.IntVar]
+    r: dict[str, cp_model.IntVar]
+    makespan: cp_model.IntVar
+    horizon: int  # upper bound of every start plus latency
+    group: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    x: dict[str, dict[int, cp_model.IntVar]] = field(default_factory=dict)
+    cross: dict[int, cp_model.IntVar] = field(default_factory=dict)  # edge index -> "ends on different warpgroups"
+    used: dict[int, cp_model.IntVar] = field(default_factory=dict)
+    budget: dict[int, cp_model.IntVar] = field(default_factory=dict)  # setmaxnreg value of warpgroup w
+    depth: dict[str, cp_model.IntVar] = field(default_factory=dict)  # ring depth of an smem value
+    staging_depth: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    smem_total: cp_model.IntVar | int = 0
+    register_total: cp_model.IntVar | int = 0
+    cross_count: cp_model.LinearExprT = 0
+    shifted_rows: dict[str, cp_model.IntVar] = field(default_factory=dict)
+
+    def primary(self) -> list[cp_model.IntVar]:
+        """The decisions a schedule fixes: starts and warpgroup Booleans."""
+        out = list(self.t.values())
+        for xs in self.x.values():
+            out.extend(xs.values())
+        return out
+
+
+@dataclass
+class Context:
+    """What a constraint family's `build` receives."""
+
+    problem: Problem
+    machine: Machine
+    mode: str
+    model: cp_model.CpModel
+    vars: ModelVars
+    ii_lo: int
+    ii_hi: int
+    warpgroups: int  # size of the warpgroup pool (0 in classic)
+    enabled: cp_model.IntVar | None = None  # diagnosis: the family's constraints hold only if this literal does
+
+    @property
+    def fixed_ii(self) -> int | None:
+        return self.ii_lo if self.ii_lo == self.ii_hi else None
+
+    def enforce(self, ct: cp_model.Constraint) -> cp_model.Constraint:
+        if self.enabled is not None:
+            ct.only_enforce_if(self.enabled)
+        return ct
+
+    def row_plus_ii(self, name: str) -> Expr:
+        """`r[name] + II`: the second copy of an op's modulo interval (a variable when II is)."""
+        if self.fixed_ii is not None:
+            return self.vars.r[name] + self.fixed_ii
+        cache = self.vars.shifted_rows
+        if name not in cache:
+            cache[name] = self.model.new_int_var(self.ii_lo, 2 * self.ii_hi - 1, f"r+II[{name}]")
+            self.model.add(cache[name] == self.vars.r[name] + self.vars.ii)
+        return cache[name]
+
+    def times_ii(self, var: cp_model.IntVar, name: str, upper: int) -> Expr:
+        """`II * var` as a linear expression (a product variable when II is a variable)."""
+        if self.fixed_ii is not None:
+            return self.fixed_ii * var
+        prod = self.model.new_int_var(0, upper * self.ii_hi, name)
+        self.model.add_multiplication_equality(prod, [var, self.vars.ii])
+        return prod
+
+    def presence(self, *lits: cp_model.IntVar) -> cp_model.IntVar | bool:
+        """The conjunction of `lits` and the family's enable literal, as one literal."""
+        lits = [lit for lit in lits if lit is not True] + ([self.enabled] if self.enabled is not None else [])
+        if not lits:
+            return True
+        if len(lits) == 1:
+            return lits[0]
+        both = self.model.new_bool_var("")
+        self.model.add_bool_and(lits).only_enforce_if(both)
+        self.model.add_bool_or([~lit for lit in lits]).only_enforce_if(~both)
+        return both
+
+    def interval(self, start: Expr, size: Expr, name: str, *presence: cp_model.IntVar):
+        lit = self.presence(*presence)
+        if isinstance(size, int):
+            if lit is True:
+                return self.model.new_fixed_size_interval_var(start, size, name)
+            return self.model.new_optional_fixed_size_interval_var(start, size, lit, name)
+        end = self.model.new_int_var(0, 4 * self.ii_hi + self.vars.horizon, f"{name}.end")
+        self.model.add(end == start + size)
+        if lit is True:
+            return self.model.new_interval_var(start, size, end, name)
+        return self.model.new_optional_interval_var(start, size, end, lit, name)
+
+
+def max_handoff(problem: Problem, machine: Machine, mode: str) -> dict[str, int]:
+    if mode == "classic":
+        return {op.name: 0 for op in problem.ops}
+    return {op.name: evaluate.handoff(op, machine) for op in problem.ops}
+
+
+def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int) -> int:
+    """Largest stage the least solution of any feasible assignment can need (DESIGN.md 3.1)."""
+    hand = max_handoff(problem, machine, mode)
+    total = 0
+    for op in problem.ops:
+        out = problem.out_edges(op.name)
+        if out:
+            w = max(op.latency + e.delay + hand[op.name] for e in out)
+            total += max(0, ceil((w + ii - 1) / ii))
+    return total
+
+
+def new_vars(ctx_problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int) -> ModelVars:
+    ii = ii_lo if ii_lo == ii_hi else model.new_int_var(ii_lo, ii_hi, "II")
+    kmax = stage_bound(ctx_problem, machine, mode, ii_lo)
+    horizon = ii_hi * (kmax + 1)
+    t, k, r = {}, {}, {}
+    for op in ctx_problem.ops:
+        n = op.name
+        k[n] = model.new_int_var(0, kmax, f"k[{n}]")
+        r[n] = model.new_int_var(0, ii_hi - 1, f"r[{n}]")
+        t[n] = model.new_int_var(0, horizon, f"t[{n}]")
+        if isinstance(ii, int):
+            model.add(t[n] == ii * k[n] + r[n])
+        else:
+            model.add(r[n] <= ii - 1)
+            kii = model.new_int_var(0, kmax * ii_hi, f"kII[{n}]")
+            model.add_multiplication_equality(kii, [k[n], ii])
+            model.add(t[n] == kii + r[n])
+    end = horizon + max(op.latency for op in ctx_problem.ops)
+    makespan = model.new_int_var(0, end, "makespan")
+    for op in ctx_problem.ops:
+        model.add(makespan >= t[op.name] + op.latency)
+    return ModelVars(ii=ii, t=t, k=k, r=r, makespan=makespan, horizon=end)

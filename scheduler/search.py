@@ -1,0 +1,339 @@
+"""The II search with proofs, then the secondary objectives (DESIGN.md section 3).
+
+II steps up from MII. Each attempt is one CP-SAT solve: a single candidate
+II, or a range of candidates solved with II as a variable and minimised (one
+INFEASIBLE answer then proves a whole range; an OPTIMAL one proves every
+smaller II in it infeasible). An II is proven optimal only if every candidate
+below it is covered by such proofs; a timed-out candidate breaks the chain and
+the result says so. The heuristic's II, when it has one, bounds the search
+from above, and its schedule seeds every attempt as a complete hint.
+
+At the chosen II the remaining objectives are solved lexicographically, each
+level fixing the optimum of the one before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from math import ceil
+from typing import Callable
+
+from ortools.sat.python import cp_model
+
+from scheduler import evaluate, heuristic
+from scheduler.bounds import Bounds
+from scheduler.config import SolverConfig
+from scheduler.errors import InfeasibleError
+from scheduler.ir import Problem
+from scheduler.machine import Machine
+from scheduler.model import FAMILIES, BuiltModel, build
+from scheduler.model.build import Extra
+from scheduler.schedule import Attempt, Objective
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Solution:
+    ii: int
+    starts: dict[str, int]
+    groups: dict[str, int] | None
+
+
+@dataclass
+class SearchOutcome:
+    solution: Solution
+    attempts: list[Attempt]
+    objectives: list[Objective]
+    proven: bool
+
+
+@dataclass
+class _Search:
+    problem: Problem
+    machine: Machine
+    mode: str
+    config: SolverConfig
+    bounds: Bounds
+    heuristic: heuristic.HeuristicResult | None
+    extra: Extra | None = None
+    progress: Progress | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    # -- budget and reporting -------------------------------------------------
+    def remaining(self) -> float:
+        return self.config.total_time_limit - (time.perf_counter() - self.started)
+
+    def say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(f"[{time.perf_counter() - self.started:7.2f}s] {message}")
+
+    # -- one CP-SAT solve ------------------------------------------------------
+    def _solver(self, limit: float) -> cp_model.CpSolver:
+        s = cp_model.CpSolver()
+        p = s.parameters
+        p.num_workers = self.config.num_workers
+        p.random_seed = self.config.random_seed
+        p.max_time_in_seconds = max(0.05, limit)
+        if self.config.deterministic_limit is not None:
+            p.max_deterministic_time = self.config.deterministic_limit
+        if self.config.interleave_search:
+            p.interleave_search = True
+        p.log_search_progress = self.config.log_search
+        return s
+
+    def _run(self, built: BuiltModel, objective: str, limit: float, label: str) -> tuple[int, cp_model.CpSolver]:
+        built.model.clear_objective()
+        expr = built.objective(objective)
+        if not isinstance(expr, int):
+            built.model.minimize(expr)
+        solver = self._solver(limit)
+        ticker = _Ticker(self, label)
+        try:
+            status = solver.solve(built.model)
+        finally:
+            ticker.stop()
+        return status, solver
+
+    # -- hints -----------------------------------------------------------------
+    def _hint(self, built: BuiltModel, solution: Solution | None) -> None:
+        built.model.clear_hints()
+        if solution is None or not self.config.hint:
+            return
+        v = built.vars
+        fixes = [(v.t[n], t) for n, t in solution.starts.items()]
+        if solution.groups is not None and v.x:
+            for n, g in solution.groups.items():
+                fixes += [(lit, int(w == g)) for w, lit in v.x[n].items()]
+        probe = built.model.clone()
+        probe.clear_objective()
+        for var, value in fixes:
+            probe.add(probe.get_int_var_from_proto_index(var.index) == value)
+        s = cp_model.CpSolver()
+        s.parameters.num_workers = 1
+        s.parameters.max_time_in_seconds = 2.0
+        if s.solve(probe) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            _hint_all(built.model, s.response_proto.solution)  # complete hint
+        else:
+            for var, value in fixes:  # the hint breaks this model (another II): hint the decisions only
+                built.model.add_hint(var, value)
+
+    def _solution(self, built: BuiltModel, solver: cp_model.CpSolver) -> Solution:
+        v = built.vars
+        ii = solver.value(v.ii) if not isinstance(v.ii, int) else v.ii
+        starts = {n: solver.value(t) for n, t in v.t.items()}
+        groups = {n: solver.value(g) for n, g in v.group.items()} if v.group else None
+        return Solution(ii, starts, groups)
+
+    def _heuristic_solution(self) -> Solution | None:
+        h = self.heuristic
+        if h is None:
+            return None
+        groups = h.groups
+        if groups is not None and self.mode in ("joint", "ws"):
+            groups = canonical_groups(self.problem, groups)
+        return Solution(h.ii, h.starts, groups)
+
+    # -- attempts --------------------------------------------------------------
+    def attempt(self, lo: int, hi: int, hint: Solution | None) -> tuple[Attempt, BuiltModel, cp_model.CpSolver | None, int]:
+        ranged = hi > lo
+        built = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra)
+        self._hint(built, hint)
+        label = f"II {lo}..{hi}" if ranged else f"II {lo}"
+        self.say(f"{label}: solving")
+        limit = min(self.config.time_limit, max(self.remaining(), 0.05))
+        t0 = time.perf_counter()
+        status, solver = self._run(built, "ii" if ranged else "makespan", limit, label)
+        name = solver.status_name(status)
+        has_bound = status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (ranged and status == cp_model.UNKNOWN)
+        bound = float(solver.best_objective_bound) if has_bound else None
+        found = int(solver.value(built.vars.ii)) if ranged and status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
+        att = Attempt(lo, hi, name, time.perf_counter() - t0, solver.deterministic_time, bound, found)
+        self.attempts.append(att)
+        self.say(f"{label}: {name}" + (f", best II {found}" if found is not None else "") + f" ({att.seconds:.2f}s)")
+        return att, built, solver, status
+
+    def find_ii(self) -> tuple[Solution, BuiltModel | None, cp_model.CpSolver | None]:
+        """Step II up from MII; returns the first feasible solution found and the model that found it."""
+        h = self._heuristic_solution()
+        upper = h.ii if h is not None else None
+        limit = self.config.max_ii or (upper if upper is not None else heuristic.serial_ii(self.problem, self.machine))
+        floor_for_ranges = range_floor(self.problem, self.machine, self.mode)
+        ii, ranges_ok = self.bounds.mii, True
+        while ii <= limit:
+            if self.remaining() <= 0:
+                break
+            if upper is not None and ii >= upper:
+                return h, None, None  # every lower candidate was tried; the heuristic's II is feasible
+            hi = upper - 1 if upper is not None else limit
+            if ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges and hi - ii + 1 > self.config.range_threshold:
+                att, built, solver, status = self.attempt(ii, hi, h)
+                if status == cp_model.INFEASIBLE:
+                    ii = hi + 1
+                    continue
+                if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                    sol = self._solution(built, solver)
+                    proven_to = ceil(att.bound - 1e-9)
+                    if proven_to >= sol.ii:
+                        return sol, None, None
+                    upper, h, ii = sol.ii, sol, max(ii, proven_to)
+                    continue
+                proven_to = ceil(att.bound - 1e-9) if att.bound is not None else ii
+                if proven_to > ii:
+                    ii = proven_to
+                else:
+                    ranges_ok = False  # the range timed out without progress: go one II at a time
+                continue
+            att, built, solver, status = self.attempt(ii, ii, h)
+            if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                return self._solution(built, solver), built, solver
+            ii += 1
+        if h is not None:
+            return h, None, None
+        raise self._no_schedule(limit)
+
+    def _no_schedule(self, limit: int) -> InfeasibleError:
+        if any(a.status != "INFEASIBLE" for a in self.attempts):
+            return InfeasibleError(
+                f"no schedule was found for II {self.bounds.mii}..{limit} within the time limit and some candidates timed out; "
+                f"raise the time limit (--time-limit) or try the 'deterministic' preset")
+        culprits = self.diagnose(limit)
+        if culprits:
+            what = " and ".join(FAMILIES[c][0] for c in culprits)
+            return InfeasibleError(f"no schedule exists for any II from {self.bounds.mii} to {limit}: {what} cannot be met; "
+                                   f"{_advice(culprits)}")
+        return InfeasibleError(f"no schedule exists for any II from {self.bounds.mii} to {limit}; the constraint families "
+                               f"are only infeasible together")
+
+    def diagnose(self, ii: int) -> list[str]:
+        """Which constraint families make II infeasible, from CP-SAT's assumptions core."""
+        built = build(self.problem, self.machine, self.mode, ii, ii, diagnose=True, extra=self.extra)
+        built.model.add_assumptions(list(built.switches.values()))
+        solver = self._solver(min(30.0, max(self.remaining(), 5.0)))
+        solver.parameters.num_workers = 1  # cores come from the single-thread core-based search
+        status = solver.solve(built.model)
+        if status != cp_model.INFEASIBLE:
+            return []
+        core = set(solver.sufficient_assumptions_for_infeasibility())
+        names = [name for name, lit in built.switches.items() if lit.index in core]
+        return [n for n in names if n != "dependences"] or names
+
+    # -- secondary objectives -----------------------------------------------------
+    def optimise(self, solution: Solution, built: BuiltModel | None, solver: cp_model.CpSolver | None) -> tuple[Solution, list[Objective]]:
+        """Lexicographic levels at the chosen II; `built`/`solver` hold a finished makespan solve, if any."""
+        levels = list(self.config.objectives)
+        if "user" not in levels:  # a researcher's objective comes right after iteration latency unless placed
+            levels.insert(1 if levels[:1] == ["makespan"] else 0, "user")
+        objectives: list[Objective] = []
+        if built is None:
+            built = build(self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra)
+            self._hint(built, solution)
+        elif levels[:1] == ["makespan"]:
+            objectives.append(self._record("makespan", built, solver))
+            self._fix(built, "makespan", solver)
+            levels = levels[1:]
+        for level in levels:
+            expr = built.objective(level)
+            if expr is None or isinstance(expr, int):
+                continue
+            if solver is not None:
+                _hint_all(built.model, solver.response_proto.solution)
+            limit = min(self.config.objective_time_limit, max(self.remaining(), 0.5))
+            status, new = self._run(built, level, limit, f"II {solution.ii} {level}")
+            if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                self.say(f"II {solution.ii} {level}: {new.status_name(status)}; keeping the previous level's schedule")
+                break
+            solver = new
+            objectives.append(self._record(level, built, solver))
+            self._fix(built, level, solver)
+            solution = self._solution(built, solver)
+        return solution, objectives
+
+    def _record(self, level: str, built: BuiltModel, solver: cp_model.CpSolver) -> Objective:
+        value = int(round(solver.objective_value))
+        status = solver.status_name(solver.response_proto.status)
+        obj = Objective(level, value, float(solver.best_objective_bound), status)
+        self.say(f"{level} = {value} ({status})")
+        return obj
+
+    def _fix(self, built: BuiltModel, level: str, solver: cp_model.CpSolver) -> None:
+        built.model.add(built.objective(level) <= int(round(solver.objective_value)))
+
+    def run(self) -> SearchOutcome:
+        solution, built, solver = self.find_ii()
+        solution, objectives = self.optimise(solution, built, solver)
+        return SearchOutcome(solution, self.attempts, objectives, proof_covers(self.attempts, self.bounds.mii, solution.ii))
+
+
+class _Ticker:
+    """Prints a heartbeat every few seconds while one long CP-SAT attempt runs."""
+
+    def __init__(self, search: _Search, label: str, every: float = 5.0):
+        self.search, self.label, self.every = search, label, every
+        self.t0 = time.perf_counter()
+        self.done = threading.Event()
+        self.thread = None
+        if search.progress is not None:
+            self.thread = threading.Thread(target=self._beat, daemon=True)
+            self.thread.start()
+
+    def _beat(self) -> None:
+        while not self.done.wait(self.every):
+            self.search.say(f"{self.label}: still solving ({time.perf_counter() - self.t0:.0f}s)")
+
+    def stop(self) -> None:
+        self.done.set()
+
+
+def _hint_all(model: cp_model.CpModel, values) -> None:
+    model.clear_hints()
+    for index, value in enumerate(values):
+        model.add_hint(model.get_int_var_from_proto_index(index), value)
+
+
+def canonical_groups(problem: Problem, groups: dict[str, int]) -> dict[str, int]:
+    """Relabel warpgroups by first use in op order (the symmetry breaking's canonical form)."""
+    relabel: dict[int, int] = {}
+    for op in problem.ops:
+        relabel.setdefault(groups[op.name], len(relabel))
+    return {n: relabel[g] for n, g in groups.items()}
+
+
+def range_floor(problem: Problem, machine: Machine, mode: str) -> int:
+    """Smallest II at which the range model is exact: no op's occupancy or issue exceeds II."""
+    occ = [op.occupancy for op in problem.ops if machine.units.get(op.unit) is not None]
+    iss = [op.issue for op in problem.ops] if mode != "classic" else []
+    return max(occ + iss + [1])
+
+
+def proof_covers(attempts: list[Attempt], mii: int, ii: int) -> bool:
+    """True iff every candidate in [mii, ii) is proven infeasible by some attempt."""
+    covered: set[int] = set()
+    for a in attempts:
+        if a.status == "INFEASIBLE":
+            covered.update(range(a.ii, a.ii_max + 1))
+        elif a.found_ii is not None and a.bound is not None:
+            covered.update(range(a.ii, min(a.ii_max, ceil(a.bound - 1e-9) - 1) + 1))
+    return all(c in covered for c in range(mii, ii))
+
+
+def _advice(culprits: list[str]) -> str:
+    tips = {
+        "registers": "give the warpgroups more room (more warpgroups, smaller register tiles) or relax the register reservation",
+        "smem": "shrink the tiles that live in shared memory or their number",
+        "issue": "some op's issue time exceeds every candidate II; split it or raise the limit",
+        "units": "an op's occupancy exceeds its unit's capacity at every candidate II",
+        "placement": "the mode's placement rules cannot hold; allow more warpgroups or use mode joint",
+        "dependences": "a recurrence with hand-offs is longer than the limit; raise --max-ii",
+    }
+    return "; ".join(tips[c] for c in culprits if c in tips)
+
+
+def solve_ii(problem: Problem, machine: Machine, mode: str, config: SolverConfig, bounds: Bounds,
+             heur: heuristic.HeuristicResult | None, extra: Extra | None = None,
+             progress: Progress | None = None) -> SearchOutcome:
+    return _Search(problem, machine, mode, config, bounds, heur, extra, progress).run()
+
