@@ -30,6 +30,8 @@ from scheduler.ir import Problem
 from scheduler.machine import Machine
 from scheduler.model import FAMILIES, BuiltModel, build
 from scheduler.model.build import Extra
+from scheduler.model.classic import ROWS_UP_TO as CLASSIC_ROWS_UP_TO, build_classic
+from scheduler.model.closure import reduced_classic
 from scheduler.schedule import Attempt, Objective
 
 Progress = Callable[[str], None]
@@ -85,10 +87,11 @@ class _Search:
         p.log_search_progress = self.config.log_search
         return s
 
-    def _run(self, built: BuiltModel, objective: str, limit: float, label: str) -> tuple[int, cp_model.CpSolver]:
+    def _run(self, built: BuiltModel, objective: str | None, limit: float, label: str) -> tuple[int, cp_model.CpSolver]:
+        """One CP-SAT solve; `objective` None is a pure feasibility question (what proofs need)."""
         built.model.clear_objective()
-        expr = built.objective(objective)
-        if not isinstance(expr, int):
+        expr = built.objective(objective) if objective else None
+        if expr is not None and not isinstance(expr, int):
             built.model.minimize(expr)
         solver = self._solver(limit)
         ticker = _Ticker(self, label)
@@ -104,7 +107,10 @@ class _Search:
         if solution is None or not self.config.hint:
             return
         v = built.vars
-        fixes = [(v.t[n], t) for n, t in solution.starts.items()]
+        if v.anchor not in solution.starts:
+            return
+        shift = solution.ii * (solution.starts[v.anchor] // solution.ii)  # the anchor in stage 0
+        fixes = [(v.t[n], t - shift) for n, t in solution.starts.items() if n in v.t]
         if solution.groups is not None and v.x:
             for n, g in solution.groups.items():
                 fixes += [(lit, int(w == g)) for w, lit in v.x[n].items()]
@@ -125,6 +131,8 @@ class _Search:
         v = built.vars
         ii = solver.value(v.ii) if not isinstance(v.ii, int) else v.ii
         starts = {n: solver.value(t) for n, t in v.t.items()}
+        first = min(starts.values())  # starts are relative to the anchor; the schedule begins at 0
+        starts = {n: t - first for n, t in starts.items()}
         groups = {n: solver.value(g) for n, g in v.group.items()} if v.group else None
         return Solution(ii, starts, groups)
 
@@ -140,13 +148,18 @@ class _Search:
     # -- attempts --------------------------------------------------------------
     def attempt(self, lo: int, hi: int, hint: Solution | None) -> tuple[Attempt, BuiltModel, cp_model.CpSolver | None, int]:
         ranged = hi > lo
-        built = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra)
+        if self.mode == "classic" and not ranged and self.extra is None and lo <= CLASSIC_ROWS_UP_TO:
+            reduced = reduced_classic(self.problem, self.machine, lo)
+            built = build_classic(reduced or self.problem, self.machine, lo)
+            built.reduced = True  # feasibility only: optimise() re-solves at the II it finds
+        else:
+            built = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra)
         self._hint(built, hint)
         label = f"II {lo}..{hi}" if ranged else f"II {lo}"
         self.say(f"{label}: solving")
         limit = min(self.config.time_limit, max(self.remaining(), 0.05))
         t0 = time.perf_counter()
-        status, solver = self._run(built, "ii" if ranged else "makespan", limit, label)
+        status, solver = self._run(built, "ii" if ranged else None, limit, label)
         name = solver.status_name(status)
         has_bound = status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (ranged and status == cp_model.UNKNOWN)
         bound = float(solver.best_objective_bound) if has_bound else None
@@ -169,7 +182,8 @@ class _Search:
             if upper is not None and ii >= upper:
                 return h, None, None  # every lower candidate was tried; the heuristic's II is feasible
             hi = upper - 1 if upper is not None else limit
-            if ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges and hi - ii + 1 > self.config.range_threshold:
+            if ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges and hi - ii + 1 > self.config.range_threshold \
+                    and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO):  # classic: one at a time, with the lean model
                 att, built, solver, status = self.attempt(ii, hi, h)
                 if status == cp_model.INFEASIBLE:
                     ii = hi + 1
@@ -189,6 +203,8 @@ class _Search:
                 continue
             att, built, solver, status = self.attempt(ii, ii, h)
             if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                if built.reduced:  # starts of the resource-bound ops only: optimise() completes them
+                    return self._solution(built, solver), None, None
                 return self._solution(built, solver), built, solver
             ii += 1
         if h is not None:
@@ -231,10 +247,6 @@ class _Search:
         if built is None:
             built = build(self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra)
             self._hint(built, solution)
-        elif levels[:1] == ["makespan"]:
-            objectives.append(self._record("makespan", built, solver))
-            self._fix(built, "makespan", solver)
-            levels = levels[1:]
         for level in levels:
             expr = built.objective(level)
             if expr is None or isinstance(expr, int):

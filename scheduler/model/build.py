@@ -9,6 +9,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.ir import Problem
 from scheduler.machine import Machine
+from scheduler.model.closure import closure
 from scheduler.model import dependences, groups, issue, placement, registers, smem, symmetry, units
 from scheduler.model.variables import Context, ModelVars, new_vars
 
@@ -33,6 +34,7 @@ class BuiltModel:
     ii_lo: int
     ii_hi: int
     switches: dict[str, cp_model.IntVar] = field(default_factory=dict)  # family -> enable literal (diagnosis only)
+    reduced: bool = False  # built on a reduction of the problem (closure.reduced_classic)
     user_objective: cp_model.LinearExprT | None = None
 
     def objective(self, name: str) -> cp_model.LinearExprT:
@@ -48,8 +50,11 @@ def build(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int 
     model = cp_model.CpModel()
     classic = mode == "classic"
     pool = 0 if classic else machine.max_warpgroups
-    vars_ = new_vars(problem, machine, mode, model, ii_lo, ii_hi)
-    ctx = Context(problem, machine, mode, model, vars_, ii_lo, ii_hi, pool)
+    # Windows and implied pairs come from the dependences: a diagnosis, which may switch
+    # those off, must not have them baked into the domains.
+    paths = None if diagnose else closure(problem, machine, ii_hi)
+    vars_ = new_vars(problem, machine, mode, model, ii_lo, ii_hi, paths)
+    ctx = Context(problem, machine, mode, model, vars_, ii_lo, ii_hi, pool, closure=paths)
     if not classic:
         groups.build(ctx)
     built = BuiltModel(model, vars_, ii_lo, ii_hi)

@@ -42,13 +42,13 @@ def build(ctx: Context) -> None:
 
     intervals = {w: [] for w in range(ctx.warpgroups)}
     demands = {w: [] for w in range(ctx.warpgroups)}
-    loose = ceil(v.horizon / ctx.ii_lo) + 1
+    loose = ceil(2 * v.horizon / ctx.ii_lo) + 1
     for i_op, op in enumerate(ctx.problem.ops):
         if op.space != "regs" or op.regs_per_thread <= 0:
             continue
         n, t = op.name, v.t[op.name]
-        horizon = v.horizon + ctx.ii_hi * (1 + max([e.distance for e in ctx.problem.out_edges(n)], default=0))
-        end = m.new_int_var(0, horizon, f"reg_end[{n}]")
+        reach = v.horizon + ctx.ii_hi * (1 + max([e.distance for e in ctx.problem.out_edges(n)], default=0))
+        end = m.new_int_var(-v.horizon, reach, f"reg_end[{n}]")
         m.add(end >= t + op.latency)
         for i, e in enumerate(ctx.problem.edges):
             if e.src != n:

@@ -18,7 +18,7 @@ from scheduler.model.variables import Context
 def build(ctx: Context) -> None:
     m, v, mach, problem = ctx.model, ctx.vars, ctx.machine, ctx.problem
     ops = problem.op_by_name
-    horizon = v.horizon
+    horizon = 2 * v.horizon  # the longest distance between two starts
     loose = ceil(2 * horizon / ctx.ii_lo) + 2
     slot_cost = []
     for op in problem.ops:

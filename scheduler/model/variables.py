@@ -17,6 +17,7 @@ from ortools.sat.python import cp_model
 from scheduler import evaluate
 from scheduler.ir import Problem
 from scheduler.machine import Machine
+from scheduler.model.closure import Closure
 
 Expr = cp_model.LinearExprT
 
@@ -28,7 +29,8 @@ class ModelVars:
     k: dict[str, cp_model.IntVar]
     r: dict[str, cp_model.IntVar]
     makespan: cp_model.IntVar
-    horizon: int  # upper bound of every start plus latency
+    horizon: int  # every start plus its latency lies in [-horizon, horizon]
+    anchor: str  # the op pinned to stage 0; the others are placed relative to it
     group: dict[str, cp_model.IntVar] = field(default_factory=dict)
     x: dict[str, dict[int, cp_model.IntVar]] = field(default_factory=dict)
     cross: dict[int, cp_model.IntVar] = field(default_factory=dict)  # edge index -> "ends on different warpgroups"
@@ -62,6 +64,7 @@ class Context:
     ii_hi: int
     warpgroups: int  # size of the warpgroup pool (0 in classic)
     enabled: cp_model.IntVar | None = None  # diagnosis: the family's constraints hold only if this literal does
+    closure: Closure | None = None  # longest paths at II (the range's largest), when not diagnosing
 
     @property
     def fixed_ii(self) -> int | None:
@@ -108,7 +111,7 @@ class Context:
             if lit is True:
                 return self.model.new_fixed_size_interval_var(start, size, name)
             return self.model.new_optional_fixed_size_interval_var(start, size, lit, name)
-        end = self.model.new_int_var(0, 4 * self.ii_hi + self.vars.horizon, f"{name}.end")
+        end = self.model.new_int_var(-self.vars.horizon, 4 * self.ii_hi + self.vars.horizon, f"{name}.end")
         self.model.add(end == start + size)
         if lit is True:
             return self.model.new_interval_var(start, size, end, name)
@@ -133,25 +136,49 @@ def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int) -> int:
     return total
 
 
-def new_vars(ctx_problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int) -> ModelVars:
+def new_vars(problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int,
+             windows: Closure | None) -> ModelVars:
+    """Starts relative to the anchor op, pinned to [0, II); every start within +-horizon of it.
+
+    The stage bound holds for the least solution of every feasible assignment (DESIGN.md 3.1),
+    so shifting that solution to put the anchor in stage 0 keeps every stage within +-kmax.
+    `windows` (longest paths to and from the anchor) narrow the domains further; they are left
+    out when a diagnosis must be able to switch the dependences off.
+    """
     ii = ii_lo if ii_lo == ii_hi else model.new_int_var(ii_lo, ii_hi, "II")
-    kmax = stage_bound(ctx_problem, machine, mode, ii_lo)
+    kmax = stage_bound(problem, machine, mode, ii_lo) + 1
     horizon = ii_hi * (kmax + 1)
+    anchor = windows.anchor if windows is not None else problem.ops[0].name
     t, k, r = {}, {}, {}
-    for op in ctx_problem.ops:
+    empty = False
+    for op in problem.ops:
         n = op.name
-        k[n] = model.new_int_var(0, kmax, f"k[{n}]")
+        lo, hi = -horizon, horizon
+        if windows is not None:
+            lo, hi = max(lo, windows.lower.get(n, lo)), min(hi, windows.upper.get(n, hi))
+        if n == anchor:
+            lo, hi = max(lo, 0), min(hi, ii_hi - 1)
+        if lo > hi:
+            empty, hi = True, lo
+        k[n] = model.new_int_var(-kmax, kmax, f"k[{n}]")
         r[n] = model.new_int_var(0, ii_hi - 1, f"r[{n}]")
-        t[n] = model.new_int_var(0, horizon, f"t[{n}]")
+        t[n] = model.new_int_var(lo, hi, f"t[{n}]")
         if isinstance(ii, int):
             model.add(t[n] == ii * k[n] + r[n])
         else:
             model.add(r[n] <= ii - 1)
-            kii = model.new_int_var(0, kmax * ii_hi, f"kII[{n}]")
+            kii = model.new_int_var(-kmax * ii_hi, kmax * ii_hi, f"kII[{n}]")
             model.add_multiplication_equality(kii, [k[n], ii])
             model.add(t[n] == kii + r[n])
-    end = horizon + max(op.latency for op in ctx_problem.ops)
-    makespan = model.new_int_var(0, end, "makespan")
-    for op in ctx_problem.ops:
-        model.add(makespan >= t[op.name] + op.latency)
-    return ModelVars(ii=ii, t=t, k=k, r=r, makespan=makespan, horizon=end)
+    model.add(k[anchor] == 0)
+    if empty or (windows is not None and windows.positive_cycle):
+        model.add_bool_or([])  # some op has no start consistent with the recurrences at this II
+    longest = max(op.latency for op in problem.ops)
+    first = model.new_int_var(-horizon, horizon, "first_start")
+    last = model.new_int_var(-horizon, horizon + longest, "last_end")
+    model.add_min_equality(first, list(t.values()))
+    for op in problem.ops:
+        model.add(last >= t[op.name] + op.latency)
+    makespan = model.new_int_var(0, 2 * horizon + longest, "makespan")
+    model.add(makespan == last - first)
+    return ModelVars(ii=ii, t=t, k=k, r=r, makespan=makespan, horizon=horizon + longest, anchor=anchor)

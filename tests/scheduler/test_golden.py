@@ -41,8 +41,9 @@ def test_twill_toy_joint_two_warpgroups_reach_two(twill_toy):
     r = solve(twill_toy, toy_machine(warpgroups=2), mode="joint")
     s = r.schedule
     assert r.ii == 2 and r.proven and r.verdict.ok
-    assert len(s.warpgroups) == 2
-    assert s.ops["S"].warpgroup == s.ops["P"].warpgroup != s.ops["O"].warpgroup
+    assert len(s.warpgroups) == 2  # e.g. S, P on one and O on the other (Twill's answer), or S | P, O
+    assert len({p.warpgroup for p in s.ops.values()}) == 2
+    assert [o.value for o in s.objectives if o.name == "cross_edges"] == [1]
 
 
 def test_twill_toy_async_gemms_reach_two_on_one_warpgroup():
