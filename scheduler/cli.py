@@ -21,8 +21,7 @@ EXIT_INVALID, EXIT_USER, EXIT_INTERNAL = 1, 2, 3
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's usage errors are user errors too: exit 2, one sentence
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"warpsched: error: {message}\n")
+        sys.stderr.write(f"warpsched: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USER)
 
 

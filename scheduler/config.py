@@ -8,6 +8,7 @@ Wall-clock limits are safety caps only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -37,7 +38,35 @@ class SolverConfig:
     max_warpgroups: int | None = None  # override the machine's warpgroup pool
 
     def with_overrides(self, **kw) -> "SolverConfig":
-        return replace(self, **{k: v for k, v in kw.items() if v is not None})
+        return replace(self, **{k: v for k, v in kw.items() if v is not None}).checked()
+
+    def checked(self, origin: str = "the solver settings") -> "SolverConfig":
+        """This config, or an `InputError` naming the first setting out of range."""
+        def whole(name, low, optional=False):
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InputError(f"{origin}: {name} is {value!r}; it must be a whole number >= {low}")
+        def seconds(name, optional=False):
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise InputError(f"{origin}: {name} is {value!r}; it must be a positive number of seconds")
+        whole("num_workers", 1)
+        whole("random_seed", 0)
+        whole("range_threshold", 1)
+        whole("heuristic_budget", 1)
+        whole("max_ii", 1, optional=True)
+        whole("max_warpgroups", 1, optional=True)
+        for name in ("time_limit", "total_time_limit", "objective_time_limit"):
+            seconds(name)
+        seconds("deterministic_limit", optional=True)
+        bad = [o for o in self.objectives if o not in LEVELS]
+        if bad:
+            raise InputError(f"{origin} names unknown objective {bad[0]!r}; use some of {', '.join(LEVELS)}")
+        return self
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -61,12 +90,8 @@ def config_from_dict(data: dict, origin: str = "solver preset") -> SolverConfig:
         if key not in known:
             raise InputError(f"{origin} sets unknown option {key!r}; known options: {', '.join(sorted(known))}")
         if key == "objectives":
-            value = tuple(value or ())
-            bad = [o for o in value if o not in LEVELS]
-            if bad:
-                raise InputError(f"{origin} names unknown objective {bad[0]!r}; use some of {', '.join(LEVELS)}")
+            if not isinstance(value, (list, tuple)):
+                raise InputError(f"{origin}: objectives must be a list such as [makespan, smem, registers, cross_edges]")
+            value = tuple(value)
         kwargs[key] = value
-    cfg = SolverConfig(**kwargs)
-    if cfg.num_workers < 1:
-        raise InputError(f"{origin}: num_workers must be >= 1 (CI machines have 2 cores)")
-    return cfg
+    return SolverConfig(**kwargs).checked(origin)

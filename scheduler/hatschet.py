@@ -14,6 +14,7 @@ from pathlib import Path
 from scheduler.errors import InputError
 from scheduler.ir import Edge, Op, Problem
 from scheduler.machine import Machine
+from scheduler.yaml_files import read_text
 
 
 def default_rm_path(graphml: str | Path) -> Path:
@@ -22,10 +23,9 @@ def default_rm_path(graphml: str | Path) -> Path:
 
 
 def _parse(path: Path, what: str) -> ET.Element:
-    if not path.exists():
-        raise InputError(f"{what} {str(path)!r} does not exist")
+    text = read_text(path, what)
     try:
-        return ET.parse(path).getroot()
+        return ET.fromstring(text)
     except ET.ParseError as exc:
         raise InputError(f"{what} {str(path)!r} is not well-formed XML ({exc})") from None
 
@@ -67,8 +67,8 @@ def load_hatschet(graphml: str | Path, rm: str | Path | None = None) -> tuple[Pr
     """The problem and the machine (its resources as units) of one HatScheT instance."""
     gpath = Path(graphml)
     rpath = Path(rm) if rm is not None else default_rm_path(gpath)
-    resources = load_resources(rpath)
     root = _parse(gpath, "graph")
+    resources = load_resources(rpath)
     ops, edges, names = [], [], {}
     for node in root.iter():
         if _local(node.tag) != "node":

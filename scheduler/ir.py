@@ -106,6 +106,10 @@ class Problem:
             for end in (e.src, e.dst):
                 if end not in seen:
                     raise InputError(f"edge {e.src} -> {e.dst} names op {end!r}, which is not in the graph")
+            for attr in ("distance", "delay"):
+                value = getattr(e, attr)
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise InputError(f"edge {e.src} -> {e.dst} has {attr} {value!r}; it must be a whole number")
             if e.distance < 0:
                 raise InputError(f"edge {e.src} -> {e.dst} has negative distance {e.distance}; distances count iterations and must be >= 0")
         same_iteration = nx.DiGraph()
@@ -154,4 +158,5 @@ def _check_against_machine(problem: Problem, machine: "Machine") -> None:
                     f"op {op.name!r} needs {op.regs_per_thread} registers per thread but a warpgroup can hold at most {most} "
                     f"({machine.reg_max} minus {machine.register_overhead} reserved); split the op into smaller tiles")
             if op.space == "smem" and op.bytes + machine.ring_slot_overhead > machine.smem_bytes:
-                raise InputError(f"op {op.name!r} produces {op.bytes} bytes of shared memory, more than the {machine.smem_bytes} a CTA has; use a smaller tile")
+                raise InputError(f"op {op.name!r} produces {op.bytes} bytes of shared memory, which with its {machine.ring_slot_overhead}-byte barrier pair "
+                                 f"exceeds the {machine.smem_bytes} a CTA has; use a smaller tile")

@@ -90,9 +90,13 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
         elif isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
             caps[str(unit)] = cap
         else:
-            raise InputError(f"{origin}: unit {unit!r} has capacity {cap!r}; use a whole number >= 0 or 'unlimited'")
+            raise InputError(f"{origin}: unit {unit!r} has capacity {cap!r}; use a whole number >= 0, or 'unlimited' (also written -1)")
     regs = data.get("registers", {}) or {}
     wgs = data.get("warpgroups", {}) or {}
+    for key, value in (("registers", regs), ("warpgroups", wgs), ("rates", data.get("rates") or {}),
+                       ("latencies", data.get("latencies") or {})):
+        if not isinstance(value, dict):
+            raise InputError(f"{origin}: {key!r} must be a mapping (e.g. registers: {{file: 65536, min: 24, max: 256, step: 8}}), not {value!r}")
     kwargs = dict(
         name=str(data["name"]),
         units=caps,

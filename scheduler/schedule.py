@@ -15,6 +15,7 @@ from typing import Any
 from scheduler.errors import InputError
 from scheduler.ir import Edge, Op, Problem
 from scheduler.machine import Machine, machine_from_dict, machine_to_dict
+from scheduler.yaml_files import read_text
 
 FORMAT = "warpsched.schedule/1"
 MODES = ("joint", "swp", "ws", "heuristic", "classic")
@@ -185,11 +186,10 @@ def write(s: Schedule, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> dict:
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"schedule file {str(p)!r} does not exist")
+    text = read_text(p, "schedule")
     try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
         raise InputError(f"schedule file {str(p)!r} is not valid JSON ({exc})") from None
 
 

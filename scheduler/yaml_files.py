@@ -24,10 +24,23 @@ def resolve(name_or_path: str | Path, folder: Path, what: str) -> Path:
 
 
 def read_yaml(path: Path, what: str) -> Any:
-    if not path.exists():
-        raise InputError(f"{what} file {str(path)!r} does not exist")
+    text = read_text(path, what)
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{what} file {str(path)!r} is not valid YAML ({first})") from None
+
+
+def read_text(path: Path, what: str) -> str:
+    """A text file's contents, or a one-sentence error for a missing, unreadable or binary file."""
+    if not path.exists():
+        raise InputError(f"{what} file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise InputError(f"{what} file {str(path)!r} is a directory; give the path of a file")
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise InputError(f"{what} file {str(path)!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{what} file {str(path)!r} cannot be read ({exc.strerror or exc})") from None

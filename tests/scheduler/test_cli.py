@@ -326,22 +326,15 @@ def main_in_process(argv: list, capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError,
-                   reason="bug: yaml_files.read_yaml only checks exists(); a directory raises IsADirectoryError")
 def test_problem_path_is_a_directory(tmp_path, capsys):
     main_in_process(["solve", tmp_path], capsys)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="bug: yaml_files.read_yaml catches only yaml.YAMLError; a non-UTF-8 file raises UnicodeDecodeError")
 def test_problem_file_that_is_not_text(tmp_path, capsys):
     (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x81 not text")
     main_in_process(["solve", tmp_path / "binary.yaml"], capsys)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="bug: Problem.check does not check that edge distance/delay are whole numbers; "
-                          "distance 1.5 crashes the CP-SAT model, distance '1' crashes check itself")
 @pytest.mark.parametrize("edge", ["{src: O, dst: O, distance: 1.5}", "{src: O, dst: O, distance: '1'}",
                                   "{src: O, dst: O, distance: 1, delay: soon}"])
 def test_problem_with_a_non_integer_distance_or_delay(tmp_path, capsys, edge):
@@ -349,16 +342,12 @@ def test_problem_with_a_non_integer_distance_or_delay(tmp_path, capsys, edge):
     main_in_process(["solve", tmp_path / "p.yaml"], capsys)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="bug: machine_from_dict calls .get on 'registers' without checking it is a mapping")
 def test_inline_machine_with_registers_not_a_mapping(tmp_path, capsys):
     (tmp_path / "p.yaml").write_text(toy_variant("registers: {file: 65536, min: 24, max: 256, step: 8, reserved: 0}",
                                                  "registers: 65536"))
     main_in_process(["solve", tmp_path / "p.yaml"], capsys)
 
 
-@pytest.mark.xfail(strict=True, raises=IsADirectoryError,
-                   reason="bug: schedule.read_json only checks exists(); a directory raises IsADirectoryError")
 def test_validate_on_a_directory(tmp_path, capsys):
     main_in_process(["validate", tmp_path], capsys)
 

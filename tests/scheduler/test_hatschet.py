@@ -216,8 +216,6 @@ def test_missing_graph_and_rm_fail_with_one_sentence(tmp_path):
     one_sentence(exc, "does not exist")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: load_hatschet reads the default RM before the graph, so a mistyped "
-                                       "GraphML path is reported as a missing 'nope_RM.xml', never naming the graph")
 def test_missing_graph_names_the_graph_file(tmp_path):
     with pytest.raises(InputError) as exc:
         load_hatschet(tmp_path / "nope.graphml")

@@ -168,16 +168,12 @@ def test_zero_distance_cycle_beside_a_loop_carried_parallel_edge():
     assert "'c'" not in msg and " c " not in msg
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Problem.check does not type-check Edge.distance; 1.5 passes and "
-                                       "later crashes the CP-SAT model builder with a TypeError")
 def test_non_integer_distance():
     with pytest.raises(InputError) as exc:
         problem(chain(), [Edge("a", "b"), Edge("c", "a", distance=1.5)]).check()
     one_sentence(exc, "c -> a", "distance")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Problem.check compares a str distance with 0 and raises TypeError, "
-                                       "not InputError")
 def test_string_distance():
     with pytest.raises(InputError) as exc:
         problem(chain(), [Edge("c", "a", distance="1")]).check()

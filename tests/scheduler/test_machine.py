@@ -219,8 +219,6 @@ def test_warpgroups_that_cannot_fit_the_register_file():
     one_sentence(exc, "register file")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: machine_from_dict calls .get on 'registers'/'warpgroups' without checking "
-                                       "they are mappings; `registers: 5` raises AttributeError, not InputError")
 @pytest.mark.parametrize("key, value", [("registers", 5), ("warpgroups", [2])])
 def test_registers_or_warpgroups_not_a_mapping(key, value):
     with pytest.raises(InputError) as exc:
