@@ -43,13 +43,6 @@ class ModelVars:
     cross_count: cp_model.LinearExprT = 0
     shifted_rows: dict[str, cp_model.IntVar] = field(default_factory=dict)
 
-    def primary(self) -> list[cp_model.IntVar]:
-        """The decisions a schedule fixes: starts and warpgroup Booleans."""
-        out = list(self.t.values())
-        for xs in self.x.values():
-            out.extend(xs.values())
-        return out
-
 
 @dataclass
 class Context:
