@@ -99,7 +99,7 @@ def assemble(problem: Problem, machine: Machine, mode: str, b: Bounds, ii: int, 
     return Schedule(
         problem=problem, machine=machine, mode=mode, ii=ii, mii=b.mii, res_mii=b.res_mii, rec_mii=b.rec_mii,
         ii_proven_optimal=proven, attempts=attempts, ops=evaluate.placements(ii, starts, groups),
-        warpgroups=plans, buffers=bufs, smem_bytes=evaluate.smem_total(bufs, machine),
+        warpgroups=plans, buffers=bufs, smem_bytes=evaluate.smem_total(problem, bufs, machine) if groups is not None else 0,
         makespan=evaluate.makespan(problem, starts), solve_seconds=seconds, objectives=objectives,
         solver={"preset": config.name, "num_workers": config.num_workers, "random_seed": config.random_seed,
                 "interleave_search": config.interleave_search, "time_limit": config.time_limit,

@@ -92,8 +92,9 @@ def buffers(problem: Problem, machine: Machine, ii: int, starts: dict[str, int],
     return out
 
 
-def smem_total(bufs: dict[str, Buffer], machine: Machine) -> int:
-    return sum(b.depth * (b.bytes + machine.ring_slot_overhead) for b in bufs.values())
+def smem_total(problem: Problem, bufs: dict[str, Buffer], machine: Machine) -> int:
+    """The rings plus what the problem holds outside the loop."""
+    return problem.reserved_smem + sum(b.depth * (b.bytes + machine.ring_slot_overhead) for b in bufs.values())
 
 
 def warpgroup_plans(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int],
@@ -133,7 +134,7 @@ def fits(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], gr
     used = sum(p.registers for p in plans.values()) * machine.warpgroup_threads
     if used > machine.register_file:
         return f"the warpgroups' register budgets take {used} registers, more than the {machine.register_file} of the register file"
-    smem = smem_total(buffers(problem, machine, ii, starts, groups), machine)
+    smem = smem_total(problem, buffers(problem, machine, ii, starts, groups), machine)
     if smem > machine.smem_bytes:
         return f"the rings take {smem} bytes of shared memory, more than the {machine.smem_bytes} available"
     return None

@@ -68,10 +68,12 @@ class Problem:
     ops: tuple[Op, ...]
     edges: tuple[Edge, ...]
     source: dict = field(default_factory=dict, compare=False)
+    reserved_smem: int = 0  # shared memory held outside the loop (a Q tile, an epilogue buffer)
 
     @staticmethod
-    def build(name: str, ops: Iterable[Op], edges: Iterable[Edge], source: dict | None = None) -> "Problem":
-        return Problem(name, tuple(ops), tuple(edges), dict(source or {}))
+    def build(name: str, ops: Iterable[Op], edges: Iterable[Edge], source: dict | None = None,
+              reserved_smem: int = 0) -> "Problem":
+        return Problem(name, tuple(ops), tuple(edges), dict(source or {}), reserved_smem)
 
     @cached_property
     def op_by_name(self) -> dict[str, Op]:
@@ -96,6 +98,8 @@ class Problem:
         """Raise `InputError` with one sentence for the first thing wrong with this problem."""
         if not self.ops:
             raise InputError(f"problem {self.name!r} has no ops; a loop body needs at least one op")
+        if not isinstance(self.reserved_smem, int) or isinstance(self.reserved_smem, bool) or self.reserved_smem < 0:
+            raise InputError(f"problem {self.name!r} reserves {self.reserved_smem!r} bytes of shared memory; use a whole number >= 0")
         seen: set[str] = set()
         for op in self.ops:
             _check_op(op)
@@ -151,6 +155,9 @@ def _check_against_machine(problem: Problem, machine: "Machine") -> None:
         cap = machine.units[op.unit]
         if cap == 0 and op.occupancy > 0:
             raise InputError(f"op {op.name!r} occupies unit {op.unit!r}, which has capacity 0 on machine {machine.name!r}")
+        if machine.max_warpgroups and problem.reserved_smem > machine.smem_bytes:
+            raise InputError(f"problem {problem.name!r} reserves {problem.reserved_smem} bytes of shared memory outside the loop, "
+                             f"more than the {machine.smem_bytes} machine {machine.name!r} has")
         if machine.max_warpgroups:
             most = machine.reg_max - machine.register_overhead
             if op.regs_per_thread > most:

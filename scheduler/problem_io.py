@@ -56,5 +56,6 @@ def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "p
         machine = machine_from_dict(spec, origin=f"{origin} machine")
     elif spec is not None:
         machine = load_machine(str(spec))
-    problem = Problem.build(str(data.get("name", default_name)), ops, edges, {"file": origin})
+    problem = Problem.build(str(data.get("name", default_name)), ops, edges, {"file": origin},
+                            data.get("reserved_smem", 0))
     return problem, machine

@@ -112,6 +112,7 @@ def graph_to_json(problem: Problem) -> dict:
             for o in problem.ops
         ],
         "edges": [{"src": e.src, "dst": e.dst, "distance": e.distance, "delay": e.delay} for e in problem.edges],
+        "reserved_smem": problem.reserved_smem,
     }
 
 
@@ -124,7 +125,7 @@ def graph_from_json(name: str, graph: Any, source: dict | None = None) -> Proble
         edges = [Edge(e["src"], e["dst"], e.get("distance", 0), e.get("delay", 0)) for e in graph.get("edges", [])]
     except (TypeError, KeyError, AttributeError) as exc:
         raise InputError(f"the schedule file's graph is malformed ({exc}); regenerate it with warpsched solve") from None
-    return Problem.build(name, ops, edges, source)
+    return Problem.build(name, ops, edges, source, graph.get("reserved_smem", 0))
 
 
 def to_json(s: Schedule) -> dict:

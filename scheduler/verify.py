@@ -130,6 +130,7 @@ class _File:
     warpgroups: dict[int, _Warpgroup]
     buffers: dict[str, _Buffer]
     smem_bytes: int
+    reserved_smem: int
     makespan: int
     stages: int | None
     mii: int
@@ -244,6 +245,7 @@ def _parse(data: dict) -> _File:
         mode=mode, classic=classic, ii=_take(data, "ii", "the schedule", "int"), machine=machine,
         ops=ops, op={o.name: o for o in ops}, edges=edges, placements=placements,
         warpgroups=warpgroups, buffers=buffers, smem_bytes=smem_bytes,
+        reserved_smem=_take(data["graph"], "reserved_smem", "the schedule's graph", "int", default=0, minimum=0),
         makespan=_take(data, "makespan", "the schedule", "int"), stages=stages,
         mii=_take(data, "mii", "the schedule", "int"), res_mii=_take(data, "res_mii", "the schedule", "int"),
         rec_mii=_take(data, "rec_mii", "the schedule", "int"),
@@ -636,11 +638,11 @@ def _check_shared_memory(f: _File, out: list[str]) -> int:
     for u in f.buffers:
         if u not in req:
             out.append(f"buffer {u} is not needed: {_why_no_buffer(f, u)}")
-    total = sum(b.depth * ((f.op[u].bytes if u in f.op else b.bytes) + m.ring_slot_overhead)
-                for u, b in f.buffers.items())
+    total = f.reserved_smem + sum(b.depth * ((f.op[u].bytes if u in f.op else b.bytes) + m.ring_slot_overhead)
+                                  for u, b in f.buffers.items())
     if f.smem_bytes != total:
         out.append(f"smem_bytes is {f.smem_bytes} but the buffers take {total} bytes "
-                   f"(sum of depth * (bytes + {m.ring_slot_overhead}))")
+                   f"({f.reserved_smem} reserved outside the loop + sum of depth * (bytes + {m.ring_slot_overhead}))")
     if total > m.smem_bytes:
         out.append(f"the buffers take {total} bytes of shared memory, more than machine {m.name}'s {m.smem_bytes}")
     return total

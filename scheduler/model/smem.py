@@ -50,5 +50,5 @@ def build(ctx: Context) -> None:
         ctx.enforce(m.add(ctx.times_ii(depth, f"depthII[{n}]", max(d_max, 1)) >= hold))
         slot_cost.append((op.bytes + mach.ring_slot_overhead) * depth)
     v.smem_total = m.new_int_var(0, max(mach.smem_bytes, 0) if ctx.enabled is None else 1 << 40, "smem_total")
-    m.add(v.smem_total == sum(slot_cost))
+    m.add(v.smem_total == ctx.problem.reserved_smem + sum(slot_cost))
     ctx.enforce(m.add(v.smem_total <= mach.smem_bytes))
