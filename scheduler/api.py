@@ -93,7 +93,7 @@ def assemble(problem: Problem, machine: Machine, mode: str, b: Bounds, ii: int, 
     """A `Schedule` from a solution: placements plus the least buffers and budgets it needs."""
     if groups is not None:
         bufs = evaluate.buffers(problem, machine, ii, starts, groups)
-        plans = evaluate.warpgroup_plans(problem, machine, ii, starts, groups) or {}
+        plans = evaluate.warpgroup_plans(problem, machine, ii, starts, groups, grant=True) or {}
     else:
         bufs, plans = {}, {}
     return Schedule(

@@ -98,17 +98,29 @@ def smem_total(problem: Problem, bufs: dict[str, Buffer], machine: Machine) -> i
 
 
 def warpgroup_plans(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int],
-                    budgets: dict[int, int] | None = None) -> dict[int, WarpgroupPlan] | None:
-    """Roles and budgets (the given ones, or the least legal ones); None if a need exceeds every budget."""
+                    grant: bool = False) -> dict[int, WarpgroupPlan] | None:
+    """Roles and the least legal budgets; None if a need exceeds every budget.
+
+    With `grant`, consumers share what the register file has left after the producers'
+    least budgets (as CUTLASS and FA3 do: producers 24..40, consumers 232..240): more
+    registers never hurt the compiler, and the least budgets are what the objective minimised.
+    """
     needs = register_needs(problem, machine, ii, starts, groups)
     plans = {}
     for g in sorted(needs):
         members = tuple(op.name for op in problem.ops if groups[op.name] == g)
         producer = all(problem.op_by_name[n].variable_latency for n in members)
-        budget = (budgets or {}).get(g) or budget_for(needs[g], machine)
+        budget = budget_for(needs[g], machine)
         if budget is None:
             return None
         plans[g] = WarpgroupPlan("producer" if producer else "consumer", budget, needs[g], members)
+    consumers = [g for g, p in plans.items() if p.role == "consumer"]
+    if grant and consumers:
+        left = machine.register_file // machine.warpgroup_threads - sum(p.registers for p in plans.values())
+        extra = max(0, left // len(consumers) // machine.reg_step * machine.reg_step)
+        for g in consumers:
+            p = plans[g]
+            plans[g] = WarpgroupPlan("consumer", min(machine.reg_max, p.registers + extra), p.need, p.ops)
     return plans
 
 
