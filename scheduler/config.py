@@ -28,7 +28,7 @@ class SolverConfig:
     time_limit: float = 20.0  # wall seconds per CP-SAT attempt (safety cap)
     deterministic_limit: float | None = None  # deterministic seconds per attempt
     total_time_limit: float = 120.0  # wall seconds for the whole II search
-    objective_time_limit: float = 5.0  # wall seconds per secondary objective level
+    objective_time_limit: float = 2.0  # wall seconds per secondary objective level
     range_threshold: int = 4  # more candidate IIs than this are solved as one range with II as a variable
     max_ii: int | None = None  # search limit when no heuristic schedule bounds it
     objectives: tuple[str, ...] = ("makespan", "smem", "registers", "cross_edges")

@@ -131,7 +131,8 @@ def cross_edges(problem: Problem, groups: dict[str, int] | None) -> int:
 
 
 def makespan(problem: Problem, starts: dict[str, int]) -> int:
-    return max(starts[op.name] + op.latency for op in problem.ops)
+    """Iteration latency: from the first start to the last result."""
+    return max(starts[op.name] + op.latency for op in problem.ops) - min(starts.values())
 
 
 def placements(ii: int, starts: dict[str, int], groups: dict[str, int] | None) -> dict[str, Placement]:

@@ -1,8 +1,8 @@
 """Iterative modulo scheduling (Rau, MICRO'94 / IJPP 1996): the baseline and the CP-SAT hint.
 
-Warpgroups are assigned by a fixed policy, as a heuristic compiler would:
-variable-latency ops (TMA) on a producer warpgroup, everything else on one
-consumer warpgroup. At each candidate II the ops are placed by height-based
+Warpgroups are assigned by fixed policies, as a heuristic compiler would:
+variable-latency ops (TMA) on a producer warpgroup, the rest one consumer
+warpgroup per independent chain, or all on one consumer (policy_groups). At each candidate II the ops are placed by height-based
 priority into the modulo reservation tables of their unit and of their
 warpgroup's issue slot; when no slot is free the op is forced in and the ops it
 collides with are evicted, within a budget. The result must then fit the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import networkx as nx
 import numpy as np
 
 from scheduler import evaluate
@@ -31,24 +32,41 @@ class HeuristicResult:
     tried: tuple[int, ...]
 
 
-def policy_groups(problem: Problem, machine: Machine, mode: str) -> dict[str, int] | None:
-    """The fixed warpgroup policy: producer for variable-latency ops, one consumer for the rest."""
+def policy_groups(problem: Problem, machine: Machine, mode: str) -> list[dict[str, int]]:
+    """The fixed warpgroup policies a heuristic compiler would try, in order.
+
+    Variable-latency ops (TMA) go to a producer warpgroup. The rest go either one consumer
+    warpgroup per independent chain (a connected component of the fixed-latency ops, as FA3
+    gives each Q tile its warpgroup; round-robin when there are more chains than warpgroups),
+    or all to one consumer. Mode `swp` allows only the latter.
+    """
     if mode == "classic" or not machine.has_warpgroups:
-        return None
-    has_vl = any(op.variable_latency for op in problem.ops)
-    has_fixed = any(not op.variable_latency for op in problem.ops)
-    if has_vl and has_fixed and machine.max_warpgroups < 2:
-        return None
-    consumer = 1 if has_vl and has_fixed else 0
-    return {op.name: (0 if op.variable_latency else consumer) for op in problem.ops}
+        return [None]
+    vl = [op.name for op in problem.ops if op.variable_latency]
+    fixed = [op.name for op in problem.ops if not op.variable_latency]
+    if vl and fixed and machine.max_warpgroups < 2:
+        return []
+    first = 1 if vl and fixed else 0
+    single = {**{n: 0 for n in vl}, **{n: first for n in fixed}}
+    if mode == "swp":
+        return [single]
+    chains = [sorted(c, key=[op.name for op in problem.ops].index)
+              for c in nx.weakly_connected_components(problem.graph.subgraph(fixed))]
+    chains.sort(key=lambda c: [op.name for op in problem.ops].index(c[0]))
+    slots = max(1, machine.max_warpgroups - first)
+    split = {n: 0 for n in vl}
+    for i, chain in enumerate(chains):
+        split.update({n: first + i % slots for n in chain})
+    return [split, single] if split != single else [single]
 
 
 def candidate_iis(mii: int, max_ii: int, linear: int = 32, growth: float = 0.02):
-    """MII, MII+1, ... for `linear` steps, then steps of ~2%: GPU IIs span thousands of cycles."""
+    """MII, MII+1, ... for `linear` steps, then steps of ~2%; GPU-sized IIs (over 256 cycles) step
+    by ~2% from the start: one cycle more rarely changes what a list scheduler can do there."""
     ii = mii
     while ii <= max_ii:
         yield ii
-        ii = ii + 1 if ii < mii + linear else ii + max(1, int(ii * growth))
+        ii = ii + 1 if ii < mii + linear and ii <= 256 else ii + max(1, int(ii * growth))
 
 
 def serial_ii(problem: Problem, machine: Machine) -> int:
@@ -63,24 +81,53 @@ def serial_ii(problem: Problem, machine: Machine) -> int:
 def schedule(problem: Problem, machine: Machine, mode: str, mii: int, max_ii: int | None = None,
              budget_ratio: int = 6) -> HeuristicResult | None:
     """The first candidate II at which IMS finds a schedule that fits; None if none up to `max_ii`."""
-    groups = policy_groups(problem, machine, mode)
-    if mode != "classic" and machine.has_warpgroups and groups is None:
-        return None
+    policies = policy_groups(problem, machine, mode)
     max_ii = max_ii or serial_ii(problem, machine)
+    fallback = None  # one iteration at a time: always a schedule when anything fits the capacities
+    for groups in policies:
+        serial = serial_schedule(problem, machine, groups, mii)
+        if serial is not None and serial[0] <= max_ii and (fallback is None or serial[0] < fallback.ii) \
+                and (groups is None or evaluate.fits(problem, machine, serial[0], serial[1], groups) is None):
+            fallback = HeuristicResult(serial[0], serial[1], groups, ())
+    if fallback is not None:
+        max_ii = fallback.ii - 1
     tried = []
     for ii in candidate_iis(mii, max_ii):
         tried.append(ii)
-        starts = modulo_schedule(problem, machine, ii, groups, budget_ratio)
-        if starts is None:
-            continue
-        if mode == "ws":
-            starts = _same_stage(problem, ii, starts)
+        for groups in policies:
+            starts = modulo_schedule(problem, machine, ii, groups, budget_ratio)
             if starts is None:
                 continue
-        if groups is not None and evaluate.fits(problem, machine, ii, starts, groups) is not None:
-            continue
-        return HeuristicResult(ii, starts, groups, tuple(tried))
-    return None
+            if mode == "ws":
+                starts = _same_stage(problem, ii, starts)
+                if starts is None:
+                    continue
+            if groups is not None and evaluate.fits(problem, machine, ii, starts, groups) is not None:
+                continue
+            return HeuristicResult(ii, starts, groups, tuple(tried))
+    return fallback
+
+
+def serial_schedule(problem: Problem, machine: Machine, groups: dict[str, int] | None, mii: int) -> tuple[int, dict[str, int]] | None:
+    """Every op after the previous one has finished, in dependence order: an II no smaller than
+    one iteration, at which nothing overlaps (units, issue, stages all trivially fine)."""
+    index = {op.name: i for i, op in enumerate(problem.ops)}
+    same = nx.DiGraph()
+    same.add_nodes_from(index)
+    same.add_edges_from((e.src, e.dst) for e in problem.edges if e.distance == 0)
+    starts, cursor = {}, 0
+    for name in nx.lexicographical_topological_sort(same, key=index.__getitem__):
+        op = problem.op_by_name[name]
+        ready = max([starts[e.src] + evaluate.edge_cost(problem, machine, e, groups)
+                     for e in problem.in_edges(name) if e.distance == 0], default=0)
+        starts[name] = max(cursor, ready)
+        cursor = starts[name] + max(op.latency, op.occupancy, op.issue, 1)
+    ii = max(mii, cursor)
+    for e in problem.edges:
+        if e.distance:
+            need = starts[e.src] + evaluate.edge_cost(problem, machine, e, groups) - starts[e.dst]
+            ii = max(ii, -(-need // e.distance))
+    return ii, starts
 
 
 def _same_stage(problem: Problem, ii: int, starts: dict[str, int]) -> dict[str, int] | None:
@@ -100,7 +147,15 @@ class _Table:
         self.usage = np.zeros(ii, dtype=np.int64)
 
     def need(self, start: int, length: int) -> np.ndarray:
-        return np.asarray(evaluate.fold(start, length, self.ii), dtype=np.int64)
+        """Rows the cycles [start, start + length) fall on, counted (evaluate.fold, vectorised)."""
+        ii = self.ii
+        rows = np.full(ii, length // ii, dtype=np.int64)
+        first, rem = start % ii, length % ii
+        end = first + rem
+        rows[first:min(end, ii)] += 1
+        if end > ii:
+            rows[:end - ii] += 1
+        return rows
 
     def free_rows(self, length: int) -> np.ndarray:
         """Boolean per row r: an op of this length starting at row r fits."""

@@ -48,6 +48,7 @@ class Machine:
     clock_ghz: float = 1.0
     rates: dict[str, float] = field(default_factory=dict, compare=False)
     latencies: dict[str, int] = field(default_factory=dict, compare=False)
+    features: dict[str, str] = field(default_factory=dict, compare=False)  # what kernel models build on (mma kind, ...)
     description: str = ""
 
     def capacity(self, unit: str) -> int | None:
@@ -94,7 +95,7 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
     regs = data.get("registers", {}) or {}
     wgs = data.get("warpgroups", {}) or {}
     for key, value in (("registers", regs), ("warpgroups", wgs), ("rates", data.get("rates") or {}),
-                       ("latencies", data.get("latencies") or {})):
+                       ("latencies", data.get("latencies") or {}), ("features", data.get("features") or {})):
         if not isinstance(value, dict):
             raise InputError(f"{origin}: {key!r} must be a mapping (e.g. registers: {{file: 65536, min: 24, max: 256, step: 8}}), not {value!r}")
     kwargs = dict(
@@ -126,6 +127,7 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
         clock_ghz=float(data.get("clock_ghz", 1.0)),
         rates=dict(data.get("rates", {}) or {}),
         latencies=dict(data.get("latencies", {}) or {}),
+        features={str(k): str(v) for k, v in (data.get("features") or {}).items()},
         description=str(data.get("description", "")),
     )
 

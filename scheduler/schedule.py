@@ -56,12 +56,15 @@ class Attempt:
     deterministic_time: float
     bound: float | None = None
     found_ii: int | None = None
+    relaxed: bool = False  # solved without the shared register file: its INFEASIBLE and bound still prove
 
     def to_json(self) -> dict:
         out = {"ii": self.ii, "ii_max": self.ii_max, "status": self.status, "seconds": round(self.seconds, 4),
                "deterministic_time": round(self.deterministic_time, 4), "bound": self.bound}
         if self.found_ii is not None:
             out["found_ii"] = self.found_ii
+        if self.relaxed:
+            out["relaxed"] = True
         return out
 
 
@@ -167,7 +170,7 @@ def from_json(data: Any) -> Schedule:
                for i, w in data.get("warpgroups", {}).items()}
         bufs = {n: Buffer(b.get("kind", "ring"), b["depth"], b["bytes"], b.get("hold", 0)) for n, b in data.get("buffers", {}).items()}
         attempts = tuple(Attempt(a["ii"], a.get("ii_max", a["ii"]), a["status"], a.get("seconds", 0.0),
-                                 a.get("deterministic_time", 0.0), a.get("bound"), a.get("found_ii"))
+                                 a.get("deterministic_time", 0.0), a.get("bound"), a.get("found_ii"), bool(a.get("relaxed", False)))
                          for a in data.get("attempts", []))
         objectives = tuple(Objective(o["name"], o["value"], o.get("bound"), o.get("status", "")) for o in data.get("objectives", []))
         return Schedule(

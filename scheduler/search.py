@@ -31,7 +31,7 @@ from scheduler.machine import Machine
 from scheduler.model import FAMILIES, BuiltModel, build
 from scheduler.model.build import Extra
 from scheduler.model.classic import ROWS_UP_TO as CLASSIC_ROWS_UP_TO, build_classic
-from scheduler.model.closure import reduced_classic
+from scheduler.model.closure import least_solution, reduced_classic
 from scheduler.schedule import Attempt, Objective
 
 Progress = Callable[[str], None]
@@ -42,6 +42,7 @@ class Solution:
     ii: int
     starts: dict[str, int]
     groups: dict[str, int] | None
+    register_file_binds: bool = False  # the relaxed model's schedule did not fit the register file
 
 
 @dataclass
@@ -107,10 +108,16 @@ class _Search:
         if solution is None or not self.config.hint:
             return
         v = built.vars
-        if v.anchor not in solution.starts:
-            return
-        shift = solution.ii * (solution.starts[v.anchor] // solution.ii)  # the anchor in stage 0
-        fixes = [(v.t[n], t - shift) for n, t in solution.starts.items() if n in v.t]
+        if v.anchor is not None:  # the lean classic model: the anchor in stage 0
+            if v.anchor not in solution.starts:
+                return
+            shift = solution.ii * (solution.starts[v.anchor] // solution.ii)
+            starts = {n: t - shift for n, t in solution.starts.items()}
+        elif len(solution.starts) == len(self.problem.ops):  # the least solution lies in the model's windows
+            starts = least_solution(self.problem, self.machine, self.mode, solution.ii, solution.starts, solution.groups)
+        else:
+            starts = solution.starts
+        fixes = [(v.t[n], t) for n, t in starts.items() if n in v.t]
         if solution.groups is not None and v.x:
             for n, g in solution.groups.items():
                 fixes += [(lit, int(w == g)) for w, lit in v.x[n].items()]
@@ -131,8 +138,8 @@ class _Search:
         v = built.vars
         ii = solver.value(v.ii) if not isinstance(v.ii, int) else v.ii
         starts = {n: solver.value(t) for n, t in v.t.items()}
-        first = min(starts.values())  # starts are relative to the anchor; the schedule begins at 0
-        starts = {n: t - first for n, t in starts.items()}
+        shift = ii * (min(starts.values()) // ii)  # whole periods: the first stage is 0 (rows and stages keep)
+        starts = {n: t - shift for n, t in starts.items()}
         groups = {n: solver.value(g) for n, g in v.group.items()} if v.group else None
         return Solution(ii, starts, groups)
 
@@ -146,69 +153,93 @@ class _Search:
         return Solution(h.ii, h.starts, groups)
 
     # -- attempts --------------------------------------------------------------
-    def attempt(self, lo: int, hi: int, hint: Solution | None) -> tuple[Attempt, BuiltModel, cp_model.CpSolver | None, int]:
-        ranged = hi > lo
-        if self.mode == "classic" and not ranged and self.extra is None and lo <= CLASSIC_ROWS_UP_TO:
-            reduced = reduced_classic(self.problem, self.machine, lo)
-            built = build_classic(reduced or self.problem, self.machine, lo)
-            built.reduced = True  # feasibility only: optimise() re-solves at the II it finds
-        else:
-            built = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra)
+    def _solve(self, built: BuiltModel, lo: int, hi: int, hint: Solution | None, label: str):
+        """One solve of `built` over [lo, hi]; returns (status, solver, seconds, found II or None, bound or None)."""
         self._hint(built, hint)
-        label = f"II {lo}..{hi}" if ranged else f"II {lo}"
-        self.say(f"{label}: solving")
+        ranged = hi > lo
         limit = min(self.config.time_limit, max(self.remaining(), 0.05))
         t0 = time.perf_counter()
         status, solver = self._run(built, "ii" if ranged else None, limit, label)
-        name = solver.status_name(status)
-        has_bound = status in (cp_model.OPTIMAL, cp_model.FEASIBLE) or (ranged and status == cp_model.UNKNOWN)
-        bound = float(solver.best_objective_bound) if has_bound else None
-        found = int(solver.value(built.vars.ii)) if ranged and status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
-        att = Attempt(lo, hi, name, time.perf_counter() - t0, solver.deterministic_time, bound, found)
-        self.attempts.append(att)
-        self.say(f"{label}: {name}" + (f", best II {found}" if found is not None else "") + f" ({att.seconds:.2f}s)")
-        return att, built, solver, status
+        seconds = time.perf_counter() - t0
+        feasible = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+        found = (int(solver.value(built.vars.ii)) if ranged else lo) if feasible else None
+        bound = float(solver.best_objective_bound) if ranged and status != cp_model.INFEASIBLE else None
+        return status, solver, seconds, found, bound
 
-    def find_ii(self) -> tuple[Solution, BuiltModel | None, cp_model.CpSolver | None]:
-        """Step II up from MII; returns the first feasible solution found and the model that found it."""
+    def _record(self, lo: int, hi: int, status: int, solver, seconds: float, found=None, bound=None,
+                relaxed: bool = False) -> Attempt:
+        att = Attempt(lo, hi, solver.status_name(status), seconds, solver.deterministic_time, bound, found, relaxed)
+        self.attempts.append(att)
+        label = f"II {lo}..{hi}" if hi > lo else f"II {lo}"
+        self.say(f"{label}{' (relaxed)' if relaxed else ''}: {att.status}"
+                 + (f", best II {found}" if found is not None and hi > lo else "") + f" ({seconds:.2f}s)")
+        return att
+
+    def attempt(self, lo: int, hi: int, hint: Solution | None) -> "_Outcome":
+        """Candidates lo..hi: which are proven infeasible, and a solution of the full model if one is found.
+
+        Classic IIs go to the lean model (classic.py). Otherwise the relaxed model (no shared
+        register file) answers first: its INFEASIBLE is a proof, and a solution it finds is
+        confirmed in the full model, hinted with it.
+        """
+        ranged = hi > lo
+        label = f"II {lo}..{hi}" if ranged else f"II {lo}"
+        self.say(f"{label}: solving")
+        if self.mode == "classic" and not ranged and self.extra is None and lo <= CLASSIC_ROWS_UP_TO:
+            built = build_classic(reduced_classic(self.problem, self.machine, lo) or self.problem, self.machine, lo)
+            status, solver, seconds, found, _ = self._solve(built, lo, lo, hint, label)
+            self._record(lo, lo, status, solver, seconds)
+            if found is None:
+                return _Outcome(lo if status == cp_model.INFEASIBLE else lo - 1, lo + 1)
+            return _Outcome(lo - 1, lo + 1, self._solution(built, solver))  # resource-bound starts: optimise() completes them
+        relaxed = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra, relaxed=True)
+        status, solver, seconds, found, bound = self._solve(relaxed, lo, hi, hint, label)
+        self._record(lo, hi, status, solver, seconds, found if ranged else None, bound, relaxed=True)
+        if status == cp_model.INFEASIBLE:
+            proven_to = hi
+        else:
+            proven_to = lo - 1 if bound is None else min(hi, ceil(bound - 1e-9) - 1)  # the relaxation's bound holds
+        if found is None:
+            return _Outcome(proven_to, max(proven_to + 1, lo + (0 if ranged else 1)), stalled=ranged and proven_to < lo)
+        candidate = self._solution(relaxed, solver)
+        binds = evaluate.fits(self.problem, self.machine, found, candidate.starts, candidate.groups) is not None
+        full = build(self.problem, self.machine, self.mode, found, found, extra=self.extra)
+        c_status, c_solver, c_seconds, c_found, _ = self._solve(full, found, found, candidate, f"II {found} (full register file)")
+        self._record(found, found, c_status, c_solver, c_seconds)
+        if c_found is not None:
+            solution = self._solution(full, c_solver)
+            solution.register_file_binds = binds
+            return _Outcome(proven_to, proven_to + 1, solution)
+        if c_status == cp_model.INFEASIBLE and proven_to >= found - 1:
+            proven_to = found
+        return _Outcome(proven_to, found + 1)
+
+    def find_ii(self) -> Solution:
+        """Step II up from MII; returns the best feasible solution found (the least II)."""
         h = self._heuristic_solution()
         upper = h.ii if h is not None else None
         limit = self.config.max_ii or (upper if upper is not None else heuristic.serial_ii(self.problem, self.machine))
         floor_for_ranges = range_floor(self.problem, self.machine, self.mode)
         ii, ranges_ok = self.bounds.mii, True
-        while ii <= limit:
-            if self.remaining() <= 0:
-                break
+        best: Solution | None = None
+        while ii <= limit and self.remaining() > 0:
             if upper is not None and ii >= upper:
-                return h, None, None  # every lower candidate was tried; the heuristic's II is feasible
+                break  # every lower candidate was tried
             hi = upper - 1 if upper is not None else limit
-            if ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges and hi - ii + 1 > self.config.range_threshold \
-                    and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO):  # classic: one at a time, with the lean model
-                att, built, solver, status = self.attempt(ii, hi, h)
-                if status == cp_model.INFEASIBLE:
-                    ii = hi + 1
-                    continue
-                if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                    sol = self._solution(built, solver)
-                    proven_to = ceil(att.bound - 1e-9)
-                    if proven_to >= sol.ii:
-                        return sol, None, None
-                    upper, h, ii = sol.ii, sol, max(ii, proven_to)
-                    continue
-                proven_to = ceil(att.bound - 1e-9) if att.bound is not None else ii
-                if proven_to > ii:
-                    ii = proven_to
-                else:
-                    ranges_ok = False  # the range timed out without progress: go one II at a time
-                continue
-            att, built, solver, status = self.attempt(ii, ii, h)
-            if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                if built.reduced:  # starts of the resource-bound ops only: optimise() completes them
-                    return self._solution(built, solver), None, None
-                return self._solution(built, solver), built, solver
-            ii += 1
-        if h is not None:
-            return h, None, None
+            use_range = ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges \
+                and hi - ii + 1 > self.config.range_threshold \
+                and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO)  # classic: one at a time, with the lean model
+            out = self.attempt(ii, hi if use_range else ii, h)
+            if out.solution is not None:
+                best = out.solution
+                if best.ii <= out.proven_to + 1:
+                    return best  # nothing below it is left open
+                upper, h = out.solution.ii, out.solution
+            if out.stalled:
+                ranges_ok = False  # a range timed out without progress: go one II at a time
+            ii = max(out.resume, ii + (0 if out.stalled else 1))
+        if best is not None or h is not None:
+            return min((x for x in (best, h) if x is not None), key=lambda x: x.ii)
         raise self._no_schedule(limit)
 
     def _no_schedule(self, limit: int) -> InfeasibleError:
@@ -238,15 +269,28 @@ class _Search:
         return [n for n in names if n != "dependences"] or names
 
     # -- secondary objectives -----------------------------------------------------
-    def optimise(self, solution: Solution, built: BuiltModel | None, solver: cp_model.CpSolver | None) -> tuple[Solution, list[Objective]]:
-        """Lexicographic levels at the chosen II; `built`/`solver` hold a finished makespan solve, if any."""
+    def optimise(self, solution: Solution) -> tuple[Solution, list[Objective]]:
+        """Lexicographic levels at the chosen II.
+
+        Solved in the relaxed model (registers.py) first: when its final schedule also fits the
+        shared register file, every level's optimum is the full model's too (the full model's
+        schedules are a subset); otherwise the levels are solved again in the full model.
+        """
         levels = list(self.config.objectives)
         if "user" not in levels:  # a researcher's objective comes right after iteration latency unless placed
             levels.insert(1 if levels[:1] == ["makespan"] else 0, "user")
+        for relaxed in ((False,) if solution.register_file_binds else (True, False)):
+            result, objectives = self._levels(solution, levels, relaxed)
+            if result.groups is None or evaluate.fits(self.problem, self.machine, result.ii, result.starts, result.groups) is None:
+                return result, objectives
+            self.say("the relaxed optimum does not fit the shared register file; solving the levels in the full model")
+        return solution, []
+
+    def _levels(self, solution: Solution, levels: list[str], relaxed: bool) -> tuple[Solution, list[Objective]]:
+        built = build(self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra, relaxed=relaxed)
+        self._hint(built, solution)
         objectives: list[Objective] = []
-        if built is None:
-            built = build(self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra)
-            self._hint(built, solution)
+        solver = None
         for level in levels:
             expr = built.objective(level)
             if expr is None or isinstance(expr, int):
@@ -259,12 +303,12 @@ class _Search:
                 self.say(f"II {solution.ii} {level}: {new.status_name(status)}; keeping the previous level's schedule")
                 break
             solver = new
-            objectives.append(self._record(level, built, solver))
+            objectives.append(self._record_level(level, built, solver))
             self._fix(built, level, solver)
             solution = self._solution(built, solver)
         return solution, objectives
 
-    def _record(self, level: str, built: BuiltModel, solver: cp_model.CpSolver) -> Objective:
+    def _record_level(self, level: str, built: BuiltModel, solver: cp_model.CpSolver) -> Objective:
         value = int(round(solver.objective_value))
         status = solver.status_name(solver.response_proto.status)
         obj = Objective(level, value, float(solver.best_objective_bound), status)
@@ -275,9 +319,17 @@ class _Search:
         built.model.add(built.objective(level) <= int(round(solver.objective_value)))
 
     def run(self) -> SearchOutcome:
-        solution, built, solver = self.find_ii()
-        solution, objectives = self.optimise(solution, built, solver)
+        solution = self.find_ii()
+        solution, objectives = self.optimise(solution)
         return SearchOutcome(solution, self.attempts, objectives, proof_covers(self.attempts, self.bounds.mii, solution.ii))
+
+
+@dataclass
+class _Outcome:
+    proven_to: int  # every candidate up to here (from the attempt's lo) is proven infeasible
+    resume: int  # the next candidate to try
+    solution: Solution | None = None  # a solution of the full model
+    stalled: bool = False  # a range that decided nothing
 
 
 class _Ticker:

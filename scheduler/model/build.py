@@ -9,7 +9,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.ir import Problem
 from scheduler.machine import Machine
-from scheduler.model.closure import closure
+from scheduler.model.closure import closure, least_windows
 from scheduler.model import dependences, groups, issue, placement, registers, smem, symmetry, units
 from scheduler.model.variables import Context, ModelVars, new_vars
 
@@ -35,17 +35,19 @@ class BuiltModel:
     ii_hi: int
     switches: dict[str, cp_model.IntVar] = field(default_factory=dict)  # family -> enable literal (diagnosis only)
     reduced: bool = False  # built on a reduction of the problem (closure.reduced_classic)
+    relaxed: bool = False  # without the shared register file: solutions need confirming
     user_objective: cp_model.LinearExprT | None = None
 
     def objective(self, name: str) -> cp_model.LinearExprT:
         v = self.vars
-        return {"ii": v.ii, "makespan": v.makespan, "smem": v.smem_total, "registers": v.register_total,
+        return {"ii": v.ii, "makespan": v.makespan, "smem": v.smem_total, "registers": v.register_cycles,
                 "cross_edges": v.cross_count, "user": self.user_objective}[name]
 
 
 def build(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int | None = None,
-          diagnose: bool = False, extra: Extra | None = None) -> BuiltModel:
-    """The model at II in [ii_lo, ii_hi] (one II when ii_hi is None or equal)."""
+          diagnose: bool = False, extra: Extra | None = None, relaxed: bool = False) -> BuiltModel:
+    """The model at II in [ii_lo, ii_hi] (one II when ii_hi is None or equal); `relaxed` drops the
+    shared register file (registers.py), so its INFEASIBLE proves the full model's."""
     ii_hi = ii_lo if ii_hi is None else ii_hi
     model = cp_model.CpModel()
     classic = mode == "classic"
@@ -53,11 +55,12 @@ def build(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int 
     # Windows and implied pairs come from the dependences: a diagnosis, which may switch
     # those off, must not have them baked into the domains.
     paths = None if diagnose else closure(problem, machine, ii_hi)
-    vars_ = new_vars(problem, machine, mode, model, ii_lo, ii_hi, paths)
-    ctx = Context(problem, machine, mode, model, vars_, ii_lo, ii_hi, pool, closure=paths)
+    windows = None if diagnose else least_windows(problem, machine, mode, ii_lo, ii_hi)
+    vars_ = new_vars(problem, machine, mode, model, ii_lo, ii_hi, windows)
+    ctx = Context(problem, machine, mode, model, vars_, ii_lo, ii_hi, pool, closure=paths, relaxed=relaxed)
     if not classic:
         groups.build(ctx)
-    built = BuiltModel(model, vars_, ii_lo, ii_hi)
+    built = BuiltModel(model, vars_, ii_lo, ii_hi, relaxed=relaxed)
     for name in (CLASSIC_FAMILIES if classic else FAMILIES):
         ctx.enabled = model.new_bool_var(f"enable[{name}]") if diagnose else None
         if diagnose:

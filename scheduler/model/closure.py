@@ -120,3 +120,85 @@ def reduced_classic(problem: Problem, machine: Machine, ii: int) -> Problem | No
             return None  # II is below RecMII; the full model says so
         edges += [Edge(u, v, 0, dist[v] - ops[u].latency) for v in bound if v != u and v in dist]
     return Problem.build(problem.name, [ops[n] for n in bound], edges, problem.source)
+
+
+def _steps(problem: Problem, machine: Machine, mode: str, ii: int) -> dict[str, int]:
+    """Per op, the most stages one out-edge can push its successor (rows unknown, hand-off at most)."""
+    from scheduler.evaluate import handoff  # evaluate imports nothing from the model
+
+    out = {}
+    for op in problem.ops:
+        hand = 0 if mode == "classic" else handoff(op, machine)
+        steps = [max(0, -(-(op.latency + e.delay + hand - ii * e.distance + ii - 1) // ii)) for e in problem.out_edges(op.name)]
+        out[op.name] = max(steps, default=0)
+    return out
+
+
+def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int) -> dict[str, int]:
+    """Largest stage each op can need in the least solution of any feasible row/warpgroup choice.
+
+    The least solution of the difference constraints on stages takes, along a simple path, at most
+    one step per op; bounding each strongly connected component by the sum of its ops' largest
+    steps and taking the longest path through the condensation bounds every op's stage. In mode
+    `ws` the staged ops share one stage, so they share the largest bound.
+    """
+    steps = _steps(problem, machine, mode, ii)
+    cond = nx.condensation(problem.graph)
+    weight = {c: sum(steps[n] for n in cond.nodes[c]["members"]) for c in cond}
+    longest: dict[int, int] = {}
+    for c in nx.topological_sort(cond):
+        longest[c] = weight[c] + max((longest[p] for p in cond.predecessors(c)), default=0)
+    limit = {n: longest[cond.graph["mapping"][n]] for n in steps}
+    if mode == "ws":
+        staged = [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+        top = max((limit[n] for n in staged), default=0)
+        limit.update({n: top for n in staged})
+    return limit
+
+
+def least_windows(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int) -> dict[str, tuple[int, int]] | None:
+    """Start windows holding the least solution (every start >= 0, some stage 0) of any feasible
+    choice, for every II in [ii_lo, ii_hi]; None when a recurrence is longer than ii_hi."""
+    limit = stage_limits(problem, machine, mode, ii_lo)
+    lat = {op.name: op.latency for op in problem.ops}
+    lo = {n: 0 for n in limit}
+    hi = {n: ii_hi * (limit[n] + 1) - 1 for n in limit}
+    for _ in range(len(limit) + 1):
+        changed = False
+        for e in problem.edges:
+            w = lat[e.src] + e.delay - ii_hi * e.distance  # lower bound on t_dst - t_src at every II <= ii_hi
+            if lo[e.src] + w > lo[e.dst]:
+                lo[e.dst], changed = lo[e.src] + w, True
+            if hi[e.dst] - w < hi[e.src]:
+                hi[e.src], changed = hi[e.dst] - w, True
+        if not changed:
+            return {n: (lo[n], hi[n]) for n in limit}
+    return None
+
+
+def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, starts: dict[str, int],
+                   groups: dict[str, int] | None) -> dict[str, int]:
+    """The same schedule with every op as early as its row allows: stages from the least solution of
+    the dependences, no edge stretched beyond the original (so no lifetime or ring hold grows)."""
+    from scheduler.evaluate import edge_cost
+
+    rows = {n: t % ii for n, t in starts.items()}
+    stage = {n: t // ii for n, t in starts.items()}
+    bounds = []  # k_dst - k_src >= step
+    for e in problem.edges:
+        need = edge_cost(problem, machine, e, groups) - ii * e.distance - rows[e.dst] + rows[e.src]
+        bounds.append((e.src, e.dst, -(-need // ii)))
+        bounds.append((e.dst, e.src, stage[e.src] - stage[e.dst]))  # k_dst - k_src <= original
+    if mode == "ws":
+        staged = [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+        for a, b in zip(staged, staged[1:]):
+            bounds += [(a, b, 0), (b, a, 0)]
+    k = {n: 0 for n in starts}
+    for _ in range(len(k) + 1):
+        changed = False
+        for u, v, step in bounds:
+            if k[u] + step > k[v]:
+                k[v], changed = k[u] + step, True
+        if not changed:
+            break
+    return {n: ii * k[n] + rows[n] for n in starts}

@@ -9,6 +9,12 @@ two-copy interval pair of family (2) with variable length `rem`. Per
 warpgroup, a cumulative over these bounds the live registers by the budget
 minus the reserved registers; the budgets are decisions from the legal
 `setmaxnreg` values and together fit the register file.
+
+The relaxed form (`Context.relaxed`) bounds each warpgroup's live profile by the largest
+budget instead of its own, keeping the shared register file only over budgets that hold the
+largest single value: CP-SAT decides it much faster (a cumulative whose capacity is a
+variable tied to a sum is weak), and as a relaxation its INFEASIBLE is a proof; the search
+then confirms each solution it finds in the full model (search.py).
 """
 
 from __future__ import annotations
@@ -39,7 +45,12 @@ def build(ctx: Context) -> None:
     v.register_total = m.new_int_var(0, mach.reg_max * ctx.warpgroups, "register_total")
     m.add(v.register_total == sum(totals))
     ctx.enforce(m.add(v.register_total * mach.warpgroup_threads <= mach.register_file))
+    for op in ctx.problem.ops:  # a budget holds at least any one value that lives a cycle (cheap, implied)
+        if op.space == "regs" and op.regs_per_thread > 0 and op.latency >= 1:
+            for w, lit in v.x[op.name].items():
+                ctx.enforce(m.add(v.budget[w] >= reserved + op.regs_per_thread).only_enforce_if(lit))
 
+    held = []  # register-cycles per iteration: the secondary objective
     intervals = {w: [] for w in range(ctx.warpgroups)}
     demands = {w: [] for w in range(ctx.warpgroups)}
     loose = ceil(2 * v.horizon / ctx.ii_lo) + 1
@@ -60,6 +71,7 @@ def build(ctx: Context) -> None:
             m.add(end >= t + op.latency + evaluate.staging_cycles(op, mach)).only_enforce_if(v.cross[i])
         # More than `room // regs` full copies never fit; without the family (diagnosis) allow any.
         q_max = room // op.regs_per_thread if ctx.enabled is None else loose
+        held.append(op.regs_per_thread * (end - t))
         q = m.new_int_var(0, q_max, f"reg_copies[{n}]")
         rem = m.new_int_var(0, ctx.ii_hi - 1, f"reg_rem[{n}]")
         if ctx.fixed_ii is None:
@@ -71,6 +83,15 @@ def build(ctx: Context) -> None:
                              ctx.interval(ctx.row_plus_ii(n), rem, f"live[{n},{w}]+II", lit),
                              ctx.interval(0, 2 * v.ii, f"live_full[{n},{w}]", lit)]
             demands[w] += [op.regs_per_thread, op.regs_per_thread, op.regs_per_thread * q]
+    if ctx.fixed_ii is not None:  # a used warpgroup holds at least reg_min registers all period long
+        v.register_cycles = sum(held) + mach.reg_min * ctx.fixed_ii * sum(v.used.values())
+        # The register file on average: a warpgroup's need is at least its reserve plus the mean of
+        # its live profile, so the budgets' sum bounds the total of register-cycles. Implied by the
+        # exact form, it guides the full model's search; the relaxed model goes without it (it
+        # slows the search where the file is not tight).
+        if not ctx.relaxed:
+            per_thread = mach.register_file // mach.warpgroup_threads
+            ctx.enforce(m.add(sum(held) + reserved * ctx.fixed_ii * sum(v.used.values()) <= per_thread * ctx.fixed_ii))
     for w in range(ctx.warpgroups):
-        if intervals[w]:
-            m.add_cumulative(intervals[w], demands[w], caps[w])
+        if intervals[w]:  # relaxed: each warpgroup within the largest budget, the file not shared
+            m.add_cumulative(intervals[w], demands[w], room if ctx.relaxed else caps[w])

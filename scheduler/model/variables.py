@@ -17,7 +17,6 @@ from ortools.sat.python import cp_model
 from scheduler import evaluate
 from scheduler.ir import Problem
 from scheduler.machine import Machine
-from scheduler.model.closure import Closure
 
 Expr = cp_model.LinearExprT
 
@@ -29,8 +28,8 @@ class ModelVars:
     k: dict[str, cp_model.IntVar]
     r: dict[str, cp_model.IntVar]
     makespan: cp_model.IntVar
-    horizon: int  # every start plus its latency lies in [-horizon, horizon]
-    anchor: str  # the op pinned to stage 0; the others are placed relative to it
+    horizon: int  # every start plus its latency lies in [0, horizon] ([-horizon, horizon] in classic.py)
+    anchor: str | None = None  # classic.py only: the op pinned to stage 0, the others relative to it
     group: dict[str, cp_model.IntVar] = field(default_factory=dict)
     x: dict[str, dict[int, cp_model.IntVar]] = field(default_factory=dict)
     cross: dict[int, cp_model.IntVar] = field(default_factory=dict)  # edge index -> "ends on different warpgroups"
@@ -39,7 +38,8 @@ class ModelVars:
     depth: dict[str, cp_model.IntVar] = field(default_factory=dict)  # ring depth of an smem value
     staging_depth: dict[str, cp_model.IntVar] = field(default_factory=dict)
     smem_total: cp_model.IntVar | int = 0
-    register_total: cp_model.IntVar | int = 0
+    register_total: cp_model.IntVar | int = 0  # sum of the used warpgroups' budgets
+    register_cycles: cp_model.LinearExprT | int = 0  # registers per thread times cycles held, per iteration
     cross_count: cp_model.LinearExprT = 0
     shifted_rows: dict[str, cp_model.IntVar] = field(default_factory=dict)
 
@@ -58,6 +58,7 @@ class Context:
     warpgroups: int  # size of the warpgroup pool (0 in classic)
     enabled: cp_model.IntVar | None = None  # diagnosis: the family's constraints hold only if this literal does
     closure: Closure | None = None  # longest paths at II (the range's largest), when not diagnosing
+    relaxed: bool = False  # registers.py: drop the shared register file (a relaxation)
 
     @property
     def fixed_ii(self) -> int | None:
@@ -130,48 +131,42 @@ def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int) -> int:
 
 
 def new_vars(problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int,
-             windows: Closure | None) -> ModelVars:
-    """Starts relative to the anchor op, pinned to [0, II); every start within +-horizon of it.
+             windows: dict[str, tuple[int, int]] | None) -> ModelVars:
+    """Starts of the least solution: every start >= 0 and every stage within the op's stage limit.
 
-    The stage bound holds for the least solution of every feasible assignment (DESIGN.md 3.1),
-    so shifting that solution to put the anchor in stage 0 keeps every stage within +-kmax.
-    `windows` (longest paths to and from the anchor) narrow the domains further; they are left
-    out when a diagnosis must be able to switch the dependences off.
+    The least solution of every feasible row/warpgroup choice has these (DESIGN.md 3.1,
+    closure.stage_limits), so no feasible II is cut off. `windows` (the limits propagated along
+    the dependences, closure.least_windows) narrow the domains; they are left out when a
+    diagnosis must be able to switch the dependences off.
     """
     ii = ii_lo if ii_lo == ii_hi else model.new_int_var(ii_lo, ii_hi, "II")
     kmax = stage_bound(problem, machine, mode, ii_lo) + 1
     horizon = ii_hi * (kmax + 1)
-    anchor = windows.anchor if windows is not None else problem.ops[0].name
     t, k, r = {}, {}, {}
     empty = False
     for op in problem.ops:
         n = op.name
-        lo, hi = -horizon, horizon
-        if windows is not None:
-            lo, hi = max(lo, windows.lower.get(n, lo)), min(hi, windows.upper.get(n, hi))
-        if n == anchor:
-            lo, hi = max(lo, 0), min(hi, ii_hi - 1)
+        lo, hi = (0, horizon) if windows is None else windows[n]
         if lo > hi:
             empty, hi = True, lo
-        k[n] = model.new_int_var(-kmax, kmax, f"k[{n}]")
+        k[n] = model.new_int_var(lo // ii_hi, max(lo // ii_hi, hi // ii_lo), f"k[{n}]")
         r[n] = model.new_int_var(0, ii_hi - 1, f"r[{n}]")
         t[n] = model.new_int_var(lo, hi, f"t[{n}]")
         if isinstance(ii, int):
             model.add(t[n] == ii * k[n] + r[n])
         else:
             model.add(r[n] <= ii - 1)
-            kii = model.new_int_var(-kmax * ii_hi, kmax * ii_hi, f"kII[{n}]")
+            kii = model.new_int_var(0, horizon, f"kII[{n}]")
             model.add_multiplication_equality(kii, [k[n], ii])
             model.add(t[n] == kii + r[n])
-    model.add(k[anchor] == 0)
-    if empty or (windows is not None and windows.positive_cycle):
+    if empty:
         model.add_bool_or([])  # some op has no start consistent with the recurrences at this II
     longest = max(op.latency for op in problem.ops)
-    first = model.new_int_var(-horizon, horizon, "first_start")
-    last = model.new_int_var(-horizon, horizon + longest, "last_end")
+    first = model.new_int_var(0, horizon, "first_start")
+    last = model.new_int_var(0, horizon + longest, "last_end")
     model.add_min_equality(first, list(t.values()))
     for op in problem.ops:
         model.add(last >= t[op.name] + op.latency)
     makespan = model.new_int_var(0, 2 * horizon + longest, "makespan")
     model.add(makespan == last - first)
-    return ModelVars(ii=ii, t=t, k=k, r=r, makespan=makespan, horizon=horizon + longest, anchor=anchor)
+    return ModelVars(ii=ii, t=t, k=k, r=r, makespan=makespan, horizon=horizon + longest)

@@ -73,7 +73,7 @@ def test_pingpong_two_warpgroups_skew_by_one_slot(pingpong_toy):
     assert abs(s.ops["Sa"].row - s.ops["Sb"].row) == 1  # skewed by one slot: ping-pong
 
 
-@pytest.mark.parametrize("mode, expected", [("swp", 6), ("ws", 4), ("heuristic", 6)])
+@pytest.mark.parametrize("mode, expected", [("swp", 6), ("ws", 4), ("heuristic", 4)])
 def test_pingpong_ablation_modes(pingpong_toy, mode, expected):
     r = solve(pingpong_toy, toy_machine(warpgroups=2), mode=mode)
     assert r.ii == expected and r.verdict.ok

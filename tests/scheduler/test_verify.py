@@ -561,11 +561,10 @@ def test_shifting_every_start_by_a_multiple_of_ii_keeps_the_verdict(d, k):
     shifted = copy.deepcopy(d)
     for p in shifted["ops"].values():
         p.update(start=p["start"] + k * ii, stage=p["stage"] + k)
-    shifted["makespan"] += k * ii
     after = verify(shifted)
     assert after.ok == before.ok
     assert len(after.violations) == len(before.violations)
-    assert after.makespan == before.makespan + k * ii
+    assert after.makespan == before.makespan  # iteration latency: from the first start
     # the same families fail: compare each violation's opening words
     assert [x.split(":")[0].split(" is ")[0] for x in after.violations] == \
            [x.split(":")[0].split(" is ")[0] for x in before.violations]

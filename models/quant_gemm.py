@@ -1,0 +1,138 @@
+"""Weight-only quantized GEMM, Y = X * dequant(W): one K-block per iteration.
+
+On Hopper the dequantized weights are the register (A) operand of wgmma, so the kernel
+computes Y^T = W^T X^T: the MMA's M is a tile of tile_n weight rows (output features), its N
+the tile_m batch rows, activations the shared-memory (B) operand. Per iteration:
+
+- load_w: TMA of the packed weight tile, tile_n * tile_k * bits / 8 bytes (HBM: at a batch no
+  larger than tile_m no other CTA reads these weights; L2 otherwise);
+- load_s: TMA of the group scales (and zero points) the tile needs (none for channelwise
+  scales, which stay in shared memory for the whole loop);
+- load_x: TMA of the activation tile (L2: every CTA along N reads it);
+- dequant{c}: CUDA-core unpacking of the consumer's slice into bf16/fp16 registers;
+- mma{c}: wgmma with the dequantized slice from registers, accumulating across iterations.
+
+The solver decides whether each dequant sits in its MMA's warpgroup (register pressure) or in
+a warpgroup of its own that hands the tile over through shared memory (hand-off latency and a
+staging ring).
+
+Dequantization cost, instructions per weight element (`int`: on the 64-lane integer pipe;
+`half2`: packed half2 instructions on the 128-lane FP pipe, one per two elements = 0.5):
+
+| format                        | int                       | half2 | how                                   |
+|-------------------------------|---------------------------|-------|---------------------------------------|
+| int 1/2/4-bit                 | 1.0                       | 0.5   | SHF + LOP3 per pair into a magic-exponent half2, HFMA2 (scale, bias) |
+| int 8-bit                     | 0.5                       | 0.5   | PRMT per pair, HFMA2                  |
+| int 3/5/6/7-bit               | 2.5 + straddle            | 0.5   | SHF + LOP3 per element, PRMT per pair, SHF.funnel for words crossed |
+| zero point (int_zp)           | +0                        | +0.25 | per-group -z*s folded into the HFMA2 addend, loaded with the scales |
+| e2m1, e3m2, e2m3, e4m3, e5m2  | 1.0 (+ straddle if 6-bit) | 0.5   | LOP3/SHF exponent and mantissa into half2 fields, HMUL2 by scale * 2^bias |
+
+straddle = (bits - gcd(bits, 32)) / 32, the share of elements that cross a 32-bit word.
+These are our estimates (rates in the machine model), to be checked against SASS counts.
+"""
+
+from __future__ import annotations
+
+from math import ceil, gcd
+
+from scheduler.errors import InputError
+from scheduler.ir import Edge, Op, Problem
+from scheduler.machine import Machine
+
+from models import costs
+from models.params import ModelSpec, Param
+
+FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
+FORMATS = ("int", "int_zp") + tuple(FLOAT_FORMATS)
+GROUPS = (32, 64, 128, -1)
+
+PARAMS = (
+    Param("bits", 0, "weight bits, 1..8 (0: 4 for integers, the format's width for floats)", int, low=0, high=8),
+    Param("fmt", "int", "int (symmetric), int_zp (zero point), or a float eXmY", str, FORMATS),
+    Param("group_size", 128, "weights per scale along K (-1: channelwise)", int, GROUPS),
+    Param("dtype", "bf16", "activation and scale type", str, ("bf16", "fp16")),
+    Param("m", 16, "batch rows (tokens)", int, low=1, high=8192),
+    Param("k", 4096, "reduction length (a layer's input features)", int, low=16, high=1 << 20),
+    Param("tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256),
+    Param("tile_k", 128, "K-block per iteration", int, low=16, high=512),
+    Param("tile_m", 0, "batch rows per tile (the wgmma N; 0: the batch rounded up, 8..256)", int, low=0, high=256),
+    Param("consumers", 0, "MMA slices of tile_n (0: tile_n / 64)", int, low=0, high=4),
+)
+
+
+def weight_bits(bits: int, fmt: str) -> int:
+    if fmt in FLOAT_FORMATS:
+        if bits and bits != FLOAT_FORMATS[fmt]:
+            raise InputError(f"quant_gemm: fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; drop bits or set bits={FLOAT_FORMATS[fmt]}")
+        return FLOAT_FORMATS[fmt]
+    if bits == 0:
+        return 4
+    return bits
+
+
+def dequant_ops(bits: int, fmt: str) -> tuple[float, float]:
+    """(integer-pipe instructions, half2 instructions) per weight element; see the module docstring."""
+    straddle = (bits - gcd(bits, 32)) / 32
+    if fmt in FLOAT_FORMATS:
+        return 1.0 + straddle, 0.5
+    integer = 0.5 if bits == 8 else (1.0 if 32 % bits == 0 else 2.5 + straddle)
+    return integer, 0.5 + (0.25 if fmt == "int_zp" else 0.0)
+
+
+def build(machine: Machine, bits: int, fmt: str, group_size: int, dtype: str, m: int, k: int, tile_n: int,
+          tile_k: int, tile_m: int, consumers: int) -> Problem:
+    bits = weight_bits(bits, fmt)
+    if bits < 1:
+        raise InputError("quant_gemm: bits must be 1..8")
+    if group_size != -1 and k % group_size:
+        raise InputError(f"quant_gemm: group_size {group_size} does not divide k = {k}; use a group size that divides K or -1 (channelwise)")
+    if k % tile_k or tile_k % 16:
+        raise InputError(f"quant_gemm: tile_k {tile_k} must be a multiple of 16 dividing k = {k}")
+    if group_size != -1 and group_size % tile_k and tile_k % group_size:
+        raise InputError(f"quant_gemm: group_size {group_size} and tile_k {tile_k} must divide one another")
+    consumers = consumers or max(1, tile_n // 64)
+    if tile_n % (64 * consumers):
+        raise InputError(f"quant_gemm: tile_n {tile_n} must be a multiple of 64 * consumers ({64 * consumers})")
+    tm = tile_m or min(256, max(8, 1 << (m - 1).bit_length()))
+    if tm % 8:
+        raise InputError(f"quant_gemm: tile_m {tm} must be a multiple of 8 (the wgmma N)")
+    size = costs.DTYPE_BYTES[dtype]
+    issue_tma = costs.latency(machine, "tma_issue")
+    weights_shared = m > tm  # other CTAs along M read the same weights: L2
+
+    def tma(name, nbytes, reused):
+        return Op(name, "tma", costs.tma_latency(machine, nbytes, reused), costs.tma_cycles(machine, nbytes, reused),
+                  issue_tma, kind="tma_load", issuer="thread", bytes=nbytes, space="smem", variable_latency=True)
+
+    ops = [tma("load_w", ceil(tile_n * tile_k * bits / 8), weights_shared), tma("load_x", tm * tile_k * size, True)]
+    per_scale = size * (2 if fmt == "int_zp" else 1)
+    reserved = 0
+    if group_size == -1:
+        reserved = tile_n * per_scale  # channelwise scales stay in shared memory
+    else:
+        ops.append(tma("load_s", tile_n * per_scale * max(1, tile_k // group_size), weights_shared))
+    rows = tile_n // consumers
+    int_ops, half2_ops = dequant_ops(bits, fmt)
+    elems = rows * tile_k
+    deq = ceil(elems * (int_ops / costs.rate(machine, "int32_lanes") + half2_ops / costs.rate(machine, "fp32_lanes")))
+    mma_occ = costs.mma_cycles(machine, rows, tm, tile_k, dtype)
+    w_bytes, acc = elems * size, rows * tm * 4
+    edges = []
+    for c in range(consumers):
+        dq, mma = f"dequant{c}", f"mma{c}"
+        ops += [Op(dq, "alu", deq + costs.latency(machine, "fp32"), deq, deq, kind="dequant", bytes=w_bytes, space="regs",
+                   regs_per_thread=costs.regs(w_bytes)),
+                Op(mma, "tensor", costs.mma_latency(machine, mma_occ), mma_occ, costs.mma_issue(machine, tile_k), kind="wgmma_rs",
+                   bytes=acc, space="regs", regs_per_thread=costs.regs(acc))]
+        edges += [Edge("load_w", dq), Edge(dq, mma), Edge("load_x", mma), Edge(mma, mma, 1)]
+        if group_size != -1:
+            edges.append(Edge("load_s", dq))
+    name = f"quant_gemm_{fmt}{bits}_g{group_size}_{dtype}_m{m}_{tile_n}x{tm}x{tile_k}"
+    return Problem.build(name, ops, edges,
+                         {"model": "quant_gemm", "bits": bits, "fmt": fmt, "group_size": group_size, "dtype": dtype, "m": m,
+                          "k": k, "tile_n": tile_n, "tile_k": tile_k, "tile_m": tm, "consumers": consumers},
+                         reserved_smem=reserved)
+
+
+SPEC = ModelSpec("quant_gemm", "weight-only quantized GEMM, 1..8-bit int or float weights, dequant into wgmma registers",
+                 PARAMS, build)
