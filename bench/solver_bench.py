@@ -3,13 +3,15 @@
     python bench/solver_bench.py [--quick] [--instances DIR] [--out FILE.json]
 
 Sections:
+- models: the kernel models (models/) on h100, h200 and b200 in every mode: II, MII, proven, the
+  seconds until the II was proven (the attempts) and in all (with the secondary objectives);
 - problems: every shipped problem file (solver_configs/problems/*.yaml) in every mode
   (joint, swp, ws, heuristic): II, MII, proven or not, seconds, stages, registers, smem;
 - hatschet: the HatScheT MachSuite graphs (default ../shared/instances/hatschet/MachSuite):
   MII, II, proven or not, seconds per graph, the heuristic's II for comparison.
 
 Writes JSON (with the machine, the preset and the date) and a markdown table beside it.
-`--quick` runs one graph in four of MachSuite. Timings are wall seconds on this machine;
+`--quick` runs one graph in four of MachSuite and five model configurations. Timings are wall seconds on this machine;
 compare ratios from one run, never absolute numbers across machines.
 """
 
@@ -27,10 +29,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models import build_model  # noqa: E402
 from scheduler import load_hatschet, load_problem, solve  # noqa: E402
 from scheduler.errors import WarpschedError  # noqa: E402
 
 MODES = ("joint", "swp", "ws", "heuristic")
+
+
+# (model, machine, parameters): the shipped configurations, every family on every machine it targets
+MODEL_CASES = [
+    ("gemm", "h100", {}), ("gemm", "h200", {}),
+    ("quant_gemm", "h100", {"bits": 4}), ("quant_gemm", "h100", {"bits": 2}), ("quant_gemm", "h100", {"bits": 3}),
+    ("quant_gemm", "h100", {"bits": 8}), ("quant_gemm", "h100", {"fmt": "e2m1"}),
+    ("quant_gemm", "h100", {"bits": 4, "m": 2048}),
+    ("attention_fwd", "h100", {"head_dim": 128}), ("attention_fwd", "h100", {"head_dim": 64}),
+    ("attention_fwd", "h100", {"head_dim": 256}), ("attention_fwd", "h200", {"head_dim": 128}),
+    ("attention_fwd", "b200", {"head_dim": 128}),
+]
+QUICK_CASES = {0, 2, 4, 8, 12}
+
+
+def bench_models(preset: str, quick: bool) -> list[dict]:
+    rows = []
+    for i, (name, machine, params) in enumerate(MODEL_CASES):
+        if quick and i not in QUICK_CASES:
+            continue
+        problem = build_model(name, machine, **params)
+        label = f"{name} {machine} " + " ".join(f"{k}={v}" for k, v in params.items())
+        for mode in MODES:
+            limit = (10.0 if quick else 30.0) if mode in ("swp", "ws") else 90.0  # swp/ws optima are often unprovable
+            row = _run(label.strip(), lambda: solve(problem, machine, mode=mode, config=preset, total_time_limit=limit,
+                                                    time_limit=min(limit, 45.0)), mode)
+            rows.append(row)
+            print(f"{row['instance']:40s} {mode:9s} MII {row.get('mii', '-'):>5} II {row.get('ii', '-'):>5} "
+                  f"proven {row.get('proven', False)!s:5s} proof {row.get('proof_seconds', '-'):>6}s all {row['seconds']:6.2f}s", flush=True)
+    return rows
 
 
 def bench_problems(preset: str) -> list[dict]:
@@ -69,21 +102,37 @@ def _run(name: str, call, mode: str) -> dict:
             "heuristic_ii": r.heuristic_ii, "seconds": round(time.perf_counter() - t0, 3), "stages": s.stages,
             "makespan": s.makespan, "smem_bytes": s.smem_bytes,
             "registers": {str(g): w.registers for g, w in s.warpgroups.items()},
-            "attempts": len(s.attempts), "verified": r.verdict.ok}
+            "attempts": len(s.attempts), "verified": r.verdict.ok,
+            "proof_seconds": round(sum(a.seconds for a in s.attempts), 3) if s.ii_proven_optimal else None}
+
+
+def _mode_row(r: dict, proof: bool) -> str:
+    """One markdown row of a mode table (with the seconds to the II proof where `proof`)."""
+    extra = ["" if r.get("proof_seconds") is None else str(r["proof_seconds"])] if proof else []
+    if "error" in r:
+        cells = [r["instance"], r["mode"], "", f"error: {r['error']}", "", *extra, str(r["seconds"]), "", "", ""]
+    else:
+        regs = "/".join(str(x) for x in r["registers"].values()) if r["registers"] else ""
+        cells = [r["instance"], r["mode"], str(r["mii"]), str(r["ii"]), str(r["proven"]), *extra, str(r["seconds"]),
+                 str(r["stages"]), regs, str(r["smem_bytes"])]
+    return "| " + " | ".join(cells) + " |"
 
 
 def markdown(report: dict) -> str:
     lines = [f"# Solver benchmark ({report['date']}, {report['machine']}, preset {report['preset']})", ""]
+    if report.get("models"):
+        lines += ["## Kernel models: joint vs swp vs ws vs heuristic", "",
+                  "`proof s`: the attempts until the II was proven optimal; `s`: in all, with the secondary objectives "
+                  "(time-limited, best effort). swp/ws run under a short limit: their own optima are often unproven, "
+                  "but the IIs below joint's are proven infeasible where the table shows them larger.", "",
+                  "| model | mode | MII | II | proven | proof s | s | stages | regs | smem |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [_mode_row(r, proof=True) for r in report["models"]]
+        lines.append("")
     if report["problems"]:
         lines += ["## Shipped problems", "", "| problem | mode | MII | II | proven | s | stages | regs | smem |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for r in report["problems"]:
-            if "error" in r:
-                lines.append(f"| {r['instance']} | {r['mode']} | | error: {r['error']} | | {r['seconds']} | | | |")
-                continue
-            regs = "/".join(str(x) for x in r["registers"].values()) if r["registers"] else ""
-            lines.append(f"| {r['instance']} | {r['mode']} | {r['mii']} | {r['ii']} | {r['proven']} | {r['seconds']} | "
-                         f"{r['stages']} | {regs} | {r['smem_bytes']} |")
+        lines += [_mode_row(r, proof=False) for r in report["problems"]]
     h = report["hatschet"]
     if h:
         solved = [r for r in h if "error" not in r]
@@ -99,15 +148,17 @@ def markdown(report: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a quarter of MachSuite")
+    ap.add_argument("--quick", action="store_true", help="a quarter of MachSuite, five model configurations, short swp/ws limits")
     ap.add_argument("--instances", type=Path, default=ROOT.parent / "shared" / "instances" / "hatschet" / "MachSuite")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--time-limit", type=float, default=60.0, help="wall seconds per graph")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "solver_bench.json")
     ap.add_argument("--skip-hatschet", action="store_true")
+    ap.add_argument("--skip-models", action="store_true")
     args = ap.parse_args()
     report = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-              "preset": args.preset, "quick": args.quick, "problems": bench_problems(args.preset), "hatschet": []}
+              "preset": args.preset, "quick": args.quick, "models": [] if args.skip_models else bench_models(args.preset, args.quick),
+              "problems": bench_problems(args.preset), "hatschet": []}
     if not args.skip_hatschet:
         if not args.instances.is_dir():
             print(f"no HatScheT instances at {args.instances}; pass --instances DIR", file=sys.stderr)

@@ -39,13 +39,13 @@ PARAMS = (
     Param("causal", False, "causal masking (changes the default block_n only)", bool),
     Param("gqa", 1, "query heads per K/V head (K/V come from L2 either way)", int, low=1, high=64),
     Param("q_tiles", 2, "query tiles (consumer chains) sharing each KV block", int, low=1, high=4),
-    Param("block_m", 0, "query rows per tile (0: 64 on Hopper, 128 on Blackwell)", int, low=0, high=256),
-    Param("block_n", 0, "keys per iteration (0: FlashAttention's choice for the head dim)", int, low=0, high=256),
+    Param("block_m", None, "query rows per tile (default: 64 on Hopper, 128 on Blackwell)", int, low=64, high=256),
+    Param("block_n", None, "keys per iteration (default: FlashAttention's choice for the head dim)", int, low=16, high=256),
 )
 
 
 def build(machine: Machine, head_dim: int, dtype: str, causal: bool, gqa: int, q_tiles: int,
-          block_m: int, block_n: int) -> Problem:
+          block_m: int | None, block_n: int | None) -> Problem:
     blackwell = costs.feature(machine, "mma", "wgmma") == "tcgen05"
     bm = block_m or (128 if blackwell else 64)
     bn = block_n or (128 if blackwell or (causal and head_dim < 256) else FA3_BLOCK_N[head_dim])

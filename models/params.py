@@ -65,6 +65,14 @@ class ModelSpec:
             raise InputError(f"{self.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(known)}")
         return {name: (p.convert(given[name], self.name) if name in given else p.default) for name, p in known.items()}
 
+    def describe(self) -> str:
+        """One line per parameter: name, default, choices or range, help."""
+        lines = [f"{self.name}: {self.summary}"]
+        for p in self.params:
+            default = "auto" if p.default is None else p.default
+            lines.append(f"  {p.name:<12} default {str(default):<6} {p._expects():<34} {p.help}")
+        return "\n".join(lines)
+
 
 def parse_assignments(pairs: list[str] | None) -> dict[str, str]:
     """`["bits=4", "group_size=128"]` -> {"bits": "4", "group_size": "128"}."""

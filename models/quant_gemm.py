@@ -47,7 +47,7 @@ FORMATS = ("int", "int_zp") + tuple(FLOAT_FORMATS)
 GROUPS = (32, 64, 128, -1)
 
 PARAMS = (
-    Param("bits", 0, "weight bits, 1..8 (0: 4 for integers, the format's width for floats)", int, low=0, high=8),
+    Param("bits", None, "weight bits, 1..8 (default: 4 for integers, the format's width for floats)", int, low=1, high=8),
     Param("fmt", "int", "int (symmetric), int_zp (zero point), or a float eXmY", str, FORMATS),
     Param("group_size", 128, "weights per scale along K (-1: channelwise)", int, GROUPS),
     Param("dtype", "bf16", "activation and scale type", str, ("bf16", "fp16")),
@@ -55,19 +55,17 @@ PARAMS = (
     Param("k", 4096, "reduction length (a layer's input features)", int, low=16, high=1 << 20),
     Param("tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256),
     Param("tile_k", 128, "K-block per iteration", int, low=16, high=512),
-    Param("tile_m", 0, "batch rows per tile (the wgmma N; 0: the batch rounded up, 8..256)", int, low=0, high=256),
-    Param("consumers", 0, "MMA slices of tile_n (0: tile_n / 64)", int, low=0, high=4),
+    Param("tile_m", None, "batch rows per tile (the wgmma N; default: the batch rounded up to 8..256)", int, low=8, high=256),
+    Param("consumers", None, "MMA slices of tile_n (default: tile_n / 64)", int, low=1, high=4),
 )
 
 
-def weight_bits(bits: int, fmt: str) -> int:
+def weight_bits(bits: int | None, fmt: str) -> int:
     if fmt in FLOAT_FORMATS:
-        if bits and bits != FLOAT_FORMATS[fmt]:
+        if bits is not None and bits != FLOAT_FORMATS[fmt]:
             raise InputError(f"quant_gemm: fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; drop bits or set bits={FLOAT_FORMATS[fmt]}")
         return FLOAT_FORMATS[fmt]
-    if bits == 0:
-        return 4
-    return bits
+    return 4 if bits is None else bits
 
 
 def dequant_ops(bits: int, fmt: str) -> tuple[float, float]:
@@ -79,11 +77,9 @@ def dequant_ops(bits: int, fmt: str) -> tuple[float, float]:
     return integer, 0.5 + (0.25 if fmt == "int_zp" else 0.0)
 
 
-def build(machine: Machine, bits: int, fmt: str, group_size: int, dtype: str, m: int, k: int, tile_n: int,
-          tile_k: int, tile_m: int, consumers: int) -> Problem:
+def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: str, m: int, k: int, tile_n: int,
+          tile_k: int, tile_m: int | None, consumers: int | None) -> Problem:
     bits = weight_bits(bits, fmt)
-    if bits < 1:
-        raise InputError("quant_gemm: bits must be 1..8")
     if group_size != -1 and k % group_size:
         raise InputError(f"quant_gemm: group_size {group_size} does not divide k = {k}; use a group size that divides K or -1 (channelwise)")
     if k % tile_k or tile_k % 16:

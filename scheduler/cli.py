@@ -1,10 +1,10 @@
 """The `warpsched` command: a thin layer over the Python API.
 
-    warpsched solve PROBLEM.yaml [--machine h100] [--mode joint] [--json OUT]
+    warpsched solve MODEL|PROBLEM.yaml [--machine h100] [--mode joint] [--param key=value ...] [--json OUT]
     warpsched solve --hatschet GRAPH.graphml [--rm RM.xml] [--time-limit S] [--json OUT]
     warpsched validate SCHEDULE.json
-    warpsched show SCHEDULE.json
-    warpsched machines | presets
+    warpsched show SCHEDULE.json [--png OUT.png] [--svg OUT.svg]
+    warpsched models | machines | presets
 
 User mistakes print one sentence on stderr and exit with code 2, never a traceback.
 """
@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("solve", help="solve a loop body to a proven-optimal modulo schedule")
-    s.add_argument("problem", nargs="?", help="a problem YAML file (see solver_configs/problems/)")
+    s.add_argument("problem", nargs="?", help="a kernel model name (see `warpsched models`) or a problem YAML file (see solver_configs/problems/)")
+    s.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable), e.g. --param head_dim=64")
     s.add_argument("--hatschet", metavar="GRAPH.graphml", help="a HatScheT GraphML instance (classic modulo scheduling)")
     s.add_argument("--rm", metavar="RM.xml", help="its resource model (default: GRAPH_RM.xml beside it)")
     s.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
@@ -48,10 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a schedule file with the independent verifier")
     v.add_argument("schedule")
 
-    sh = sub.add_parser("show", help="print a schedule's steady state as a text Gantt chart")
+    sh = sub.add_parser("show", help="print a schedule's steady state as a text Gantt chart (and draw it as PNG/SVG)")
     sh.add_argument("schedule")
     sh.add_argument("--width", type=int, default=100)
+    sh.add_argument("--png", metavar="OUT.png", help="also draw the steady-state period to this PNG file (needs matplotlib)")
+    sh.add_argument("--svg", metavar="OUT.svg", help="also draw the steady-state period to this SVG file (needs matplotlib)")
 
+    sub.add_parser("models", help="list the kernel models with their parameters and defaults")
     sub.add_parser("machines", help="list the shipped machine models")
     sub.add_parser("presets", help="list the solver presets")
     return p
@@ -86,8 +90,10 @@ def _cmd_solve(args) -> int:
     else:
         if args.rm:
             raise _usage("--rm goes with --hatschet")
-        problem, machine = load_problem(args.problem)
+        problem, machine = _load_problem_or_model(args)
         mode = args.mode or "joint"
+    if args.hatschet and args.param:
+        raise _usage("--param goes with a kernel model name")
     if args.machine:
         machine = load_machine(args.machine)
     machine = machine or load_machine("h100")
@@ -103,6 +109,30 @@ def _cmd_solve(args) -> int:
     if args.json:
         result.write_json(args.json)
         print(f"schedule written to {args.json}")
+    return 0
+
+
+def _load_problem_or_model(args):
+    """(problem, machine) from a model name (built for --machine) or a problem YAML file."""
+    from scheduler import load_machine, load_problem
+
+    from models import MODELS, build_model, parse_assignments
+
+    if args.problem in MODELS:
+        machine = load_machine(args.machine or "h100")
+        return build_model(args.problem, machine, **parse_assignments(args.param)), machine
+    if args.param:
+        raise _usage(f"--param goes with a kernel model name; {args.problem!r} is not one of {', '.join(MODELS)}")
+    if not Path(args.problem).exists() and not args.problem.endswith((".yaml", ".yml")):
+        raise _usage(f"{args.problem!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
+    return load_problem(args.problem)
+
+
+def _cmd_models(args) -> int:
+    from models import MODELS
+
+    print("\n\n".join(spec.describe() for spec in MODELS.values()))
+    print("\nsolve one with: warpsched solve MODEL --machine h100 [--param key=value ...]")
     return 0
 
 
@@ -140,7 +170,18 @@ def _cmd_show(args) -> int:
     from scheduler import schedule as schedule_io
     from scheduler.gantt import render_text
 
-    print(render_text(schedule_io.read(args.schedule), width=args.width))
+    pictures = [out for out in (args.png, args.svg) if out is not None]
+    for out, suffix in ((args.png, ".png"), (args.svg, ".svg")):
+        if out is not None and Path(out).suffix.lower() != suffix:
+            raise _usage(f"--{suffix[1:]} needs a file name ending in {suffix} (got {out!r})")
+    schedule = schedule_io.read(args.schedule)
+    print(render_text(schedule, width=args.width))
+    if pictures:
+        from scheduler.gantt_plot import render_figure
+
+        for out in pictures:
+            render_figure(schedule, out)
+            print(f"wrote {out}")
     return 0
 
 
@@ -172,7 +213,7 @@ def _usage(message: str) -> _UsageError:
 
 
 COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
-            "machines": _cmd_machines, "presets": _cmd_presets}
+            "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,35 +122,126 @@ def reduced_classic(problem: Problem, machine: Machine, ii: int) -> Problem | No
     return Problem.build(problem.name, [ops[n] for n in bound], edges, problem.source)
 
 
-def _steps(problem: Problem, machine: Machine, mode: str, ii: int) -> dict[str, int]:
-    """Per op, the most stages one out-edge can push its successor (rows unknown, hand-off at most)."""
+def holds_value(problem: Problem, e: Edge, mode: str) -> bool:
+    """Whether stretching `e` can cost capacity: its source keeps a value (registers or a shared-memory
+    ring) alive until the destination reads it. Classic modulo scheduling has no such families."""
+    return mode != "classic" and problem.op_by_name[e.src].space != "none"
+
+
+HUB = "\0staged"  # mode ws: the one stage every staged op shares, as a node of the arc graph
+PATH_BUDGET = 50_000  # simple-path steps tried before the coarser bound
+
+
+def staged_ops(problem: Problem) -> list[str]:
+    """Mode ws: the ops that share one stage (all but loads with nothing before them)."""
+    return [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+
+
+def _arcs(problem: Problem, machine: Machine, mode: str) -> list[tuple[str, str, int, int]]:
+    """Arcs (u, v, a, b) of the canonical form's constraint graph (stage_limits): where an arc is
+    tight, `k_v - k_u <= a / II + b + (r_u - r_v) / II` whatever the rows and warpgroups.
+
+    Forward, along every dependence (hand-off at most): `k_v - k_u = ceil((lat + delay + hand -
+    II*distance + r_u - r_v) / II)`. Backward, along a value edge, from its destination to its
+    source, which sits no earlier than the original stretch allows: `k_src - k_dst <= (II*distance
+    - lat - delay + r_dst - r_src) / II`. Mode ws: through a hub node at row 0 standing for the shared
+    stage. The row terms telescope along a path.
+    """
     from scheduler.evaluate import handoff  # evaluate imports nothing from the model
 
-    out = {}
-    for op in problem.ops:
+    arcs = []
+    for e in problem.edges:
+        op = problem.op_by_name[e.src]
         hand = 0 if mode == "classic" else handoff(op, machine)
-        steps = [max(0, -(-(op.latency + e.delay + hand - ii * e.distance + ii - 1) // ii)) for e in problem.out_edges(op.name)]
-        out[op.name] = max(steps, default=0)
-    return out
+        arcs.append((e.src, e.dst, op.latency + e.delay + hand - 1, 1 - e.distance))
+        if holds_value(problem, e, mode) and e.src != e.dst:  # a simple path takes no self-loop
+            arcs.append((e.dst, e.src, -(op.latency + e.delay), e.distance))
+    if mode == "ws":
+        for n in staged_ops(problem):
+            arcs += [(n, HUB, 0, 0), (HUB, n, -1, 1)]
+    return arcs
 
 
-def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int) -> dict[str, int]:
-    """Largest stage each op can need in the least solution of any feasible row/warpgroup choice.
+def _bound(a: int, b: int, ii_lo: int, ii_hi: int) -> int:
+    """floor((a - 1) / II + b + 1), the most stages a path of totals (a, b) climbs, at the worst II."""
+    ii = ii_lo if a - 1 >= 0 else ii_hi
+    return (a - 1) // ii + b + 1
 
-    The least solution of the difference constraints on stages takes, along a simple path, at most
-    one step per op; bounding each strongly connected component by the sum of its ops' largest
-    steps and taking the longest path through the condensation bounds every op's stage. In mode
-    `ws` the staged ops share one stage, so they share the largest bound.
-    """
-    steps = _steps(problem, machine, mode, ii)
-    cond = nx.condensation(problem.graph)
+
+def _longest_simple_paths(nodes: list[str], arcs, ii_lo: int, ii_hi: int) -> dict[str, int] | None:
+    """Per node, the largest `_bound` over simple paths ending there; None past PATH_BUDGET steps."""
+    out: dict[str, list[tuple[str, int, int]]] = {n: [] for n in nodes}
+    for u, v, a, b in arcs:
+        out[u].append((v, a, b))
+    best = {n: 0 for n in nodes}
+    steps = 0
+    for start in nodes:
+        stack = [(start, 0, 0, iter(out[start]))]
+        on_path = {start}
+        while stack:
+            node, a, b, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                on_path.discard(node)
+                continue
+            v, da, db = nxt
+            if v in on_path:
+                continue
+            steps += 1
+            if steps > PATH_BUDGET:
+                return None
+            best[v] = max(best[v], _bound(a + da, b + db, ii_lo, ii_hi))
+            on_path.add(v)
+            stack.append((v, a + da, b + db, iter(out[v])))
+    return best
+
+
+def _component_bounds(nodes: list[str], arcs, ii_lo: int, ii_hi: int) -> dict[str, int]:
+    """Coarser: each arc on its own (rows farthest apart), each strongly connected component
+    bounded by the sum of its nodes' largest steps, the longest path through the condensation."""
+    steps = {n: 0 for n in nodes}
+    for u, _, a, b in arcs:
+        steps[u] = max(steps[u], _bound(a, b, ii_lo, ii_hi))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    graph.add_edges_from((u, v) for u, v, _, _ in arcs)
+    cond = nx.condensation(graph)
     weight = {c: sum(steps[n] for n in cond.nodes[c]["members"]) for c in cond}
     longest: dict[int, int] = {}
     for c in nx.topological_sort(cond):
         longest[c] = weight[c] + max((longest[p] for p in cond.predecessors(c)), default=0)
-    limit = {n: longest[cond.graph["mapping"][n]] for n in steps}
+    return {n: longest[cond.graph["mapping"][n]] for n in nodes}
+
+
+def op_steps(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> dict[str, int]:
+    """Per op, the most stages one of its arcs can push the next op of a path (>= 0)."""
+    ii_hi = ii if ii_hi is None else ii_hi
+    out = {op.name: 0 for op in problem.ops}
+    for u, _, a, b in _arcs(problem, machine, mode):
+        if u in out:
+            out[u] = max(out[u], _bound(a, b, ii, ii_hi))
+    return out
+
+
+def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> dict[str, int]:
+    """Largest stage each op can need in the canonical form of any feasible schedule at any II in
+    [ii, ii_hi] (DESIGN.md 3.1).
+
+    The canonical form keeps rows and warpgroups and takes the least stages such that every
+    dependence holds and no value edge is stretched beyond the original: no lifetime, ring or
+    register need grows (stretching an edge that carries no value costs nothing), and mode ws
+    keeps its one shared stage. A stage there is 0 or climbs from a stage-0 op along a simple
+    path of tight arcs (`_arcs`), whose row terms telescope to less than one stage. The longest
+    simple paths are enumerated for kernel-sized graphs, else bounded per component.
+    """
+    ii_hi = ii if ii_hi is None else ii_hi
+    arcs = _arcs(problem, machine, mode)
+    nodes = [op.name for op in problem.ops] + ([HUB] if mode == "ws" else [])
+    limit = _longest_simple_paths(nodes, arcs, ii, ii_hi) or _component_bounds(nodes, arcs, ii, ii_hi)
+    limit.pop(HUB, None)
     if mode == "ws":
-        staged = [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+        staged = staged_ops(problem)
         top = max((limit[n] for n in staged), default=0)
         limit.update({n: top for n in staged})
     return limit
@@ -159,7 +250,7 @@ def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int) -> dict
 def least_windows(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int) -> dict[str, tuple[int, int]] | None:
     """Start windows holding the least solution (every start >= 0, some stage 0) of any feasible
     choice, for every II in [ii_lo, ii_hi]; None when a recurrence is longer than ii_hi."""
-    limit = stage_limits(problem, machine, mode, ii_lo)
+    limit = stage_limits(problem, machine, mode, ii_lo, ii_hi)
     lat = {op.name: op.latency for op in problem.ops}
     lo = {n: 0 for n in limit}
     hi = {n: ii_hi * (limit[n] + 1) - 1 for n in limit}
@@ -178,8 +269,8 @@ def least_windows(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_
 
 def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, starts: dict[str, int],
                    groups: dict[str, int] | None) -> dict[str, int]:
-    """The same schedule with every op as early as its row allows: stages from the least solution of
-    the dependences, no edge stretched beyond the original (so no lifetime or ring hold grows)."""
+    """The same schedule in canonical form (stage_limits): the least stages such that the dependences
+    hold and no value edge is stretched beyond the original (so no lifetime or ring hold grows)."""
     from scheduler.evaluate import edge_cost
 
     rows = {n: t % ii for n, t in starts.items()}
@@ -188,9 +279,10 @@ def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, start
     for e in problem.edges:
         need = edge_cost(problem, machine, e, groups) - ii * e.distance - rows[e.dst] + rows[e.src]
         bounds.append((e.src, e.dst, -(-need // ii)))
-        bounds.append((e.dst, e.src, stage[e.src] - stage[e.dst]))  # k_dst - k_src <= original
+        if holds_value(problem, e, mode):
+            bounds.append((e.dst, e.src, stage[e.src] - stage[e.dst]))  # k_dst - k_src <= original
     if mode == "ws":
-        staged = [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+        staged = staged_ops(problem)
         for a, b in zip(staged, staged[1:]):
             bounds += [(a, b, 0), (b, a, 0)]
     k = {n: 0 for n in starts}

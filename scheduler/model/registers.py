@@ -51,6 +51,7 @@ def build(ctx: Context) -> None:
                 ctx.enforce(m.add(v.budget[w] >= reserved + op.regs_per_thread).only_enforce_if(lit))
 
     held = []  # register-cycles per iteration: the secondary objective
+    held_on: dict[int, list] = {w: [] for w in range(ctx.warpgroups)}  # per warpgroup, where the placement is fixed
     intervals = {w: [] for w in range(ctx.warpgroups)}
     demands = {w: [] for w in range(ctx.warpgroups)}
     loose = ceil(2 * v.horizon / ctx.ii_lo) + 1
@@ -72,6 +73,8 @@ def build(ctx: Context) -> None:
         # More than `room // regs` full copies never fit; without the family (diagnosis) allow any.
         q_max = room // op.regs_per_thread if ctx.enabled is None else loose
         held.append(op.regs_per_thread * (end - t))
+        if len(v.x[n]) == 1:
+            held_on[next(iter(v.x[n]))].append(held[-1])
         q = m.new_int_var(0, q_max, f"reg_copies[{n}]")
         rem = m.new_int_var(0, ctx.ii_hi - 1, f"reg_rem[{n}]")
         if ctx.fixed_ii is None:
@@ -92,6 +95,11 @@ def build(ctx: Context) -> None:
         if not ctx.relaxed:
             per_thread = mach.register_file // mach.warpgroup_threads
             ctx.enforce(m.add(sum(held) + reserved * ctx.fixed_ii * sum(v.used.values()) <= per_thread * ctx.fixed_ii))
+        # Per warpgroup where placements are fixed (mode swp): the mean live profile fits the largest
+        # budget. Cheap, and it proves at once what the cumulative finds slowly.
+        for w, terms in held_on.items():
+            if terms:
+                ctx.enforce(m.add(sum(terms) <= room * ctx.fixed_ii))
     for w in range(ctx.warpgroups):
         if intervals[w]:  # relaxed: each warpgroup within the largest budget, the file not shared
             m.add_cumulative(intervals[w], demands[w], room if ctx.relaxed else caps[w])

@@ -112,22 +112,12 @@ class Context:
         return self.model.new_optional_interval_var(start, size, end, lit, name)
 
 
-def max_handoff(problem: Problem, machine: Machine, mode: str) -> dict[str, int]:
-    if mode == "classic":
-        return {op.name: 0 for op in problem.ops}
-    return {op.name: evaluate.handoff(op, machine) for op in problem.ops}
+def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> int:
+    """Largest stage the canonical form of any feasible schedule can need (DESIGN.md 3.1): a
+    simple path takes at most one step per op (closure.stage_limits, without the structure)."""
+    from scheduler.model.closure import op_steps
 
-
-def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int) -> int:
-    """Largest stage the least solution of any feasible assignment can need (DESIGN.md 3.1)."""
-    hand = max_handoff(problem, machine, mode)
-    total = 0
-    for op in problem.ops:
-        out = problem.out_edges(op.name)
-        if out:
-            w = max(op.latency + e.delay + hand[op.name] for e in out)
-            total += max(0, ceil((w + ii - 1) / ii))
-    return total
+    return sum(op_steps(problem, machine, mode, ii, ii_hi).values())
 
 
 def new_vars(problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int,
@@ -140,7 +130,7 @@ def new_vars(problem: Problem, machine: Machine, mode: str, model: cp_model.CpMo
     diagnosis must be able to switch the dependences off.
     """
     ii = ii_lo if ii_lo == ii_hi else model.new_int_var(ii_lo, ii_hi, "II")
-    kmax = stage_bound(problem, machine, mode, ii_lo) + 1
+    kmax = stage_bound(problem, machine, mode, ii_lo, ii_hi) + 1
     horizon = ii_hi * (kmax + 1)
     t, k, r = {}, {}, {}
     empty = False

@@ -132,6 +132,16 @@ BAD = {
     "validate-not-json": (["validate", "notjson.json"], ["notjson.json", "not valid JSON"]),
     "validate-not-a-schedule": (["validate", "notschedule.json"], ["not a warpsched schedule"]),
     "show-missing": (["show", "missing.json"], ["missing.json", "does not exist"]),
+    "model-bits-9": (["solve", "quant_gemm", "--param", "bits=9"], ["bits", "9", "<= 8"]),
+    "model-bits-0": (["solve", "quant_gemm", "--param", "bits=0"], ["bits", ">= 1"]),
+    "model-head-dim-96": (["solve", "attention_fwd", "--param", "head_dim=96"], ["head_dim", "96", "64, 128, 256"]),
+    "model-group-not-dividing-k": (["solve", "quant_gemm", "--param", "k=4000", "--param", "group_size=128"],
+                                   ["group_size 128", "does not divide", "4000"]),
+    "model-unknown-param": (["solve", "gemm", "--param", "bits=4"], ["gemm", "'bits'", "tile_m"]),
+    "model-param-not-key-value": (["solve", "gemm", "--param", "tile_m"], ["'tile_m'", "key=value"]),
+    "param-without-model": (["solve", TOY, "--param", "bits=4"], ["--param", "model"]),
+    "unknown-model": (["solve", "flash_decoding"], ["'flash_decoding'", "gemm", "attention_fwd"]),
+    "show-png-suffix": (["show", "missing.json", "--png", "out.jpg"], ["--png", ".png"]),
     "registers-infeasible": (["solve", "two_accumulators.yaml", "--max-ii", "6"],
                              ["no schedule exists", "to 6", "(5a) registers"]),
 }
@@ -160,6 +170,8 @@ def runs(work: Path) -> dict[str, Run]:
         "stencil-quiet": ["solve", "--hatschet", STENCIL, "--rm", STENCIL_RM, "--quiet"],
         "toy": ["solve", TOY, "--json", "out.json"],
         **{f"mode:{m}": ["solve", TOY, "--mode", m, "--json", f"out_{m}.json"] for m in MODES if m != "joint"},
+        "model:gemm": ["solve", "gemm", "--machine", "h200", "--param", "tile_k=64", "--json", "gemm.json"],
+        "models": ["models"],
         "machines": ["machines"],
         "presets": ["presets"],
         **{f"bad:{name}": argv for name, (argv, _) in BAD.items()},
@@ -172,6 +184,8 @@ def runs(work: Path) -> dict[str, Run]:
         (work / "victim.txt").write_text(victim)
         results.update(run_all({"validate": ["validate", "out.json"], "validate-tampered": ["validate", "tampered.json"],
                                 "show": ["show", "out.json"]}, work))
+    if results["model:gemm"].returncode == 0:
+        results["show:png"] = run_cli(["show", "gemm.json", "--png", "gemm.png", "--svg", "gemm.svg"], work)
     return results
 
 
@@ -298,6 +312,35 @@ def test_quiet_suppresses_progress(runs):
     if solve_seconds(r.stdout) < 1.2:
         pytest.skip("the solve finished under the 1 s progress threshold, so --quiet had nothing to suppress")
     assert r.stderr == ""
+
+
+# ------------------------------------------------------------------ kernel models
+
+
+def test_models_lists_every_model_with_its_parameters(runs):
+    from models import MODELS
+
+    r = runs["models"]
+    assert r.returncode == 0, r.stderr
+    for spec in MODELS.values():
+        assert f"{spec.name}: " in r.stdout
+        for p in spec.params:
+            assert re.search(rf"^\s+{p.name}\s+default ", r.stdout, re.M), p.name
+
+
+def test_solve_a_model_by_name_on_a_named_machine(runs, work):
+    r = runs["model:gemm"]
+    assert r.returncode == 0, r.stderr
+    assert "(proven optimal;" in r.stdout and "machine h200" in r.stdout
+    data = json.loads((work / "gemm.json").read_text())
+    assert data["machine"]["name"] == "h200" and verify(data).ok
+
+
+def test_show_draws_png_and_svg(runs, work):
+    r = runs["show:png"]
+    assert r.returncode == 0, r.stderr
+    assert (work / "gemm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert b"<svg" in (work / "gemm.svg").read_bytes()[:400]
 
 
 # ------------------------------------------------------------------ user mistakes: exit 2, one sentence
