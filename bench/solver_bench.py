@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import build_model  # noqa: E402
+from models import build_model, model_reference  # noqa: E402
 from scheduler import load_hatschet, load_problem, solve  # noqa: E402
 from scheduler.errors import WarpschedError  # noqa: E402
 
@@ -61,14 +61,18 @@ def bench_models(preset: str, quick: bool) -> list[dict]:
             row = _run(label.strip(), lambda: solve(problem, machine, mode=mode, config=preset, total_time_limit=limit,
                                                     time_limit=min(limit, 45.0)), mode)
             rows.append(row)
-            print(f"{row['instance']:40s} {mode:9s} MII {row.get('mii', '-'):>5} II {row.get('ii', '-'):>5} "
-                  f"proven {row.get('proven', False)!s:5s} proof {row.get('proof_seconds', '-'):>6}s all {row['seconds']:6.2f}s", flush=True)
+            proof = row.get("proof_seconds")
+            print(f"{row['instance']:40s} {mode:9s} MII {row.get('mii', '-')!s:>5} II {row.get('ii', '-')!s:>5} "
+                  f"proven {row.get('proven', False)!s:5s} proof {'-' if proof is None else proof!s:>6}s all {row['seconds']:6.2f}s"
+                  + (f"  ({row['error']})" if "error" in row else ""), flush=True)
     return rows
 
 
 def bench_problems(preset: str) -> list[dict]:
     rows = []
     for path in sorted((ROOT / "solver_configs" / "problems").glob("*.yaml")):
+        if model_reference(path) is not None:
+            continue  # the kernel models have their own section
         problem, machine = load_problem(path)
         for mode in MODES:
             rows.append(_run(problem.name, lambda: solve(problem, machine or "h100", mode=mode, config=preset), mode))

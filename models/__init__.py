@@ -37,4 +37,25 @@ def build_model(name: str, machine: Machine | str = "h100", **params: Any) -> Pr
     return problem
 
 
-__all__ = ["MODELS", "build_model", "get_spec", "parse_assignments"]
+def model_reference(path) -> dict | None:
+    """The `{model, machine, params}` of a problem file that names a kernel model instead of listing
+    ops (solver_configs/problems/attention_fwd_d128_bf16.yaml), or None for an ordinary problem file."""
+    from pathlib import Path
+
+    from scheduler.yaml_files import read_yaml
+
+    data = read_yaml(Path(path), "problem")
+    if not isinstance(data, dict) or "model" not in data:
+        return None
+    unknown = sorted(set(data) - {"model", "machine", "params", "name"})
+    if unknown:
+        raise InputError(f"problem file {str(path)!r} names a model and also {unknown[0]!r}; a model reference has only "
+                         f"model, machine and params")
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise InputError(f"problem file {str(path)!r}: params must be a mapping of parameter names to values")
+    get_spec(str(data["model"]))
+    return {"model": str(data["model"]), "machine": data.get("machine"), "params": params}
+
+
+__all__ = ["MODELS", "build_model", "get_spec", "model_reference", "parse_assignments"]

@@ -4,6 +4,8 @@
     warpsched solve --hatschet GRAPH.graphml [--rm RM.xml] [--time-limit S] [--json OUT]
     warpsched validate SCHEDULE.json
     warpsched show SCHEDULE.json [--png OUT.png] [--svg OUT.svg]
+    warpsched check MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...]
+    warpsched compile MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...] --out DIR
     warpsched models | machines | presets
 
 User mistakes print one sentence on stderr and exit with code 2, never a traceback.
@@ -55,9 +57,28 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--png", metavar="OUT.png", help="also draw the steady-state period to this PNG file (needs matplotlib)")
     sh.add_argument("--svg", metavar="OUT.svg", help="also draw the steady-state period to this SVG file (needs matplotlib)")
 
+    c = _target_parser(sub, "check", "lower a schedule to its pipeline program and run the CPU simulator on it")
+    c.add_argument("--interleavings", type=int, default=100, help="interleavings to run (default 100)")
+    c.add_argument("--iterations", type=int, default=4, help="loop iterations per run (default 4)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the random interleavings and data")
+
+    k = _target_parser(sub, "compile", "solve, lower and build an sm_90a kernel: schedule, CUDA source, cubin, report, picture")
+    k.add_argument("--out", required=True, metavar="DIR", help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
+
     sub.add_parser("models", help="list the kernel models with their parameters and defaults")
     sub.add_parser("machines", help="list the shipped machine models")
     sub.add_parser("presets", help="list the solver presets")
+    return p
+
+
+def _target_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand taking a model name, a problem file or a schedule file (check, compile)."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("target", help="a kernel model name, a problem YAML file (solved first) or a schedule JSON file")
+    p.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable)")
+    p.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic"), default="joint")
+    p.add_argument("--quiet", action="store_true", help="no solver progress on stderr")
     return p
 
 
@@ -116,16 +137,102 @@ def _load_problem_or_model(args):
     """(problem, machine) from a model name (built for --machine) or a problem YAML file."""
     from scheduler import load_machine, load_problem
 
-    from models import MODELS, build_model, parse_assignments
+    from models import MODELS, build_model, model_reference, parse_assignments
 
     if args.problem in MODELS:
         machine = load_machine(args.machine or "h100")
         return build_model(args.problem, machine, **parse_assignments(args.param)), machine
-    if args.param:
-        raise _usage(f"--param goes with a kernel model name; {args.problem!r} is not one of {', '.join(MODELS)}")
     if not Path(args.problem).exists() and not args.problem.endswith((".yaml", ".yml")):
         raise _usage(f"{args.problem!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
+    ref = model_reference(args.problem) if Path(args.problem).is_file() else None
+    if ref is not None:  # a shipped configuration: a model with its parameters (--param overrides them)
+        machine = load_machine(args.machine or ref["machine"] or "h100")
+        return build_model(ref["model"], machine, **{**ref["params"], **parse_assignments(args.param)}), machine
+    if args.param:
+        raise _usage(f"--param goes with a kernel model name; {args.problem!r} is not one of {', '.join(MODELS)}")
     return load_problem(args.problem)
+
+
+def _schedule_of(args, accept=None):
+    """The schedule a `check` or `compile` target names: read from JSON, or solved from a model or problem
+    (`accept(problem)` may refuse it before the solve)."""
+    from scheduler import load_machine, solve
+    from scheduler import schedule as schedule_io
+
+    if args.target.endswith(".json"):
+        if args.param:
+            raise _usage("--param goes with a kernel model name, not a schedule file")
+        return schedule_io.read(args.target), None
+    args.problem = args.target
+    problem, machine = _load_problem_or_model(args)
+    if accept is not None:
+        accept(problem)
+    if args.machine:
+        machine = load_machine(args.machine)
+    result = solve(problem, machine or load_machine("h100"), mode=args.mode, progress=_ProgressPrinter(args.quiet))
+    print(_summary(result.schedule, None).splitlines()[0])
+    return result.schedule, result
+
+
+def _cmd_check(args) -> int:
+    from kernels.program import lower
+    from kernels.semantics import semantics_for
+    from kernels.simulate import simulate
+
+    if args.interleavings < 1 or args.iterations < 1:
+        raise _usage("--interleavings and --iterations must be at least 1")
+    try:
+        import torch  # noqa: F401  (the reference the simulated outputs are compared with)
+    except ImportError:
+        raise _usage("warpsched check compares with a torch reference; install torch (pip install torch==2.13.0, the CPU build)") from None
+    schedule, _ = _schedule_of(args)
+    program = lower(schedule)
+    print(program.describe())
+    semantics = semantics_for(schedule.problem, args.iterations, args.seed)
+    latency = {op.name: op.latency for op in schedule.problem.ops}
+    verdict = simulate(program, latency, schedule.machine.sync_latency, iterations=args.iterations,
+                       interleavings=args.interleavings, seed=args.seed, semantics=semantics)
+    print(verdict.summary())
+    return 0 if verdict.ok else EXIT_INVALID
+
+
+def _cmd_compile(args) -> int:
+    import json
+
+    from kernels.build import build
+    from kernels.cuda.render import render, supported
+    from kernels.program import lower
+    from scheduler import schedule as schedule_io
+    from scheduler.gantt_plot import render_figure
+
+    schedule, _ = _schedule_of(args, accept=supported)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _usage(f"--out {args.out!r} is a file; give a folder")
+    program = lower(schedule)
+    kernel = render(schedule, program)  # before anything is written: a family without templates writes nothing
+    out.mkdir(parents=True, exist_ok=True)
+    schedule_io.write(schedule, out / "schedule.json")
+    (out / "kernel.cu").write_text(kernel.source)
+    report = build(kernel.source, kernel.entry)
+    (out / "kernel.cubin").write_bytes(Path(report.cubin).read_bytes())
+    render_figure(schedule, out / "schedule.png")
+    summary = {
+        "kernel": kernel.entry, "schedule_digest": kernel.digest, "threads": kernel.threads, "smem_bytes": kernel.smem_bytes,
+        "tile": kernel.tile, "predicted_cycles_per_iteration": schedule.ii, "ii_proven_optimal": schedule.ii_proven_optimal,
+        "roles": [{"warpgroup": w.index, "role": w.role, "setmaxnreg": w.registers, "ops": [s.op for s in w.steps]}
+                  for w in program.warpgroups],
+        "rings": [{"value": r.value, "depth": r.depth, "bytes": r.bytes} for r in program.rings],
+        "registers_at_launch": report.registers, "spill_stores": report.spill_stores, "spill_loads": report.spill_loads,
+        "sass": report.sass_counts, "sass_ok": report.sass_ok, "sass_problems": list(report.sass_problems),
+        "toolchain": report.toolchain, "cached": report.cached,
+    }
+    (out / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} registers at launch, "
+          f"{report.spill_stores + report.spill_loads} B spilled; SASS " + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
+          + ("" if report.sass_ok else f" ({'; '.join(report.sass_problems)})"))
+    print(f"wrote {out}/schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
+    return 0 if report.sass_ok else EXIT_INVALID
 
 
 def _cmd_models(args) -> int:
@@ -213,7 +320,7 @@ def _usage(message: str) -> _UsageError:
 
 
 COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
-            "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
+            "check": _cmd_check, "compile": _cmd_compile, "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

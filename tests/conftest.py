@@ -47,3 +47,26 @@ def circt_loop() -> tuple[Problem, Machine]:
     p = Problem.build("circt4", [Op("load_A", "mem", 1), Op("load_B", "mem", 1), Op("add", "add", 1), Op("store_A", "mem", 1)],
                       [Edge("load_A", "add"), Edge("load_B", "add"), Edge("add", "store_A"), Edge("store_A", "load_A", 1)])
     return p, m
+
+
+def _sm90_gpu() -> str | None:
+    """None when an sm_90 GPU is usable, else why not."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible on this machine"
+    if torch.cuda.get_device_capability() != (9, 0):
+        return f"the GPU is sm_{''.join(map(str, torch.cuda.get_device_capability()))}, not sm_90"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip with the reason where no sm_90 GPU is usable."""
+    reason = None
+    for item in items:
+        if "gpu" in item.keywords:
+            reason = reason or _sm90_gpu() or ""
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))

@@ -43,6 +43,7 @@ class Run:
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> Run:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["WARPSCHED_CACHE"] = str(cwd / "cache")  # cubins built here stay here
     args = [str(a) for a in args]
     try:
         p = subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=env,
@@ -112,6 +113,7 @@ def write_inputs(work: Path) -> None:
     (work / "notjson.json").write_text("ii: 3\nthis is not JSON\n")
     (work / "notschedule.json").write_text(json.dumps({"format": "someone.else/2", "ii": 3, "ops": {}}))
     (work / "two_accumulators.yaml").write_text(TWO_ACCUMULATORS)
+    (work / "classic.json").write_text((DATA / "classic_schedule.json").read_text())
 
 
 BAD = {
@@ -142,6 +144,9 @@ BAD = {
     "param-without-model": (["solve", TOY, "--param", "bits=4"], ["--param", "model"]),
     "unknown-model": (["solve", "flash_decoding"], ["'flash_decoding'", "gemm", "attention_fwd"]),
     "show-png-suffix": (["show", "missing.json", "--png", "out.jpg"], ["--png", ".png"]),
+    "compile-without-templates": (["compile", "attention_fwd", "--out", "att"], ["covers gemm so far", "warpsched check"]),
+    "check-no-interleavings": (["check", "gemm", "--interleavings", "0"], ["--interleavings", "at least 1"]),
+    "check-classic-schedule": (["check", "classic.json"], ["no warpgroups", "classic"]),
     "registers-infeasible": (["solve", "two_accumulators.yaml", "--max-ii", "6"],
                              ["no schedule exists", "to 6", "(5a) registers"]),
 }
@@ -166,12 +171,14 @@ def work(tmp_path_factory) -> Path:
 def runs(work: Path) -> dict[str, Run]:
     """Every independent command at once, then the ones that read a schedule written by the first wave."""
     jobs: dict[str, list] = {  # the long ones first, so that they overlap the many short ones
+        "compile:gemm": ["compile", "gemm", "--out", "gemm_kernel", "--quiet"],  # nvcc: the longest, first
         "stencil": ["solve", "--hatschet", STENCIL, "--json", "stencil.json"],
         "stencil-quiet": ["solve", "--hatschet", STENCIL, "--rm", STENCIL_RM, "--quiet"],
         "toy": ["solve", TOY, "--json", "out.json"],
         **{f"mode:{m}": ["solve", TOY, "--mode", m, "--json", f"out_{m}.json"] for m in MODES if m != "joint"},
         "model:gemm": ["solve", "gemm", "--machine", "h200", "--param", "tile_k=64", "--json", "gemm.json"],
         "models": ["models"],
+        "check:gemm": ["check", ROOT / "solver_configs" / "problems" / "gemm_bf16_128x256x64.yaml", "--interleavings", "20", "--quiet"],
         "machines": ["machines"],
         "presets": ["presets"],
         **{f"bad:{name}": argv for name, (argv, _) in BAD.items()},
@@ -183,7 +190,7 @@ def runs(work: Path) -> dict[str, Run]:
         (work / "tampered.json").write_text(json.dumps(data))
         (work / "victim.txt").write_text(victim)
         results.update(run_all({"validate": ["validate", "out.json"], "validate-tampered": ["validate", "tampered.json"],
-                                "show": ["show", "out.json"]}, work))
+                                "show": ["show", "out.json"], "check:toy": ["check", "out.json", "--interleavings", "10"]}, work))
     if results["model:gemm"].returncode == 0:
         results["show:png"] = run_cli(["show", "gemm.json", "--png", "gemm.png", "--svg", "gemm.svg"], work)
     return results
@@ -341,6 +348,33 @@ def test_show_draws_png_and_svg(runs, work):
     assert r.returncode == 0, r.stderr
     assert (work / "gemm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in (work / "gemm.svg").read_bytes()[:400]
+
+
+def test_check_simulates_a_shipped_configuration(runs):
+    r = runs["check:gemm"]
+    assert r.returncode == 0, r.stderr
+    assert "ring load_a: tma" in r.stdout and "warpgroup 0 (producer" in r.stdout
+    assert "20 interleaving(s) of 4 iterations plus the schedule's clock: no deadlock, race or stall" in r.stdout
+    err = float(re.search(r"max relative error (\S+) over", r.stdout).group(1))
+    assert err < 1e-2
+
+
+def test_compile_writes_the_kernel_its_report_and_picture(runs, work):
+    r = runs["compile:gemm"]
+    assert r.returncode == 0, r.stderr
+    out = work / "gemm_kernel"
+    assert {p.name for p in out.iterdir()} >= {"schedule.json", "kernel.cu", "kernel.cubin", "report.json", "schedule.png"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["sass_ok"] and report["sass"]["HGMMA"] > 0 and report["sass"]["LDL"] == 0
+    assert [w["role"] for w in report["roles"]] == ["producer", "consumer", "consumer"]
+    assert report["predicted_cycles_per_iteration"] == json.loads((out / "schedule.json").read_text())["ii"]
+    assert not (work / "att").exists()  # a refused compile writes nothing
+
+
+def test_check_a_schedule_file_without_numerics(runs):
+    r = runs["check:toy"]
+    assert r.returncode == 0, r.stderr
+    assert "no deadlock, race or stall; tags only" in r.stdout
 
 
 # ------------------------------------------------------------------ user mistakes: exit 2, one sentence
