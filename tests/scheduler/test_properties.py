@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
-from scheduler import heuristic, solve
+from scheduler import InfeasibleError, heuristic, solve
 from scheduler.api import assemble
 from scheduler.bounds import bounds
 from scheduler.config import SolverConfig
@@ -190,3 +190,40 @@ def test_model_and_verifier_agree_on_fixed_schedules(problem, ii, data):
     status = solver.solve(built.model)
     assert status in (cp_model.OPTIMAL, cp_model.FEASIBLE, cp_model.INFEASIBLE)
     assert (status != cp_model.INFEASIBLE) == accepted, verify(sched).violations[:1]
+
+
+def brute_force_with_capacities(problem, machine, mii, limit, max_stage=2) -> int | None:
+    """The least II in [mii, limit) at which some schedule with stages <= max_stage passes the verifier
+    (shared memory, registers and all): an independent oracle of the solver's infeasibility proofs."""
+    b = bounds(problem, machine)
+    names = [op.name for op in problem.ops]
+    options = list(group_options(problem))
+    for ii in range(mii, limit):
+        for combo in itertools.product(range(ii), repeat=len(names)):
+            rows = dict(zip(names, combo))
+            for stages in itertools.product(range(max_stage + 1), repeat=len(names)):
+                if min(stages) != 0:
+                    continue
+                starts = {n: k * ii + rows[n] for n, k in zip(names, stages)}
+                for groups in options:
+                    sched = assemble(problem, machine, "joint", b, ii, starts, groups, False, (), (), 0.0, FAST)
+                    if verify(sched).ok:
+                        return ii
+    return None
+
+
+@settings(max_examples=int(__import__("os").environ.get("PROP_EXAMPLES", 30)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loops(max_ops=3, with_values=True))
+def test_joint_proofs_hold_under_tight_capacities(problem):
+    # A tight register file and shared memory: lifetimes decide feasibility, so a start window
+    # that moves an op too early (or too late) shows up as a smaller II found here.
+    machine = joint_machine(register_file=128 * 80, smem_bytes=3 * 4112, reg_max=72)
+    try:
+        r = solve(problem, machine, mode="joint", config=FAST)
+    except InfeasibleError:
+        return
+    assert r.verdict.ok
+    if r.proven:
+        smaller = brute_force_with_capacities(problem, machine, r.schedule.mii, r.ii)
+        event(f"II above MII: {r.ii > r.schedule.mii}")
+        assert smaller is None, f"II {smaller} passes the verifier but the solver proved II {r.ii} optimal"
