@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from models import build_model, model_reference  # noqa: E402
-from scheduler import load_hatschet, load_problem, solve  # noqa: E402
+from scheduler import load_hatschet, solve  # noqa: E402
+from scheduler.problem_io import problem_from_dict  # noqa: E402
+from scheduler.yaml_files import read_yaml  # noqa: E402
 from scheduler.errors import WarpschedError  # noqa: E402
 
 MODES = ("joint", "swp", "ws", "heuristic")
@@ -71,9 +73,10 @@ def bench_models(preset: str, quick: bool) -> list[dict]:
 def bench_problems(preset: str) -> list[dict]:
     rows = []
     for path in sorted((ROOT / "solver_configs" / "problems").glob("*.yaml")):
-        if model_reference(path) is not None:
+        data = read_yaml(path, "problem")
+        if model_reference(data, str(path)) is not None:
             continue  # the kernel models have their own section
-        problem, machine = load_problem(path)
+        problem, machine = problem_from_dict(data, origin=str(path), default_name=path.stem)
         for mode in MODES:
             rows.append(_run(problem.name, lambda: solve(problem, machine or "h100", mode=mode, config=preset), mode))
     return rows

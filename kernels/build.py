@@ -9,6 +9,7 @@ the source and the toolchain in `$WARPSCHED_CACHE` (default `~/.cache/warpsched`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -70,6 +71,7 @@ def _tool(name: str) -> str:
     return found
 
 
+@functools.cache
 def toolchain_version() -> str:
     out = subprocess.run([_tool("nvcc"), "--version"], capture_output=True, text=True).stdout
     return (re.search(r"release [\d.]+, V[\d.]+", out) or re.search(r".+$", out.strip())).group(0)

@@ -108,8 +108,11 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     ops = problem.op_by_name
     # program order inside a warpgroup: by row, ties by start (then the problem's order)
     order = {n: i for i, n in enumerate(op.name for op in problem.ops)}
+
+    def in_period(n: str) -> tuple:
+        return s.ops[n].row, s.ops[n].start, order[n]
     by_wg: dict[int, list[str]] = {}
-    for n in sorted(s.ops, key=lambda n: (s.ops[n].row, s.ops[n].start, order[n])):
+    for n in sorted(s.ops, key=in_period):
         by_wg.setdefault(wg_of[n], []).append(n)
     pos = {n: i for names in by_wg.values() for i, n in enumerate(names)}
 
@@ -131,12 +134,11 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     releases: dict[str, list[tuple[str, int, int]]] = {}
     for value, ring in rings.items():
         for w in ring.readers:
-            reads = [(e.distance + s.ops[e.dst].stage, pos[e.dst], e.dst, e.distance)
-                     for e in problem.out_edges(value) if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")]
-            _, _, last, dist = max(reads)
-            ends = [e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency
-                    for e in problem.out_edges(value) if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")]
-            releases.setdefault(last, []).append((value, dist, max(ends) - (dist * s.ii + s.ops[last].start)))
+            reads = [e for e in problem.out_edges(value) if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")]
+            last = max(reads, key=lambda e: (e.distance + s.ops[e.dst].stage, pos[e.dst]))
+            end = max(e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency for e in reads)
+            releases.setdefault(last.dst, []).append(
+                (value, last.distance, end - (last.distance * s.ii + s.ops[last.dst].start)))
 
     # register copies inside a warpgroup
     copies: dict[int, dict[str, int]] = {}
@@ -166,7 +168,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     for unit, names in sorted(units.items()):
         if len({wg_of[n] for n in names}) < 2:
             continue
-        names.sort(key=lambda n: (s.ops[n].row, s.ops[n].start, order[n]))
+        names.sort(key=in_period)
         token_units.append((unit, len(names)))
         for i, n in enumerate(names):
             token_of[n] = (unit, i)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+from pathlib import Path
 from dataclasses import dataclass
 
 from scheduler.errors import WarpschedError
@@ -102,7 +103,7 @@ class KernelRuntime:
                 raise KernelError(f"the generated {model} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
             driver = _driver()
             _torch().cuda.init()
-            module = _ok(driver.cuModuleLoadData(open(report.cubin, "rb").read()))
+            module = _ok(driver.cuModuleLoadData(Path(report.cubin).read_bytes()))
             function = _ok(driver.cuModuleGetFunction(module, kernel.entry.encode()))
             _ok(driver.cuFuncSetAttribute(function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                           kernel.smem_bytes))

@@ -115,10 +115,11 @@ class QuantGemmSemantics(_Family):
         self.x = _round(rng.standard_normal((tm, K)), self.dtype)
         self.mmas = sorted((n for n, k in self.kind_of.items() if k == "wgmma_rs"), key=_index)
 
-    def values(self, codes: np.ndarray, cols: slice) -> np.ndarray:
-        """Dequantized weights (before rounding to the MMA type) of `codes` over K columns `cols`."""
+    def values(self, codes: np.ndarray, cols: slice, scale: np.ndarray | None = None) -> np.ndarray:
+        """Dequantized weights (before rounding to the MMA type) of `codes` over K columns `cols`, with
+        `scale` per column (default: the true scales; channelwise kernels hold them outside the loop)."""
         g = np.arange(cols.start, cols.stop) // self.group
-        scale = self.scales[:, g]
+        scale = self.scales[:, g] if scale is None else scale
         if self.fmt == "int":
             return (codes - (1 << (self.bits - 1))).astype(np.float32) * scale
         if self.fmt == "int_zp":
@@ -140,7 +141,8 @@ class QuantGemmSemantics(_Family):
         c = _index(op)
         if kind == "dequant":  # this consumer's rows of the block, in the MMA's type
             rows = slice(c * self.rows, (c + 1) * self.rows)
-            return _round(self.values(inputs[("load_w", 0)], k)[rows], self.dtype)  # scales of block k (or channelwise)
+            scale = inputs.get(("load_s", 0))  # what the scale load delivered (channelwise: none in the loop)
+            return _round(self.values(inputs[("load_w", 0)], k, scale)[rows], self.dtype)
         return inputs[(op, 1)] + self.take(inputs, "dequant") @ inputs[("load_x", 0)].T
 
     def error(self, outputs: dict) -> float:

@@ -192,16 +192,22 @@ class _State:
             out.append((f"empty barrier of ring {step.op} slot {it % ring.depth} (iteration {it})", lambda b=b, q=parity: b.passed(q)))
         return out
 
-    def execute(self, w: int, step: Step, j: int) -> None:
+    def execute(self, w: int, step: Step, j: int, clocked: bool = False) -> int | None:
+        """Run `step` at trip `j`; the iteration it worked for, or None for a guarded-out trip.
+        `clocked`: the caller lands what it wrote and releases what it read at their cycles."""
         it = j - step.stage
+        done = None
         if 0 <= it < self.n:
             value = self.compute(step, it, self.read(w, step, it))
             self.keep(w, step, it, value)
             if step.writes_ring:
-                self.write_ring(w, step, it, value, land_now=self.rings[step.op].kind == "staging")
-            self.release(w, step.releases, it)
+                self.write_ring(w, step, it, value, land_now=not clocked and self.rings[step.op].kind == "staging")
+            if not clocked:
+                self.release(w, step.releases, it)
+            done = it
         if step.token is not None:
             self.tokens[step.token[0]] += 1
+        return done
 
 
 def _thread(state: _State, w: int, steps: tuple[Step, ...]) -> Iterator[tuple[str, Callable[[], bool]] | None]:
@@ -278,7 +284,7 @@ def _clock(program: PipelineProgram, iterations: int, latency: dict[str, int], s
     heap = []
     for w in program.warpgroups:
         for j in range(program.trips(iterations)):
-            for k, step in enumerate(w.steps):
+            for step in w.steps:
                 heap.append((j * program.ii + step.row, 2, len(heap), (w.index, step, j)))
     heapq.heapify(heap)
     seq = len(heap)
@@ -297,22 +303,17 @@ def _clock(program: PipelineProgram, iterations: int, latency: dict[str, int], s
                 if not ok():
                     state.fail("stall", f"warpgroup {w}: {step.op} at cycle {t} (trip {j}) would wait for the {what}; "
                                f"the program does not sustain II {program.ii}")
-            it = j - step.stage
-            if 0 <= it < iterations:
-                value = state.compute(step, it, state.read(w, step, it))
-                state.keep(w, step, it, value)
-                if step.writes_ring:
-                    ring = state.rings[step.op]
-                    state.write_ring(w, step, it, value, land_now=False)
-                    seq += 1
-                    heapq.heappush(heap, (t + latency[step.op], 0, seq, state.in_flight[-1]))
-                for one in step.releases:  # each ring freed once its reads completed (+ the hand-off)
-                    seq += 1
-                    ring_name, _, finish = one
-                    done = t + finish + (sync if state.rings[ring_name].producer != w else 0)
-                    heapq.heappush(heap, (done, 1, seq, (w, (one,), it)))
-            if step.token is not None:
-                state.tokens[step.token[0]] += 1
+            it = state.execute(w, step, j, clocked=True)
+            if it is None:
+                continue
+            if step.writes_ring:
+                seq += 1
+                heapq.heappush(heap, (t + latency[step.op], 0, seq, state.in_flight[-1]))
+            for one in step.releases:  # each ring freed once its reads completed (+ the hand-off)
+                seq += 1
+                ring_name, _, finish = one
+                done = t + finish + (sync if state.rings[ring_name].producer != w else 0)
+                heapq.heappush(heap, (done, 1, seq, (w, (one,), it)))
     except _Failure:
         return
 

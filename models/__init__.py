@@ -37,14 +37,9 @@ def build_model(name: str, machine: Machine | str = "h100", **params: Any) -> Pr
     return problem
 
 
-def model_reference(path) -> dict | None:
-    """The `{model, machine, params}` of a problem file that names a kernel model instead of listing
-    ops (solver_configs/problems/attention_fwd_d128_bf16.yaml), or None for an ordinary problem file."""
-    from pathlib import Path
-
-    from scheduler.yaml_files import read_yaml
-
-    data = read_yaml(Path(path), "problem")
+def model_reference(data: Any, path: str) -> dict | None:
+    """The `{model, machine, params}` of a problem file's contents `data` when it names a kernel model
+    instead of listing ops (solver_configs/problems/attention_fwd_d128_bf16.yaml), else None."""
     if not isinstance(data, dict) or "model" not in data:
         return None
     unknown = sorted(set(data) - {"model", "machine", "params", "name"})

@@ -101,7 +101,7 @@ class _ProgressPrinter:
 
 
 def _cmd_solve(args) -> int:
-    from scheduler import load_hatschet, load_machine, load_problem, solve
+    from scheduler import load_hatschet, load_machine, solve
 
     if bool(args.problem) == bool(args.hatschet):
         raise _usage("give either a problem file or --hatschet GRAPH.graphml")
@@ -135,7 +135,9 @@ def _cmd_solve(args) -> int:
 
 def _load_problem_or_model(args):
     """(problem, machine) from a model name (built for --machine) or a problem YAML file."""
-    from scheduler import load_machine, load_problem
+    from scheduler import load_machine
+    from scheduler.problem_io import problem_from_dict
+    from scheduler.yaml_files import read_yaml
 
     from models import MODELS, build_model, model_reference, parse_assignments
 
@@ -144,13 +146,15 @@ def _load_problem_or_model(args):
         return build_model(args.problem, machine, **parse_assignments(args.param)), machine
     if not Path(args.problem).exists() and not args.problem.endswith((".yaml", ".yml")):
         raise _usage(f"{args.problem!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
-    ref = model_reference(args.problem) if Path(args.problem).is_file() else None
+    path = Path(args.problem)
+    data = read_yaml(path, "problem")
+    ref = model_reference(data, args.problem)
     if ref is not None:  # a shipped configuration: a model with its parameters (--param overrides them)
         machine = load_machine(args.machine or ref["machine"] or "h100")
         return build_model(ref["model"], machine, **{**ref["params"], **parse_assignments(args.param)}), machine
     if args.param:
         raise _usage(f"--param goes with a kernel model name; {args.problem!r} is not one of {', '.join(MODELS)}")
-    return load_problem(args.problem)
+    return problem_from_dict(data, origin=str(path), default_name=path.stem)
 
 
 def _schedule_of(args, accept=None):
