@@ -3,7 +3,8 @@
 `nvcc -gencode=arch=compute_90a,code=sm_90a` with the CUTLASS/CuTe headers of the `nvidia-cutlass`
 wheel; `-Xptxas -v` gives registers and spills; `cuobjdump -sass` (the `nvidia-cuda-cuobjdump`
 wheel, else the one on PATH) gives the SASS, which must hold HGMMA (wgmma), UTMALDG (TMA loads)
-and SYNCS (mbarriers) and no LDL/STL (local memory: spills). Cubins are cached by the hash of
+and SYNCS (mbarriers), USETMAXREG (ptxas kept the setmaxnreg budgets: it drops them, with warning C7508,
+when it cannot tell the entry register count) and no LDL/STL (local memory: spills). Cubins are cached by the hash of
 the source and the toolchain in `$WARPSCHED_CACHE` (default `~/.cache/warpsched`).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from scheduler.errors import WarpschedError
 
-SASS_REQUIRED = ("HGMMA", "UTMALDG", "SYNCS")
+SASS_REQUIRED = ("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG")  # USETMAXREG: ptxas kept the setmaxnreg budgets
 SASS_FORBIDDEN = ("LDL", "STL")
 
 

@@ -2,6 +2,8 @@
 
     import torch, kernels
     c = kernels.gemm(a, b)        # a (M, K), b (N, K) bf16/fp16 on an sm_90 GPU: c = a @ b.T
+    y = kernels.quant_gemm(x, packed, scales, bits=4, group_size=128)   # x @ dequant(W).T
+    o = kernels.attention_fwd(q, k, v)   # (batch, heads, seqlen, head_dim), softmax(q k^T / sqrt(d)) v
 
 The kernel for a configuration is solved, lowered, rendered and built once (the cubin is cached
 on disk by kernels/build.py) and loaded once per `KernelRuntime`. Every mistake a caller can make
@@ -48,7 +50,7 @@ def require_sm90() -> None:
         raise KernelError(f"warpsched kernels are built for sm_90a (H100/H200); this GPU is sm_{major}{minor}")
 
 
-def _check_operand(name: str, t, dtypes) -> None:
+def _check_operand(name: str, t, dtypes, dims: int = 2) -> None:
     torch = _torch()
     if not isinstance(t, torch.Tensor):
         raise KernelError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
@@ -56,8 +58,8 @@ def _check_operand(name: str, t, dtypes) -> None:
         raise KernelError(f"{name} is on {t.device}; move it to the GPU (.cuda())")
     if t.dtype not in dtypes:
         raise KernelError(f"{name} is {t.dtype}; use one of {', '.join(str(d) for d in dtypes)}")
-    if t.dim() != 2:
-        raise KernelError(f"{name} must be 2-D, not {t.dim()}-D of shape {tuple(t.shape)}")
+    if t.dim() != dims:
+        raise KernelError(f"{name} must be {dims}-D, not {t.dim()}-D of shape {tuple(t.shape)}")
     if not t.is_contiguous():
         raise KernelError(f"{name} is not contiguous; call .contiguous() first")
     if t.data_ptr() % TILE_ALIGN_BYTES:
@@ -96,8 +98,11 @@ class KernelRuntime:
             from models import build_model
             from scheduler import solve
 
-            schedule = solve(build_model(model, self.machine, **params), self.machine).schedule
-            kernel = render(schedule)
+            try:
+                schedule = solve(build_model(model, self.machine, **params), self.machine).schedule
+                kernel = render(schedule)
+            except WarpschedError as e:
+                raise KernelError(f"no {model} kernel for {params}: {e}") from None
             report = build(kernel.source, kernel.entry)
             if not report.sass_ok:
                 raise KernelError(f"the generated {model} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
@@ -110,6 +115,11 @@ class KernelRuntime:
             self._loaded[key] = _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile)
         return self._loaded[key]
 
+    def _launch(self, loaded: _Loaded, grid: tuple[int, int, int], args: tuple, types: tuple) -> None:
+        driver = _driver()
+        stream = _torch().cuda.current_stream().cuda_stream
+        _ok(driver.cuLaunchKernel(loaded.function, *grid, loaded.threads, 1, 1, loaded.smem_bytes, stream, (args, types), 0))
+
     def gemm(self, a, b):
         """`a @ b.T` for a (M, K) and b (N, K), bf16 or fp16, M % 128 == N % 256 == K % 64 == 0."""
         torch = _torch()
@@ -121,34 +131,135 @@ class KernelRuntime:
         (m, k), (n, k2) = a.shape, b.shape
         if k != k2:
             raise KernelError(f"a is {m} x {k} and b is {n} x {k2}: their K (columns) differ")
-        dtype = "bf16" if a.dtype == torch.bfloat16 else "fp16"
-        loaded = self._load("gemm", {"dtype": dtype})
+        loaded = self._load("gemm", {"dtype": _dtype_names()[a.dtype]})
         tm, tn, tk = loaded.tile["tile_m"], loaded.tile["tile_n"], loaded.tile["tile_k"]
         for what, size, tile in (("M (rows of a)", m, tm), ("N (rows of b)", n, tn), ("K", k, tk)):
             if size % tile:
                 raise KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the operands")
         c = torch.empty(m, n, dtype=a.dtype, device=a.device)
-        maps = [self._tensor_map(a, tk, tm), self._tensor_map(b, tk, tn)]
-        driver = _driver()
-        args = ((maps[0], maps[1], c.data_ptr(), m, n, k), (None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
-        stream = torch.cuda.current_stream().cuda_stream
-        _ok(driver.cuLaunchKernel(loaded.function, m // tm, n // tn, 1, loaded.threads, 1, 1, loaded.smem_bytes, stream, args, 0))
+        maps = (_tensor_map(a, [k, m], [tk, tm]), _tensor_map(b, [k, n], [tk, tn]))
+        self._launch(loaded, (m // tm, n // tn, 1), (*maps, c.data_ptr(), m, n, k),
+                     (None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
         return c
 
-    @staticmethod
-    def _tensor_map(t, box_inner: int, box_outer: int):
-        """A 2-D TMA descriptor of row-major `t` with a (box_outer x box_inner) box and the 128-byte swizzle."""
+    def quant_gemm(self, x, packed_weight, scales, zeros=None, *, bits: int, group_size: int, fmt: str = "int"):
+        """`x @ dequant(W).T`: x (M, K) bf16/fp16, W packed (N, K * bits / 8) uint8 (kernels.quant), scales
+        (K / group_size, N) or (N,) for group_size -1 in x's type, zeros (same shape) for fmt int_zp."""
+        from kernels.quant import FLOAT_FORMATS
+
         torch = _torch()
-        driver = _driver()
-        kind = (driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 if t.dtype == torch.bfloat16
-                else driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16)
-        rows, cols = t.shape
-        return _ok(driver.cuTensorMapEncodeTiled(
-            kind, 2, t.data_ptr(), [cols, rows], [cols * t.element_size()], [box_inner, box_outer], [1, 1],
-            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
-            driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
-            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
+        require_sm90()
+        formats = ("int", "int_zp") + tuple(FLOAT_FORMATS)
+        if fmt not in formats:
+            raise KernelError(f"fmt {fmt!r} is not supported; use one of {', '.join(formats)}")
+        if fmt in FLOAT_FORMATS and bits != FLOAT_FORMATS[fmt]:
+            raise KernelError(f"fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; got bits={bits}")
+        if not isinstance(bits, int) or not 1 <= bits <= 8:
+            raise KernelError(f"bits must be an integer from 1 to 8; got {bits!r}")
+        if group_size not in (32, 64, 128, -1):
+            raise KernelError(f"group_size {group_size} is not supported; use 32, 64, 128 or -1 (channelwise)")
+        _check_operand("x", x, (torch.bfloat16, torch.float16))
+        _check_operand("packed_weight", packed_weight, (torch.uint8,))
+        _check_operand("scales", scales, (x.dtype,), dims=1 if group_size == -1 else 2)
+        if (zeros is None) != (fmt != "int_zp"):
+            raise KernelError("zeros go with fmt='int_zp' and only with it")
+        if zeros is not None:
+            _check_operand("zeros", zeros, (x.dtype,), dims=scales.dim())
+        m, k = x.shape
+        n = packed_weight.shape[0]
+        if packed_weight.shape[1] * 8 != k * bits:
+            raise KernelError(f"packed_weight has {packed_weight.shape[1]} bytes per row; K = {k} codes of {bits} bits need {k * bits / 8:g}")
+        want = (n,) if group_size == -1 else (k // group_size, n)
+        if group_size != -1 and k % group_size:
+            raise KernelError(f"K = {k} is not a multiple of group_size {group_size}")
+        for name, t in (("scales", scales), ("zeros", zeros)):
+            if t is not None and tuple(t.shape) != want:
+                raise KernelError(f"{name} has shape {tuple(t.shape)}; the weights need {want}")
+        bucket = min(8192, 1 << max(0, (m - 1).bit_length()))  # one kernel per power-of-two batch regime
+        loaded = self._load("quant_gemm", {"bits": bits, "fmt": fmt, "group_size": group_size, "dtype": _dtype_names()[x.dtype],
+                                           "m": bucket, "k": k})
+        tn, tm, tk = loaded.tile["tile_n"], loaded.tile["tile_m"], loaded.tile["tile_k"]
+        for what, size, tile in (("N (rows of the weights)", n, tn), ("K", k, tk)):
+            if size % tile:
+                raise KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the weights")
+        y = torch.empty(m, n, dtype=x.dtype, device=x.device)
+        row_bytes = tk * bits // 8
+        args = [_tensor_map(packed_weight, [k * bits // 8, n], [row_bytes, tn], swizzle=False),
+                _tensor_map(x, [k, m], [64, tm])]
+        types = [None, None]
+        if group_size == -1:
+            args.append(scales.data_ptr())
+            types.append(ctypes.c_void_p)
+        else:
+            per_tile = max(1, tk // group_size)
+            args.append(_tensor_map(scales, [n, k // group_size], [tn, per_tile], swizzle=False))
+            types.append(None)
+            if zeros is not None:
+                args.append(_tensor_map(zeros, [n, k // group_size], [tn, per_tile], swizzle=False))
+                types.append(None)
+        self._launch(loaded, (n // tn, -(-m // tm), 1), (*args, y.data_ptr(), m, n, k),
+                     (*types, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
+        return y
+
+    def attention_fwd(self, q, k, v, *, causal: bool = False, softmax_scale: float | None = None):
+        """softmax(q k^T * scale) v for q (B, H, N, d), k and v (B, H_kv, N_kv, d) with H_kv dividing H (GQA),
+        bf16 or fp16, d in 64/128/256; the output is (B, H, N, d) like scaled_dot_product_attention."""
+        from kernels.cuda.families import softmax_scale_log2
+
+        torch = _torch()
+        require_sm90()
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            _check_operand(name, t, (torch.bfloat16, torch.float16), dims=4)
+        if not q.dtype == k.dtype == v.dtype:
+            raise KernelError(f"q, k and v are {q.dtype}, {k.dtype}, {v.dtype}; give them one type")
+        if causal:
+            raise KernelError("causal=True is not generated yet; the causal mask is scheduled but its CUDA templates are missing")
+        b, h, n, d = q.shape
+        if k.shape != v.shape or k.shape[0] != b or k.shape[3] != d:
+            raise KernelError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must both be (batch {b}, kv_heads, seqlen, head_dim {d})")
+        hkv, nkv = k.shape[1], k.shape[2]
+        if h % hkv:
+            raise KernelError(f"{hkv} K/V heads do not divide {h} query heads")
+        if d not in (64, 128, 256):
+            raise KernelError(f"head_dim {d} is not supported; use 64, 128 or 256")
+        if n < 1 or nkv < 1:
+            raise KernelError("q and k need at least one row each")
+        loaded = self._load("attention_fwd", {"head_dim": d, "dtype": _dtype_names()[q.dtype]})
+        bm, bn, tiles = loaded.tile["block_m"], loaded.tile["block_n"], loaded.tile["q_tiles"]
+        out = torch.empty_like(q)
+        maps = (_tensor_map(q, [d, n, b * h], [64, bm, 1]), _tensor_map(k, [d, nkv, b * hkv], [64, bn, 1]),
+                _tensor_map(v, [d, nkv, b * hkv], [64, bn, 1]))
+        self._launch(loaded, (-(-n // (bm * tiles)), h, b),
+                     (*maps, out.data_ptr(), n, nkv, h, hkv, softmax_scale_log2(d, softmax_scale)),
+                     (None, None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float))
+        return out
+
+
+def _dtype_names():
+    torch = _torch()
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def _tensor_map(t, dims: list[int], box: list[int], swizzle: bool = True):
+    """A TMA descriptor of row-major `t` seen as `dims` (innermost first) with a `box`; 16-bit tensors
+    with the 128-byte swizzle of the GMMA layouts (box rows of 64 elements), bytes without swizzle."""
+    torch = _torch()
+    driver = _driver()
+    kinds = {torch.bfloat16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+             torch.float16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+             torch.uint8: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8}
+    size = t.element_size()
+    strides, step = [], dims[0] * size
+    for extent in dims[1:]:
+        strides.append(step)
+        step *= extent
+    mode = (driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B if swizzle
+            else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE)
+    return _ok(driver.cuTensorMapEncodeTiled(
+        kinds[t.dtype], len(dims), t.data_ptr(), dims, strides, box, [1] * len(dims),
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, mode,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
 
 
 @functools.cache
@@ -160,3 +271,13 @@ def default_runtime(machine: str = "h100") -> KernelRuntime:
 def gemm(a, b):
     """`a @ b.T` with the generated H100 GEMM kernel."""
     return default_runtime().gemm(a, b)
+
+
+def quant_gemm(x, packed_weight, scales, zeros=None, *, bits: int, group_size: int, fmt: str = "int"):
+    """`x @ dequant(W).T` with the generated H100 quantized GEMM kernel (layout: kernels.quant)."""
+    return default_runtime().quant_gemm(x, packed_weight, scales, zeros, bits=bits, group_size=group_size, fmt=fmt)
+
+
+def attention_fwd(q, k, v, *, causal: bool = False, softmax_scale: float | None = None):
+    """FlashAttention forward with the generated H100 kernel; q, k, v as in scaled_dot_product_attention."""
+    return default_runtime().attention_fwd(q, k, v, causal=causal, softmax_scale=softmax_scale)

@@ -3,25 +3,26 @@
 The renderer states the schedule only: one block per warpgroup with its `setmaxnreg` budget and
 its steps in program order, each guarded by the iteration it works for (`j - stage`); one
 shared-memory ring per TMA load with the schedule's depth and one full/empty mbarrier pair per
-slot; releases where the program puts them. What an op does is its template
-(kernels/cuda/templates.py). Families with templates so far: gemm.
+slot; releases where the program puts them; the tensor core's order across warpgroups as a token
+passed along named barriers. What an op does is its family's template (kernels/cuda/families.py
+over kernels/cuda/templates.py). Families with templates: gemm, quant_gemm, attention_fwd.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 from kernels.cuda import templates as T
+from kernels.cuda.families import FAMILIES, ident
 from kernels.program import PipelineProgram, lower
 from scheduler.errors import InputError
 from scheduler.schedule import Schedule
 
-ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
-ELEMENT_BYTES = 2
 REGISTER_FILE = 65536
-SUPPORTED = ("gemm",)
+SMEM_LIMIT = 232448  # the most dynamic shared memory one H100/H200 block may have (227 KiB)
+CTYPE_BYTES = {"Element": 2, "uint8_t": 1, "float": 4}
+ORDER_BARRIERS = 8  # named barriers 8..15 (CUTLASS keeps 0..7: __syncthreads and its own)
 
 
 @dataclass(frozen=True)
@@ -35,88 +36,162 @@ class RenderedKernel:
     digest: str  # of the schedule it states
 
 
-def _ident(name: str) -> str:
-    return re.sub(r"\W", "_", name)
+def schedule_digest(schedule: Schedule) -> str:
+    """16 hex digits naming what a kernel states of `schedule`: II, every op's start and warpgroup, ring depths."""
+    return hashlib.sha256(repr((schedule.problem.name, schedule.ii,
+                                sorted((n, p.start, p.warpgroup) for n, p in schedule.ops.items()),
+                                sorted((n, b.depth) for n, b in schedule.buffers.items()))).encode()).hexdigest()[:16]
 
 
 def supported(problem) -> None:
-    """Raise a one-sentence `InputError` unless `problem`'s family has CUDA templates."""
+    """Raise a one-sentence `InputError` unless `problem`'s family has CUDA templates for its parameters."""
     family = problem.source.get("model")
-    if family not in SUPPORTED:
-        raise InputError(f"CUDA generation covers {', '.join(SUPPORTED)} so far; {family or problem.name!r} "
-                         f"lowers to a pipeline program (warpsched check) but has no CUDA templates yet")
+    if family not in FAMILIES:
+        raise InputError(f"CUDA generation covers {', '.join(FAMILIES)}; {family or problem.name!r} "
+                         f"lowers to a pipeline program (warpsched check) but has no CUDA templates")
+    FAMILIES[family].check(problem.source)
 
 
 def render(schedule: Schedule, program: PipelineProgram | None = None) -> RenderedKernel:
     supported(schedule.problem)
     program = program or lower(schedule)
-    return _render_gemm(schedule, program)
+    _check_program(program)
+    family = FAMILIES[schedule.problem.source["model"]](schedule, program)
+    return _assemble(schedule, program, family)
 
 
-def _render_gemm(schedule: Schedule, program: PipelineProgram) -> RenderedKernel:
-    src = schedule.problem.source
-    tm, tn, tk, consumers = src["tile_m"], src["tile_n"], src["tile_k"], src["consumers"]
-    rows = tm // consumers
-    if tk % 64:
-        raise InputError(f"gemm CUDA templates take tile_k in multiples of 64 (a 128-byte swizzled K row); got {tk}")
-    digest = hashlib.sha256(repr((schedule.ii, sorted((n, p.start, p.warpgroup) for n, p in schedule.ops.items()),
-                                  sorted((n, b.depth) for n, b in schedule.buffers.items()))).encode()).hexdigest()[:16]
+def _align(offset: int, alignment: int) -> int:
+    return -(-offset // alignment) * alignment
+
+
+def _check_program(program: PipelineProgram) -> None:
+    for w in program.warpgroups:
+        for value, copies in w.copies:
+            if copies > 1:
+                raise InputError(f"{program.name}: {value!r} needs {copies} register copies (it is read a trip after it "
+                                 f"is rewritten); the CUDA templates hold one copy per value so far")
+        for step in w.steps:
+            for read in step.reads:
+                if read.via == "ring" and read.distance and program.ring(read.value).kind == "tma":
+                    raise InputError(f"{program.name}: {step.op} reads a load {read.distance} iteration(s) back; the "
+                                     f"CUDA templates read loads of the same iteration")
+
+
+def _order(program: PipelineProgram) -> tuple[dict, dict, dict]:
+    """The tensor core's order across warpgroups: per step the barrier to wait on before issuing and the
+    one to pass the token on after, and per warpgroup the barrier it arrives on before its first trip.
+    Consecutive ops (in the period's order, wrapping to the next trip) on different warpgroups share a
+    named barrier of 256 threads: the later one syncs, the earlier one arrives."""
+    waits, passes, first = {}, {}, {}
+    barrier = ORDER_BARRIERS
+    for unit, count in program.token_units:
+        chain = sorted(((s.token[1], s.op, w.index) for w in program.warpgroups for s in w.steps
+                        if s.token and s.token[0] == unit))
+        for p, (_, op, w) in enumerate(chain):
+            _, prev_op, prev_w = chain[p - 1]
+            if prev_w == w:
+                continue
+            if barrier >= 16:
+                raise InputError(f"{program.name}: the {unit} order needs more than {16 - ORDER_BARRIERS} named barriers")
+            waits[op] = (barrier - ORDER_BARRIERS, prev_op)
+            passes[prev_op] = (barrier - ORDER_BARRIERS, op, p == 0)  # p == 0: the token crosses into the next trip
+            if p == 0:
+                first[prev_w] = (barrier - ORDER_BARRIERS, op)
+            barrier += 1
+    return waits, passes, first
+
+
+def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedKernel:
     index = {w.index: i for i, w in enumerate(program.warpgroups)}  # contiguous warpgroup numbers in the kernel
     threads = 128 * len(program.warpgroups)
     launch_regs = min(255, (REGISTER_FILE // threads) // 8 * 8)
     rings = {r.value: r for r in program.rings}
-    elements = {"load_a": tm * tk, "load_b": tn * tk}
-    maps = {"load_a": ("tma_a", "it * TILE_K", "blockIdx.x * TILE_M"), "load_b": ("tma_b", "it * TILE_K", "blockIdx.y * TILE_N")}
+    loads = family.loads()
+    for r in program.rings:
+        if r.kind == "staging":
+            loads[r.value] = family.staging(r.value)
+    digest = schedule_digest(schedule)
+    waits, passes, first = _order(program)
 
-    out = [T.PRELUDE.format(digest=digest, name=program.name, ii=program.ii, stages=program.stages, element=ELEMENTS[src["dtype"]])]
-    for name, value in (("TILE_M", tm), ("TILE_N", tn), ("TILE_K", tk), ("SLICE_M", rows)):
-        out.append(T.CONSTANT.format(name=name, value=value))
-    out.append(T.SMEM_LAYOUT.format(name="LayoutA", rows=rows, cols=tk))
-    out.append(T.SMEM_LAYOUT.format(name="LayoutB", rows=tn, cols=tk))
-    out.append(T.STORAGE.format(members="".join(
-        T.RING_MEMBERS.format(ring=_ident(r), depth=rings[r].depth, elements=elements[r]) for r in rings)))
-    params = ("const __grid_constant__ CUtensorMap tma_a", "const __grid_constant__ CUtensorMap tma_b",
-              "Element* __restrict__ c", "int m", "int n", "int k")
-    out.append(T.KERNEL_OPEN.format(threads=threads, entry="warpsched_gemm", params=", ".join(params), iterations="k / TILE_K",
-                                    ring_init="".join(T.RING_INIT.format(ring=_ident(r.value), depth=r.depth, readers=len(r.readers))
-                                                      for r in program.rings)))
+    smem = 0  # sizeof(SharedStorage), asserted in the source: each ring's slots 1024-aligned, then its mbarriers
+    members = []
+    for r in program.rings:
+        load = loads[r.value]
+        if load.bytes != r.bytes:
+            raise InputError(f"{program.name}: the {r.value} template moves {load.bytes} B but the schedule's op moves {r.bytes} B")
+        members.append(T.RING_MEMBERS.format(ctype=load.ctype, ring=ident(r.value), depth=r.depth, elements=load.elements))
+        smem = _align(smem, 1024) + r.depth * load.elements * CTYPE_BYTES[load.ctype]
+        smem = _align(smem, 8) + 16 * r.depth
+    for align, size in family.extra_members:
+        smem = _align(smem, align) + size
+    smem = _align(smem, 1024)
+    if smem > SMEM_LIMIT:
+        raise InputError(f"{program.name}: the rings need {smem} B of shared memory, more than the {SMEM_LIMIT} B a block may have")
+
+    out = [T.PRELUDE.format(digest=digest, name=program.name, ii=program.ii, stages=program.stages, element=family.element)]
+    out.append(family.declarations())
+    out.append(T.STORAGE.format(members="".join(members) + family.storage))
+    out.append(f"static_assert(sizeof(SharedStorage) <= {smem}, \"the launch grants {smem} B of shared memory\");\n\n")
+    init = "".join(T.RING_INIT.format(ring=ident(r.value), depth=r.depth, writers=1 if r.kind == "tma" else 4,
+                                      arrivals=4 * len(r.readers)) for r in program.rings)
+    out.append(T.KERNEL_OPEN.format(threads=threads, entry=family.entry, params=", ".join(family.params),
+                                    locals=family.locals, iterations=family.iterations, stages=program.stages,
+                                    init=init + family.init))
     for w in program.warpgroups:
-        setup, epilogue = [], []
-        for step in w.steps:
-            if step.kind == "mma":
-                slice_ = int(re.search(r"(\d+)$", step.op).group(1))
-                setup.append(T.MMA_SETUP.format(op=_ident(step.op), rows=rows, cols=tn))
-                epilogue.append(T.MMA_EPILOGUE.format(op=_ident(step.op), rows=rows, cols=tn, slices=consumers, slice=slice_))
+        before = family.before_loop(w)
+        if w.index in first:
+            barrier, to = first[w.index]
+            before += T.ORDER_FIRST.format(barrier=barrier, to=to)
         out.append(T.WARPGROUP_OPEN.format(index=index[w.index], role=w.role, ops=", ".join(s.op for s in w.steps),
                                            direction="dealloc" if w.registers <= launch_regs else "alloc",
-                                           registers=w.registers, setup="".join(setup), stages=program.stages))
+                                           registers=w.registers, setup="".join(family.setup(s) for s in w.steps),
+                                           before_loop=before))
         for step in w.steps:
-            out.append(T.STEP.format(op=step.op, stage=step.stage, body=_body(step, rings, elements, maps, rows)))
-        out.append(T.WARPGROUP_CLOSE.format(epilogue="".join(epilogue)))
+            out.append(_step(step, rings, loads, family, waits, passes))
+        out.append(T.WARPGROUP_CLOSE.format(epilogue="".join(family.epilogue(s) for s in w.steps)))
     out.append(T.KERNEL_CLOSE)
-    smem = 0  # sizeof(SharedStorage): each ring's slots 1024-aligned, then its 2 x depth mbarriers
-    for r in program.rings:
-        smem = -(-smem // 1024) * 1024 + r.depth * elements[r.value] * ELEMENT_BYTES + 16 * r.depth
-    smem = -(-smem // 1024) * 1024
-    return RenderedKernel("".join(out), "warpsched_gemm", threads, smem, params,
-                          {"tile_m": tm, "tile_n": tn, "tile_k": tk, "dtype": src["dtype"]}, digest)
+    return RenderedKernel("".join(out), family.entry, threads, smem, tuple(family.params), family.tile, digest)
 
 
-def _body(step, rings, elements, maps, rows) -> str:
+def _step(step, rings, loads, family, waits, passes) -> str:
     if step.kind == "tma_load":
-        ring = rings[step.op]
-        tensor_map, coord0, coord1 = maps[step.op]
-        body = T.TMA_LOAD.format(ring=_ident(step.op), depth=ring.depth, bytes=elements[step.op] * ELEMENT_BYTES,
-                                 tensor_map=tensor_map, coord0=coord0, coord1=coord1)
-    elif step.kind == "mma":
-        reads = {r.value: r for r in step.reads}
-        a, b = reads["load_a"], reads["load_b"]
-        slice_ = int(re.search(r"(\d+)$", step.op).group(1))
-        body = T.MMA.format(op=_ident(step.op), ring_a=_ident(a.value), ring_b=_ident(b.value),
-                            dist_a=a.distance, dist_b=b.distance, depth_a=rings[a.value].depth, depth_b=rings[b.value].depth,
-                            a_offset=f"{slice_} * SLICE_M * TILE_K", b_offset=0, layout_a="LayoutA", layout_b="LayoutB")
+        ring, load = rings[step.op], loads[step.op]
+        issue = T.TMA_LOAD.format(ring=ident(step.op), depth=ring.depth, bytes=load.bytes, ctype=load.ctype,
+                                  copies="".join(load.copies))
+        complete = ""
     else:
-        raise InputError(f"no CUDA template for op kind {step.kind!r} ({step.op})")
-    for ring, distance, _ in step.releases:
-        body += T.RELEASE.format(ring=_ident(ring), distance=distance, depth=rings[ring].depth)
-    return body
+        issue = ""
+        staged = step.writes_ring  # a register value another warpgroup reads: written to a staging ring
+        if staged:
+            issue += T.STAGE_ACQUIRE.format(ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype)
+        for r in step.reads:
+            if r.via != "ring":
+                continue
+            ring = rings[r.value]
+            if ring.kind == "tma":
+                issue += T.RING_WAIT.format(ring=ident(r.value), distance=r.distance, depth=ring.depth)
+            elif r.distance == 0:
+                issue += T.RING_WAIT.format(ring=ident(r.value), distance=0, depth=ring.depth)
+                issue += T.STAGED_READ.format(ring=ident(r.value), ctype=loads[r.value].ctype, load=family.stage_in(r, step))
+            else:
+                issue += T.STAGED_READ_BACK.format(ring=ident(r.value), distance=r.distance, depth=ring.depth,
+                                                   ctype=loads[r.value].ctype, load=family.stage_in(r, step),
+                                                   initial=family.initial(r, step))
+        issue += family.issue(step)
+        complete = family.complete(step)
+        if staged:
+            complete += (T.STAGE_SLOT.format(ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype)
+                         + family.stage_out(step) + T.STAGE_PUBLISH.format(ring=ident(step.op)))
+        for ring, distance, _ in step.releases:
+            release = T.RELEASE_IF_WRITTEN if distance else T.RELEASE
+            complete += release.format(ring=ident(ring), distance=distance, depth=rings[ring].depth)
+    order_wait = order_pass = ""
+    if step.op in waits:
+        barrier, after = waits[step.op]
+        order_wait = T.ORDER_WAIT.format(barrier=barrier, after=after)
+    if step.op in passes:
+        barrier, to, next_trip = passes[step.op]
+        order_pass = T.ORDER_PASS.format(barrier=barrier, to=to + (" (next trip)" if next_trip else ""),
+                                         guard="if (j + 1 < trips) " if next_trip else "")
+    return T.STEP.format(op=step.op, stage=step.stage, order_wait=order_wait, issue=issue, order_pass=order_pass,
+                         complete=complete)

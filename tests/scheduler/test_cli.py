@@ -24,7 +24,8 @@ from scheduler.machine import available_machines
 from scheduler.verify import verify
 from tests.conftest import DATA, ROOT
 
-TOY = ROOT / "solver_configs" / "problems" / "twill_toy.yaml"
+PROBLEMS = ROOT / "solver_configs" / "problems"
+TOY = PROBLEMS / "twill_toy.yaml"
 SAMPLE = DATA / "hatschet"
 STENCIL = SAMPLE / "stencil3d" / "graph9.graphml"  # classic: MII 7, proven optimum 9, ~1.5-2.5 s
 STENCIL_RM = SAMPLE / "stencil3d" / "graph9_RM.xml"
@@ -144,7 +145,8 @@ BAD = {
     "param-without-model": (["solve", TOY, "--param", "bits=4"], ["--param", "model"]),
     "unknown-model": (["solve", "flash_decoding"], ["'flash_decoding'", "gemm", "attention_fwd"]),
     "show-png-suffix": (["show", "missing.json", "--png", "out.jpg"], ["--png", ".png"]),
-    "compile-without-templates": (["compile", "attention_fwd", "--out", "att"], ["covers gemm so far", "warpsched check"]),
+    "compile-without-templates": (["compile", "attention_fwd", "--param", "causal=true", "--out", "att"],
+                                  ["causal=false", "not generated"]),
     "check-no-interleavings": (["check", "gemm", "--interleavings", "0"], ["--interleavings", "at least 1"]),
     "check-classic-schedule": (["check", "classic.json"], ["no warpgroups", "classic"]),
     "registers-infeasible": (["solve", "two_accumulators.yaml", "--max-ii", "6"],
@@ -172,6 +174,7 @@ def runs(work: Path) -> dict[str, Run]:
     """Every independent command at once, then the ones that read a schedule written by the first wave."""
     jobs: dict[str, list] = {  # the long ones first, so that they overlap the many short ones
         "compile:gemm": ["compile", "gemm", "--out", "gemm_kernel", "--quiet"],  # nvcc: the longest, first
+        "compile:attention": ["compile", str(PROBLEMS / "attention_fwd_d128_bf16.yaml"), "--out", "attention_kernel", "--quiet"],
         "stencil": ["solve", "--hatschet", STENCIL, "--json", "stencil.json"],
         "stencil-quiet": ["solve", "--hatschet", STENCIL, "--rm", STENCIL_RM, "--quiet"],
         "toy": ["solve", TOY, "--json", "out.json"],
@@ -369,6 +372,15 @@ def test_compile_writes_the_kernel_its_report_and_picture(runs, work):
     assert [w["role"] for w in report["roles"]] == ["producer", "consumer", "consumer"]
     assert report["predicted_cycles_per_iteration"] == json.loads((out / "schedule.json").read_text())["ii"]
     assert not (work / "att").exists()  # a refused compile writes nothing
+
+
+def test_compile_an_attention_problem_file(runs, work):
+    r = runs["compile:attention"]
+    assert r.returncode == 0, r.stderr
+    report = json.loads((work / "attention_kernel" / "report.json").read_text())
+    assert report["sass_ok"] and report["spill_stores"] == report["spill_loads"] == 0
+    assert report["kernel"] == "warpsched_attention_fwd" and report["ii_proven_optimal"]
+    assert "Order::sync" in (work / "attention_kernel" / "kernel.cu").read_text()  # the ping-pong order
 
 
 def test_check_a_schedule_file_without_numerics(runs):

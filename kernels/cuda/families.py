@@ -1,0 +1,371 @@
+"""What each kernel family's ops are in CUDA: the op-template table of kernels/cuda/templates.py
+filled with a family's tile sizes, tensor maps and value names (DESIGN.md 6.3).
+
+A family states, for the renderer: its constants, shared-memory layouts and helper functions; per
+TMA load ring the slot type, elements, bytes and the TMA copies that fill a slot; per op its
+set-up (register fragments, declared once before the loop), its issue and completion code and its
+epilogue. Values stay in registers named after their op (one copy: render.py refuses schedules that
+need more); the layouts of the wgmma fragments are checked on the host by
+tests/kernels/test_fragment_layouts.py.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from kernels.cuda import templates as T
+from scheduler.errors import InputError
+
+ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
+FLOAT_FORMATS = {"e2m1": (2, 1), "e3m2": (3, 2), "e2m3": (2, 3), "e4m3": (4, 3), "e5m2": (5, 2)}
+
+
+def ident(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _index(name: str) -> int:
+    return int(re.search(r"(\d+)$", name).group(1))
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    ctype: str  # element type of the ring's slots
+    elements: int  # per slot
+    bytes: int  # what the TMA copies deliver (the full barrier's transaction bytes)
+    copies: tuple[str, ...]  # C++ statements: `dst` is the slot, `bar` its full barrier, `it` the iteration
+
+
+class _Family:
+    entry = ""
+    storage = init = locals = ""
+    extra_members: tuple[tuple[int, int], ...] = ()  # (alignment, bytes) of `storage`'s members, in order
+
+    def __init__(self, schedule, program):
+        self.schedule, self.program = schedule, program
+        self.src = schedule.problem.source
+        self.element = ELEMENTS[self.src["dtype"]]
+        self.kind_of = {op.name: op.kind for op in schedule.problem.ops}
+
+    def before_loop(self, w) -> str:
+        return ""
+
+    def setup(self, step) -> str:
+        return ""
+
+    def complete(self, step) -> str:
+        return ""
+
+    def epilogue(self, step) -> str:
+        return ""
+
+    # register values handed across warpgroups (staging rings): the slot's plan, the code that writes
+    # the value into `dst`, reads it back from `src_<value>`, and the value before the first iteration
+    def staging(self, value: str) -> LoadPlan:
+        raise InputError(f"{self.program.name}: the schedule hands {value!r} to another warpgroup; the {self.src['model']} "
+                         f"CUDA templates have no staging for it")
+
+    def stage_out(self, step) -> str:
+        return ""
+
+    def stage_in(self, read, step) -> str:
+        return ""
+
+    def initial(self, read, step) -> str:
+        raise InputError(f"{self.program.name}: {step.op} reads {read.value!r} of {read.distance} iteration(s) back from another "
+                         f"warpgroup; the CUDA templates know no initial value for it")
+
+    def _unknown(self, step):
+        raise InputError(f"{self.program.name}: no CUDA template for op kind {step.kind!r} ({step.op})")
+
+
+class GemmFamily(_Family):
+    """C = A B^T: A (M, K) and B (N, K) K-major, tile_m rows split over the consumers."""
+
+    entry = "warpsched_gemm"
+    params = ("const __grid_constant__ CUtensorMap tma_a", "const __grid_constant__ CUtensorMap tma_b",
+              "Element* __restrict__ c", "int m", "int n", "int k")
+    iterations = "k / TILE_K"
+
+    @staticmethod
+    def check(src):
+        if src["tile_k"] != 64:
+            raise InputError(f"gemm CUDA templates take tile_k = 64 (one 128-byte swizzled K row); got {src['tile_k']}")
+
+    def __init__(self, schedule, program):
+        super().__init__(schedule, program)
+        s = self.src
+        self.tm, self.tn, self.tk, self.consumers = s["tile_m"], s["tile_n"], s["tile_k"], s["consumers"]
+        self.rows = self.tm // self.consumers
+        self.tile = {"tile_m": self.tm, "tile_n": self.tn, "tile_k": self.tk, "dtype": s["dtype"]}
+
+    def declarations(self) -> str:
+        out = [T.CONSTANT.format(name=n, value=v) for n, v in
+               (("TILE_M", self.tm), ("TILE_N", self.tn), ("TILE_K", self.tk), ("SLICE_M", self.rows))]
+        out += [T.SMEM_LAYOUT_K.format(name="LayoutA", rows=self.rows, cols=self.tk),
+                T.SMEM_LAYOUT_K.format(name="LayoutB", rows=self.tn, cols=self.tk)]
+        return "".join(out) + "\n"
+
+    def loads(self) -> dict:
+        a, b = self.tm * self.tk, self.tn * self.tk
+        return {"load_a": LoadPlan("Element", a, 2 * a, (T.TMA_2D.format(map="tma_a", dst="dst", c0="it * TILE_K", c1="blockIdx.x * TILE_M"),)),
+                "load_b": LoadPlan("Element", b, 2 * b, (T.TMA_2D.format(map="tma_b", dst="dst", c0="it * TILE_K", c1="blockIdx.y * TILE_N"),))}
+
+    def setup(self, step) -> str:
+        return T.MMA_SETUP.format(op=ident(step.op), rows=self.rows, cols=self.tn) if step.kind == "mma" else ""
+
+    def issue(self, step) -> str:
+        if step.kind != "mma":
+            self._unknown(step)
+        return T.MMA_ISSUE.format(op=ident(step.op), ring_a="load_a", ring_b="load_b", layout_a="LayoutA", layout_b="LayoutB",
+                                  a_offset=f"{_index(step.op)} * SLICE_M * TILE_K", b_offset=0)
+
+    def complete(self, step) -> str:
+        return T.MMA_COMPLETE.format(op=ident(step.op))
+
+    def epilogue(self, step) -> str:
+        return (T.MMA_EPILOGUE.format(op=ident(step.op), rows=self.rows, cols=self.tn, slices=self.consumers, slice=_index(step.op))
+                if step.kind == "mma" else "")
+
+
+class QuantGemmFamily(_Family):
+    """Y = X dequant(W)^T as Y^T = dequant(W) X^T: packed weights (N, K * bits / 8) uint8, X (M, K) K-major,
+    group scales (and zero points) (K / group, N); channelwise scales (N,) multiply the accumulators."""
+
+    entry = "warpsched_quant_gemm"
+    iterations = "k / TILE_K"
+
+    @staticmethod
+    def check(src):
+        tn, tk, bits, consumers = src["tile_n"], src["tile_k"], src["bits"], src["consumers"]
+        if tn != 64 * consumers:
+            raise InputError(f"quant_gemm CUDA templates take 64 weight rows per consumer (tile_n = 64 x consumers); got tile_n {tn} "
+                             f"over {consumers}")
+        if tk % 64 or (tk * bits) % 128 or tk * bits // 8 > 256:
+            raise InputError(f"quant_gemm CUDA templates take tile_k a multiple of 64 whose packed row is 16..256 bytes in steps "
+                             f"of 16; got tile_k {tk} at {bits} bits")
+
+    def __init__(self, schedule, program):
+        super().__init__(schedule, program)
+        s = self.src
+        self.tn, self.tm, self.tk, self.bits, self.fmt = s["tile_n"], s["tile_m"], s["tile_k"], s["bits"], s["fmt"]
+        self.group = s["group_size"]
+        self.grouped = self.group != -1
+        self.zero = self.fmt == "int_zp"
+        self.per_tile = max(1, self.tk // self.group) if self.grouped else 0
+        maps = ["const __grid_constant__ CUtensorMap tma_w", "const __grid_constant__ CUtensorMap tma_x"]
+        if self.grouped:
+            maps.append("const __grid_constant__ CUtensorMap tma_s")
+            if self.zero:
+                maps.append("const __grid_constant__ CUtensorMap tma_z")
+        else:
+            maps.append("const Element* __restrict__ scales")
+        self.params = tuple(maps) + ("Element* __restrict__ y", "int m", "int n", "int k")
+        self.tile = {"tile_n": self.tn, "tile_m": self.tm, "tile_k": self.tk, "bits": self.bits, "fmt": self.fmt,
+                     "group_size": self.group, "dtype": s["dtype"]}
+
+    def declarations(self) -> str:
+        exp, man = FLOAT_FORMATS.get(self.fmt, (0, 0))
+        fmt = 0 if self.fmt == "int" else 1 if self.fmt == "int_zp" else 2
+        values = (("TILE_N", self.tn), ("TILE_M", self.tm), ("TILE_K", self.tk), ("BITS", self.bits), ("FMT", fmt),
+                  ("EXP_BITS", exp), ("MAN_BITS", man), ("ROW_BYTES", self.tk * self.bits // 8),
+                  ("GROUP", self.group if self.grouped else 0), ("GROUP_IN_TILE", min(self.group, self.tk) if self.grouped else self.tk),
+                  ("GROUPS_IN_TILE", max(self.per_tile, 1)), ("HAS_ZERO", int(self.zero)))
+        out = [T.CONSTANT.format(name=n, value=v) for n, v in values]
+        out.append(T.SMEM_LAYOUT_K.format(name="LayoutX", rows=self.tm, cols=self.tk))
+        out.append(T.SMEM_LAYOUT_K.format(name="LayoutW", rows=64, cols=self.tk))  # a staged dequantized slice
+        return "".join(out) + "\n" + T.QUANT_HELPERS + "\n"
+
+    def loads(self) -> dict:
+        w, x = self.tn * self.tk * self.bits // 8, self.tm * self.tk
+        plans = {
+            "load_w": LoadPlan("uint8_t", w, w, (T.TMA_2D.format(map="tma_w", dst="dst", c0="it * ROW_BYTES", c1="blockIdx.x * TILE_N"),)),
+            "load_x": LoadPlan("Element", x, 2 * x, tuple(
+                T.TMA_2D.format(map="tma_x", dst=f"dst + {h} * TILE_M * 64", c0=f"it * TILE_K + {h * 64}", c1="blockIdx.y * TILE_M")
+                for h in range(self.tk // 64))),
+        }
+        if self.grouped:
+            per = self.per_tile * self.tn
+            copies = [T.TMA_2D.format(map="tma_s", dst="dst", c0="blockIdx.x * TILE_N", c1="it * TILE_K / GROUP")]
+            if self.zero:
+                copies.append(T.TMA_2D.format(map="tma_z", dst=f"dst + {per}", c0="blockIdx.x * TILE_N", c1="it * TILE_K / GROUP"))
+            n = per * (2 if self.zero else 1)
+            plans["load_s"] = LoadPlan("Element", n, 2 * n, tuple(copies))
+        return plans
+
+    @staticmethod
+    def _staged_a(step) -> bool:
+        """Whether this MMA reads its dequantized slice from a staging ring (another warpgroup dequantized it)."""
+        return any(r.value.startswith("dequant") and r.via == "ring" for r in step.reads)
+
+    def setup(self, step) -> str:
+        if step.kind == "dequant":
+            return "" if step.writes_ring else T.DEQUANT_SETUP.format(value=ident(step.op))
+        if step.kind == "wgmma_rs":
+            if self._staged_a(step):
+                return T.MMA_SETUP.format(op=ident(step.op), rows=64, cols=self.tm)
+            return T.MMA_RS_SETUP.format(op=ident(step.op))
+        return ""
+
+    def issue(self, step) -> str:
+        c = _index(step.op)
+        if step.kind == "dequant":
+            scale = (T.DEQUANT_GROUP_SCALE.format(ring_s="load_s", slice=c) if self.grouped else T.DEQUANT_UNIT_SCALE)
+            template = T.DEQUANT_STAGED if step.writes_ring else T.DEQUANT
+            return template.format(ring_w="load_w", slice=c, value=ident(step.op), scale=scale)
+        if step.kind == "wgmma_rs":
+            if self._staged_a(step):
+                return T.MMA_ISSUE.format(op=ident(step.op), ring_a=f"dequant{c}", ring_b="load_x", layout_a="LayoutW",
+                                          layout_b="LayoutX", a_offset=0, b_offset=0)
+            return T.MMA_RS_ISSUE.format(op=ident(step.op), ring_x="load_x", a=f"dequant{c}")
+        self._unknown(step)
+
+    def staging(self, value: str) -> LoadPlan:
+        if not value.startswith("dequant"):
+            return super().staging(value)
+        return LoadPlan("Element", 64 * self.tk, 2 * 64 * self.tk, ())  # written by the dequant, read by wgmma
+
+    def complete(self, step) -> str:
+        return T.MMA_COMPLETE.format(op=ident(step.op)) if step.kind == "wgmma_rs" else ""
+
+    def epilogue(self, step) -> str:
+        if step.kind != "wgmma_rs":
+            return ""
+        return T.QUANT_EPILOGUE.format(op=ident(step.op), slice=_index(step.op),
+                                       channel_scale="" if self.grouped else " * float(scales[row])")
+
+
+class AttentionFamily(_Family):
+    """FlashAttention forward: Q, K, V, O (batch, heads, seqlen, head_dim) contiguous; one CTA per
+    q_tiles x block_m query rows of one head; K/V of the head's KV head (GQA) one block_n block per
+    iteration, the last block masked when seqlen is not a multiple of it."""
+
+    entry = "warpsched_attention_fwd"
+    params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
+              "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "int n_q", "int n_kv",
+              "int heads", "int kv_heads", "float scale_log2")
+    iterations = "(n_kv + BLOCK_N - 1) / BLOCK_N"
+    locals = ("  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y / (heads / kv_heads);\n"
+              "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n")
+    storage = T.ATTENTION_STORAGE
+    init = T.ATTENTION_INIT
+
+    @staticmethod
+    def check(src):
+        if src["block_m"] != 64:
+            raise InputError(f"attention_fwd CUDA templates take block_m = 64 (one wgmma row block per consumer); got {src['block_m']}")
+        if src["causal"]:
+            raise InputError("attention_fwd CUDA templates cover causal=false so far; the causal mask is scheduled but not generated")
+        if src["block_n"] % 8:
+            raise InputError(f"attention_fwd CUDA templates take block_n a multiple of 8; got {src['block_n']}")
+
+    def __init__(self, schedule, program):
+        super().__init__(schedule, program)
+        s = self.src
+        self.d, self.bm, self.bn, self.tiles = s["head_dim"], s["block_m"], s["block_n"], s["q_tiles"]
+        self.extra_members = ((1024, self.tiles * self.bm * self.d * 2), (8, 8))
+        self.tile = {"head_dim": self.d, "block_m": self.bm, "block_n": self.bn, "q_tiles": self.tiles, "dtype": s["dtype"]}
+        wg = {n: p.warpgroup for n, p in schedule.ops.items()}
+        for t in range(self.tiles):
+            if wg[f"sum{t}"] != wg[f"gemm1_{t}"]:
+                raise InputError(f"{program.name}: tile {t}'s row sums and its O accumulator end on different warpgroups; the "
+                                 f"CUDA epilogue needs both in one")
+        self.loader = wg["load_k"]
+        # each warpgroup declares a tile's registers before its first op of that tile
+        self.declares = set()
+        for w in program.warpgroups:
+            seen = set()
+            for st in w.steps:
+                if st.kind != "tma_load" and _index(st.op) not in seen:
+                    seen.add(_index(st.op))
+                    self.declares.add(st.op)
+        self.readers = {}  # value -> op kinds that read it on another warpgroup
+        for e in schedule.problem.edges:
+            if wg[e.src] != wg[e.dst]:
+                self.readers.setdefault(e.src, set()).add(self.kind_of[e.dst])
+
+    def declarations(self) -> str:
+        values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles))
+        out = [T.CONSTANT.format(name=n, value=v) for n, v in values]
+        out += [T.SMEM_LAYOUT_K.format(name="LayoutQ", rows=self.bm, cols=self.d),
+                T.SMEM_LAYOUT_K.format(name="LayoutK", rows=self.bn, cols=self.d),
+                T.SMEM_LAYOUT_MN.format(name="LayoutVt", rows=self.d, cols=self.bn)]
+        return "".join(out) + "\n" + T.ATTENTION_HELPERS + "\n"
+
+    def loads(self) -> dict:
+        n = self.bn * self.d
+
+        def copies(tensor_map):
+            return tuple(T.TMA_3D.format(map=tensor_map, dst=f"dst + {h} * BLOCK_N * 64", c0=h * 64, c1="it * BLOCK_N", c2="kv_head")
+                         for h in range(self.d // 64))
+        return {"load_k": LoadPlan("Element", n, 2 * n, copies("tma_k")), "load_v": LoadPlan("Element", n, 2 * n, copies("tma_v"))}
+
+    def before_loop(self, w) -> str:
+        return T.ATTENTION_Q_LOAD.format() if w.index == self.loader else ""
+
+    def setup(self, step) -> str:
+        return T.ATTENTION_SETUP.format(t=_index(step.op)) if step.op in self.declares else ""
+
+    # what a value is in registers, when staged: (C++ name, "fragment" | "rows", slot type)
+    def _staged_as(self, value: str) -> tuple[str, str, str]:
+        t, kind = _index(value), self.kind_of[value]
+        if kind in ("wgmma_qk", "scale"):
+            return f"s{t}", "fragment", "float"
+        if kind == "exp2":
+            return f"p{t}", "fragment", "Element"
+        if kind in ("rescale_o", "wgmma_pv"):
+            return f"o{t}", "fragment", "float"
+        if kind == "row_max":  # the new maximum (for scale) or the correction factor (for sum and rescale)
+            needs = {"scale": "m", "row_sum": "correction", "rescale_o": "correction"}
+            wanted = {needs.get(k, "?") for k in self.readers.get(value, ())}
+            if len(wanted) != 1 or "?" in wanted:
+                raise InputError(f"{self.program.name}: {value} is read on another warpgroup by {sorted(self.readers[value])}; the "
+                                 f"CUDA templates stage either the row maximum or the correction, not both")
+            return f"{wanted.pop()}{t}", "rows", "float"
+        return super().staging(value)
+
+    def staging(self, value: str) -> LoadPlan:
+        name, form, ctype = self._staged_as(value)
+        elements = self.bm if form == "rows" else 64 * {"s": self.bn, "p": self.bn, "o": self.d}[name[0]]
+        size = 4 if ctype == "float" else 2
+        return LoadPlan(ctype, elements, elements * size, ())
+
+    def stage_out(self, step) -> str:
+        name, form, _ = self._staged_as(step.op)
+        return (T.STAGE_ROWS_OUT if form == "rows" else T.STAGE_FRAGMENT_OUT).format(value=name)
+
+    def stage_in(self, read, step) -> str:
+        name, form, _ = self._staged_as(read.value)
+        return (T.STAGE_ROWS_IN if form == "rows" else T.STAGE_FRAGMENT_IN).format(value=name, src=f"src_{ident(read.value)}")
+
+    def initial(self, read, step) -> str:
+        if self.kind_of[read.value] in ("wgmma_pv", "rescale_o"):  # O starts at zero
+            return f"            clear(o{_index(read.value)});\n"
+        return super().initial(read, step)
+
+    def issue(self, step) -> str:
+        t = _index(step.op)
+        table = {"wgmma_qk": T.ATTENTION_QK_ISSUE, "row_max": T.ATTENTION_MAX, "scale": T.ATTENTION_SCALE,
+                 "exp2": T.ATTENTION_EXP, "row_sum": T.ATTENTION_SUM, "rescale_o": T.ATTENTION_RESCALE,
+                 "wgmma_pv": T.ATTENTION_PV_ISSUE}
+        if step.kind not in table:
+            self._unknown(step)
+        ring = "load_k" if step.kind == "wgmma_qk" else "load_v"
+        return table[step.kind].format(t=t, ring=ring)
+
+    def complete(self, step) -> str:
+        t = _index(step.op)
+        return {"wgmma_qk": T.ATTENTION_QK_COMPLETE, "wgmma_pv": T.ATTENTION_PV_COMPLETE}.get(step.kind, "").format(t=t)
+
+    def epilogue(self, step) -> str:
+        return T.ATTENTION_EPILOGUE.format(t=_index(step.op)) if step.kind == "wgmma_pv" else ""
+
+
+FAMILIES = {"gemm": GemmFamily, "quant_gemm": QuantGemmFamily, "attention_fwd": AttentionFamily}
+
+
+def softmax_scale_log2(head_dim: int, softmax_scale: float | None) -> float:
+    """The kernel's `scale_log2`: softmax_scale (default 1/sqrt(d)) times log2(e), for exp2."""
+    return (1.0 / math.sqrt(head_dim) if softmax_scale is None else softmax_scale) * math.log2(math.e)

@@ -1,0 +1,104 @@
+"""The packed weight layout of the quantized GEMM kernels, and a float32 reference.
+
+Layout (one for every bit width 1..8): a weight matrix of N output rows and K inputs is stored as
+`uint8` of shape (N, K * bits / 8); code k of row n occupies bits [k * bits, (k + 1) * bits) of
+row n's little-endian bit string (bit 0 of byte 0 first). A TMA box of tile_k codes is then a
+contiguous run of tile_k * bits / 8 bytes per row, and the kernel unpacks with one or two byte
+reads, a shift and a mask per weight (kernels/cuda/templates.py, `code_at`).
+
+Codes mean (`fmt`):
+- `int`: symmetric, w = (code - 2^(bits-1)) * scale;
+- `int_zp`: with a zero point per group, w = (code - zero) * scale;
+- a float eXmY (`e2m1` fp4, `e3m2`/`e2m3` fp6, `e4m3`/`e5m2` fp8): w = value(code) * scale, value with sign,
+  exponent bias 2^(X-1)-1 and subnormals, no inf/nan.
+Scales (and zero points) are (K / group_size, N) in the activation type, or (N,) channelwise
+(group_size -1).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from scheduler.errors import InputError
+
+FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
+_ROWS_PER_CHUNK = 1024  # pack/unpack a block of rows at a time: the bit planes take bits bytes per weight
+
+
+def _check_bits(bits: int) -> None:
+    if not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise InputError(f"bits must be an integer from 1 to 8; got {bits!r}")
+
+
+def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Pack integer codes (N, K) in [0, 2^bits) into the kernels' uint8 layout (N, K * bits / 8)."""
+    _check_bits(bits)
+    if codes.dim() != 2:
+        raise InputError(f"codes must be 2-D (N, K); got shape {tuple(codes.shape)}")
+    n, k = codes.shape
+    if (k * bits) % 8:
+        raise InputError(f"K = {k} codes of {bits} bits do not fill whole bytes; use K a multiple of 8")
+    if codes.is_floating_point() or codes.is_complex():
+        raise InputError(f"codes must be an integer tensor; got {codes.dtype}")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 1 << bits):
+        raise InputError(f"codes must lie in [0, {1 << bits}) for {bits} bits; got {int(codes.min())}..{int(codes.max())}")
+    shifts = torch.arange(bits, device=codes.device)
+    weights = (1 << torch.arange(8, device=codes.device)).to(torch.int32)
+    out = torch.empty(n, k * bits // 8, dtype=torch.uint8, device=codes.device)
+    for r in range(0, n, _ROWS_PER_CHUNK):
+        c = codes[r:r + _ROWS_PER_CHUNK].to(torch.int32)
+        planes = (c.unsqueeze(-1) >> shifts) & 1  # (rows, K, bits): bit b of code k is bit k * bits + b
+        out[r:r + _ROWS_PER_CHUNK] = (planes.reshape(c.shape[0], -1, 8) * weights).sum(-1).to(torch.uint8)
+    return out
+
+
+def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
+    """The integer codes (N, K) of a packed (N, K * bits / 8) uint8 tensor."""
+    _check_bits(bits)
+    if packed.dtype != torch.uint8 or packed.dim() != 2:
+        raise InputError(f"packed weights must be 2-D uint8; got {packed.dtype} of shape {tuple(packed.shape)}")
+    n, nbytes = packed.shape
+    k = nbytes * 8 // bits
+    out = torch.empty(n, k, dtype=torch.int32, device=packed.device)
+    shifts = torch.arange(8, device=packed.device)
+    weights = (1 << torch.arange(bits, device=packed.device)).to(torch.int32)
+    for r in range(0, n, _ROWS_PER_CHUNK):
+        p = packed[r:r + _ROWS_PER_CHUNK].to(torch.int32)
+        planes = (p.unsqueeze(-1) >> shifts) & 1  # (rows, bytes, 8): the row's bit string
+        out[r:r + _ROWS_PER_CHUNK] = (planes.reshape(p.shape[0], k, bits) * weights).sum(-1)
+    return out
+
+
+def float_values(fmt: str) -> torch.Tensor:
+    """The value of every code of a float eXmY format (index = code), float32."""
+    m = re.fullmatch(r"e(\d)m(\d)", fmt)
+    if not m or fmt not in FLOAT_FORMATS:
+        raise InputError(f"unknown float format {fmt!r}; use one of {', '.join(FLOAT_FORMATS)}")
+    e_bits, m_bits = int(m.group(1)), int(m.group(2))
+    codes = torch.arange(1 << (e_bits + m_bits + 1))
+    sign = torch.where((codes >> (e_bits + m_bits)) & 1 == 1, -1.0, 1.0)
+    exp = (codes >> m_bits) & ((1 << e_bits) - 1)
+    man = (codes & ((1 << m_bits) - 1)).float()
+    bias = (1 << (e_bits - 1)) - 1
+    normal = (1 + man / (1 << m_bits)) * torch.exp2((exp - bias).float())
+    subnormal = (man / (1 << m_bits)) * 2.0 ** (1 - bias)
+    return sign * torch.where(exp == 0, subnormal, normal)
+
+
+def dequantize(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, *, bits: int, group_size: int,
+               fmt: str = "int") -> torch.Tensor:
+    """Float32 weights (N, K) of codes (N, K) with scales (K / group, N) or (N,) channelwise."""
+    n, k = codes.shape
+    if group_size == -1:
+        scale = scales.float().reshape(n, 1).expand(n, k)
+        zero = None if zeros is None else zeros.float().reshape(n, 1).expand(n, k)
+    else:
+        scale = scales.float().T.repeat_interleave(group_size, dim=1)
+        zero = None if zeros is None else zeros.float().T.repeat_interleave(group_size, dim=1)
+    if fmt == "int":
+        return (codes.float() - (1 << (bits - 1))) * scale
+    if fmt == "int_zp":
+        return (codes.float() - zero) * scale
+    return float_values(fmt).to(codes.device)[codes.long()] * scale

@@ -1,0 +1,70 @@
+"""The packed weight layout (kernels/quant.py): pack and unpack are inverse for every bit width,
+the bits sit where the kernel's `code_at` reads them, and the float32 reference agrees with the
+simulator's semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kernels.quant import FLOAT_FORMATS, dequantize, float_values, pack, unpack
+from kernels.semantics import decode_float
+from scheduler.errors import InputError
+
+
+@settings(max_examples=40, deadline=None)
+@given(bits=st.integers(1, 8), rows=st.integers(1, 5), words=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_pack_and_unpack_are_inverse(bits, rows, words, seed):
+    k = 8 * words
+    codes = torch.randint(0, 1 << bits, (rows, k), generator=torch.Generator().manual_seed(seed))
+    packed = pack(codes, bits)
+    assert packed.dtype == torch.uint8 and packed.shape == (rows, k * bits // 8)
+    assert torch.equal(unpack(packed, bits), codes.to(torch.int32))
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_code_k_sits_in_bits_k_times_bits_of_its_row(bits):
+    """What the kernel's code_at reads: byte (k * bits) / 8, shifted, plus the next byte when it straddles."""
+    codes = torch.randint(0, 1 << bits, (3, 64), generator=torch.Generator().manual_seed(bits))
+    packed = pack(codes, bits).numpy().astype(np.uint32)
+    for n in range(3):
+        for k in range(64):
+            bit = k * bits
+            v = packed[n, bit // 8] >> (bit % 8)
+            if bit % 8 + bits > 8:
+                v |= packed[n, bit // 8 + 1] << (8 - bit % 8)
+            assert v & ((1 << bits) - 1) == codes[n, k]
+
+
+@pytest.mark.parametrize("fmt", FLOAT_FORMATS)
+def test_float_codes_mean_what_the_simulator_says(fmt):
+    e, m = int(fmt[1]), int(fmt[3])
+    codes = np.arange(1 << FLOAT_FORMATS[fmt])
+    assert np.array_equal(float_values(fmt).numpy(), decode_float(codes, e, m))
+    assert float_values("e2m1").tolist()[:8] == [0, 0.5, 1, 1.5, 2, 3, 4, 6]  # the OCP fp4 values
+
+
+def test_dequantize_groups_and_channels():
+    codes = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])
+    scales = torch.tensor([[1.0, 2.0], [10.0, 20.0]])  # (K / group, N), group 2
+    w = dequantize(codes, scales, None, bits=2, group_size=2)  # int: code - 2
+    assert w.tolist() == [[-2, -1, 0, 10], [2, 0, -20, -40]]
+    zeros = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    assert dequantize(codes, scales, zeros, bits=2, group_size=2, fmt="int_zp")[0].tolist() == [-1, 0, 20, 30]
+    assert dequantize(codes, torch.tensor([1.0, 2.0]), None, bits=2, group_size=-1)[1].tolist() == [2, 0, -2, -4]
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: pack(torch.tensor([[4, 0, 0, 0, 0, 0, 0, 0]]), 2), ["[0, 4)", "2 bits"]),
+    (lambda: pack(torch.zeros(2, 5, dtype=torch.int64), 3), ["K = 5", "whole bytes"]),
+    (lambda: pack(torch.zeros(2, 8), 4), ["integer tensor"]),
+    (lambda: pack(torch.zeros(2, 8, dtype=torch.int64), 9), ["1 to 8"]),
+    (lambda: unpack(torch.zeros(2, 8, dtype=torch.int32), 4), ["uint8"]),
+])
+def test_packing_mistakes_are_one_sentence(call, words):
+    with pytest.raises(InputError) as exc:
+        call()
+    assert all(w in str(exc.value) for w in words) and "\n" not in str(exc.value)
