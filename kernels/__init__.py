@@ -4,8 +4,20 @@ the launch on torch tensors (runtime.py).
 
     import kernels
     c = kernels.gemm(a, b)   # on an H100/H200: a @ b.T
+    y = kernels.quant_gemm(x, kernels.quant.pack(codes, 4), scales, bits=4, group_size=128)
+    o = kernels.attention_fwd(q, k, v)
+    kernels.precompiled()    # the shipped kernels (package/): model, parameters, machine, schedule and cubin digests
 """
 
-from kernels.runtime import KernelError, gemm
+import importlib
 
-__all__ = ["KernelError", "gemm"]
+from kernels.package import precompiled
+from kernels.runtime import KernelError, attention_fwd, gemm, quant_gemm
+
+__all__ = ["KernelError", "attention_fwd", "gemm", "precompiled", "quant", "quant_gemm"]
+
+
+def __getattr__(name: str):
+    if name == "quant":  # the packing helpers need torch; import them when asked for
+        return importlib.import_module("kernels.quant")
+    raise AttributeError(f"module 'kernels' has no attribute {name!r}")

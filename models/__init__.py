@@ -37,6 +37,15 @@ def build_model(name: str, machine: Machine | str = "h100", **params: Any) -> Pr
     return problem
 
 
+def split_source(source: dict) -> tuple[dict, dict]:
+    """A kernel model's `problem.source` as (problem parameters, tile parameters), each in declaration order:
+    the first say what is computed (dtype, bits, head_dim, ...), the second how (tiles, warpgroups)."""
+    spec = get_spec(str(source.get("model")))
+    tiles = set(spec.tile_params)
+    names = [p.name for p in spec.params if p.name in source]
+    return ({n: source[n] for n in names if n not in tiles}, {n: source[n] for n in names if n in tiles})
+
+
 def model_reference(data: Any, path: str) -> dict | None:
     """The `{model, machine, params}` of a problem file's contents `data` when it names a kernel model
     instead of listing ops (solver_configs/problems/attention_fwd_d128_bf16.yaml), else None."""
@@ -53,4 +62,4 @@ def model_reference(data: Any, path: str) -> dict | None:
     return {"model": str(data["model"]), "machine": data.get("machine"), "params": params}
 
 
-__all__ = ["MODELS", "build_model", "get_spec", "model_reference", "parse_assignments"]
+__all__ = ["MODELS", "build_model", "get_spec", "model_reference", "parse_assignments", "split_source"]

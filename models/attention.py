@@ -38,9 +38,9 @@ PARAMS = (
     Param("dtype", "bf16", "Q/K/V type", str, ("bf16", "fp16")),
     Param("causal", False, "causal masking (changes the default block_n only)", bool),
     Param("gqa", 1, "query heads per K/V head (K/V come from L2 either way)", int, low=1, high=64),
-    Param("q_tiles", 2, "query tiles (consumer chains) sharing each KV block", int, low=1, high=4),
-    Param("block_m", None, "query rows per tile (default: 64 on Hopper, 128 on Blackwell)", int, low=64, high=256),
-    Param("block_n", None, "keys per iteration (default: FlashAttention's choice for the head dim)", int, low=16, high=256),
+    Param("q_tiles", 2, "query tiles (consumer chains) sharing each KV block", int, low=1, high=4, tile=True),
+    Param("block_m", None, "query rows per tile (default: 64 on Hopper, 128 on Blackwell)", int, low=64, high=256, tile=True),
+    Param("block_n", None, "keys per iteration (default: FlashAttention's choice for the head dim)", int, low=16, high=256, tile=True),
 )
 
 
@@ -141,4 +141,9 @@ def _blackwell_tile(machine: Machine, t: int, bm: int, bn: int, d: int, dtype: s
     return ops, edges
 
 
-SPEC = ModelSpec("attention_fwd", "FlashAttention forward main loop (K/V TMA, QK^T, online softmax, PV)", PARAMS, build)
+def work(source: dict) -> int:
+    """Multiply-accumulates per iteration: S = Q K^T and O += P V for every query tile, 2 x block_m x block_n x d each."""
+    return 2 * source["q_tiles"] * source["block_m"] * source["block_n"] * source["head_dim"]
+
+
+SPEC = ModelSpec("attention_fwd", "FlashAttention forward main loop (K/V TMA, QK^T, online softmax, PV)", PARAMS, build, work)

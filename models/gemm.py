@@ -16,10 +16,10 @@ from models.params import ModelSpec, Param
 
 PARAMS = (
     Param("dtype", "bf16", "operand type (fp32 accumulation)", str, ("bf16", "fp16")),
-    Param("tile_m", 128, "rows of the output tile", int, low=64, high=256),
-    Param("tile_n", 256, "columns of the output tile (the wgmma N)", int, low=8, high=256),
-    Param("tile_k", 64, "K-block per iteration", int, low=16, high=256),
-    Param("consumers", 2, "MMA slices of tile_m (64 rows each on Hopper)", int, low=1, high=4),
+    Param("tile_m", 128, "rows of the output tile", int, low=64, high=256, tile=True),
+    Param("tile_n", 256, "columns of the output tile (the wgmma N)", int, low=8, high=256, tile=True),
+    Param("tile_k", 64, "K-block per iteration", int, low=16, high=256, tile=True),
+    Param("consumers", 2, "MMA slices of tile_m (64 rows each on Hopper)", int, low=1, high=4, tile=True),
 )
 
 
@@ -49,4 +49,9 @@ def build(machine: Machine, dtype: str, tile_m: int, tile_n: int, tile_k: int, c
                           "consumers": consumers})
 
 
-SPEC = ModelSpec("gemm", "dense bf16/fp16 GEMM main loop (TMA A and B, wgmma, register accumulators)", PARAMS, build)
+def work(source: dict) -> int:
+    """Multiply-accumulates per iteration: the whole tile_m x tile_n x tile_k block."""
+    return source["tile_m"] * source["tile_n"] * source["tile_k"]
+
+
+SPEC = ModelSpec("gemm", "dense bf16/fp16 GEMM main loop (TMA A and B, wgmma, register accumulators)", PARAMS, build, work)

@@ -17,6 +17,7 @@ class Param:
     choices: tuple | None = None
     low: int | None = None
     high: int | None = None
+    tile: bool = False  # an implementation choice (tile shape, warpgroup count): changes the schedule, not the result
 
     def convert(self, raw: Any, model: str) -> Any:
         value = raw
@@ -57,6 +58,12 @@ class ModelSpec:
     summary: str
     params: tuple[Param, ...]
     build: Callable[..., Any]  # build(machine, **params) -> Problem
+    work: Callable[[dict], Any] | None = None  # useful multiply-accumulates per iteration, from a problem's source
+
+    @property
+    def tile_params(self) -> tuple[str, ...]:
+        """The parameters that choose an implementation (tiles, warpgroups) rather than the problem solved."""
+        return tuple(p.name for p in self.params if p.tile)
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         known = {p.name: p for p in self.params}

@@ -33,6 +33,7 @@ These are our estimates (rates in the machine model), to be checked against SASS
 
 from __future__ import annotations
 
+from fractions import Fraction
 from math import ceil, gcd
 
 from scheduler.errors import InputError
@@ -53,10 +54,10 @@ PARAMS = (
     Param("dtype", "bf16", "activation and scale type", str, ("bf16", "fp16")),
     Param("m", 16, "batch rows (tokens)", int, low=1, high=8192),
     Param("k", 4096, "reduction length (a layer's input features)", int, low=16, high=1 << 20),
-    Param("tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256),
-    Param("tile_k", 128, "K-block per iteration", int, low=16, high=512),
-    Param("tile_m", None, "batch rows per tile (the wgmma N; default: the batch rounded up to 8..256)", int, low=8, high=256),
-    Param("consumers", None, "MMA slices of tile_n (default: tile_n / 64)", int, low=1, high=4),
+    Param("tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256, tile=True),
+    Param("tile_k", 128, "K-block per iteration", int, low=16, high=512, tile=True),
+    Param("tile_m", None, "batch rows per tile (the wgmma N; default: the batch rounded up to 8..256)", int, low=8, high=256, tile=True),
+    Param("consumers", None, "MMA slices of tile_n (default: tile_n / 64)", int, low=1, high=4, tile=True),
 )
 
 
@@ -130,5 +131,12 @@ def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: 
                          reserved_smem=reserved)
 
 
+def work(source: dict) -> Fraction:
+    """Useful multiply-accumulates per iteration: tile_n x tile_k times the batch rows a tile holds on
+    average (m / ceil(m / tile_m): rows padded past the batch are wasted work)."""
+    m, tile_m = source["m"], source["tile_m"]
+    return Fraction(m, -(-m // tile_m)) * source["tile_n"] * source["tile_k"]
+
+
 SPEC = ModelSpec("quant_gemm", "weight-only quantized GEMM, 1..8-bit int or float weights, dequant into wgmma registers",
-                 PARAMS, build)
+                 PARAMS, build, work)

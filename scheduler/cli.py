@@ -6,6 +6,8 @@
     warpsched show SCHEDULE.json [--png OUT.png] [--svg OUT.svg]
     warpsched check MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...]
     warpsched compile MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...] --out DIR
+    warpsched sweep CONFIG.yaml [--workers N | --dask ADDRESS] [--compile] [--package [DIR]] [--out RESULTS.json]
+    warpsched precompiled [--build] [--package DIR]
     warpsched models | machines | presets
 
 User mistakes print one sentence on stderr and exit with code 2, never a traceback.
@@ -64,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
 
     k = _target_parser(sub, "compile", "solve, lower and build an sm_90a kernel: schedule, CUDA source, cubin, report, picture")
     k.add_argument("--out", required=True, metavar="DIR", help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
+
+    w = sub.add_parser("sweep", help="solve (and compile) a grid of tiles x parameters x machines; pick the best schedule per problem")
+    w.add_argument("config", metavar="CONFIG.yaml", help="a sweep config (see solver_configs/sweeps/, solver_configs/precompiled.yaml)")
+    w.add_argument("--workers", type=int, help="local worker processes (default: cores / the preset's CP-SAT workers)")
+    w.add_argument("--dask", metavar="ADDRESS", help="run the points on the Dask distributed cluster at this scheduler address")
+    w.add_argument("--compile", action="store_true", help="also build every point with CUDA templates; only clean builds may be chosen")
+    w.add_argument("--package", nargs="?", const="", metavar="DIR",
+                   help="write the chosen schedules and manifest into this package folder (default: the shipped kernels/package)")
+    w.add_argument("--out", metavar="RESULTS.json", help="write every point's result here")
+    w.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    pc = sub.add_parser("precompiled", help="list the precompiled kernel package (and build its cubins)")
+    pc.add_argument("--build", action="store_true", help="build the cubins not built yet (one progress line each)")
+    pc.add_argument("--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)")
 
     sub.add_parser("models", help="list the kernel models with their parameters and defaults")
     sub.add_parser("machines", help="list the shipped machine models")
@@ -239,6 +255,50 @@ def _cmd_compile(args) -> int:
     return 0 if report.sass_ok else EXIT_INVALID
 
 
+def _cmd_sweep(args) -> int:
+    import json
+
+    from kernels import sweep as sweep_run
+    from kernels.package import manifest
+    from kernels.sweep_config import load_sweep
+    from models import split_source
+
+    if args.workers is not None and args.workers < 1:
+        raise _usage("--workers must be at least 1")
+    if args.dask and args.workers is not None:
+        raise _usage("--workers counts local processes; with --dask the cluster's workers run the points")
+    config = load_sweep(args.config)
+    say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    result = sweep_run.run_sweep(config, workers=args.workers, dask=args.dask, compile=args.compile, progress=say)
+    print(f"sweep {config.name}: {len(result.results)} points, {len(result.choices)} problems chosen in {result.seconds:.1f}s")
+    for c in result.choices:
+        tile = " ".join(f"{k}={v}" for k, v in split_source(c.schedule.problem.source)[1].items())
+        print(f"  {c.key.describe()}: {tile}: II {c.schedule.ii} ({'proven' if c.schedule.ii_proven_optimal else 'NOT proven'}), "
+              f"{float(c.predicted * 1000):.4g} cycles/kMAC, iteration latency {c.schedule.makespan}; best of {c.eligible}/{c.candidates}")
+    for key, why in result.unresolved:
+        print(f"  {key.describe()}: nothing to choose ({why})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(sweep_run.results_json(result), indent=1) + "\n")
+        print(f"results written to {args.out}")
+    if args.package is not None and result.choices:
+        path = manifest.write(args.package or manifest.PACKAGE_DIR, sweep_run.package_entries(result))
+        print(f"package written: {path} ({len(result.choices)} entries added or replaced)")
+    return EXIT_INVALID if result.unresolved else 0
+
+
+def _cmd_precompiled(args) -> int:
+    from kernels.package import precompiled
+
+    kernels = precompiled(build=args.build, package=args.package)
+    for k in kernels:
+        cubin = k.cubin_digest[:16] if k.cubin_digest else "-"
+        print(f"{k.name}: II {k.ii}{'' if k.ii_proven_optimal else ' (not proven)'}, schedule {k.schedule_digest}, "
+              f"cubin {cubin}" + (f"; {k.note}" if k.note else ""))
+    built = sum(k.built for k in kernels)
+    print(f"{len(kernels)} kernels, {sum(k.buildable for k in kernels)} with CUDA templates, {built} built here")
+    return 0 if all(k.current for k in kernels) else EXIT_INVALID
+
+
 def _cmd_models(args) -> int:
     from models import MODELS
 
@@ -324,7 +384,8 @@ def _usage(message: str) -> _UsageError:
 
 
 COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
-            "check": _cmd_check, "compile": _cmd_compile, "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
+            "check": _cmd_check, "compile": _cmd_compile, "sweep": _cmd_sweep, "precompiled": _cmd_precompiled,
+            "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:

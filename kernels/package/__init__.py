@@ -1,0 +1,19 @@
+"""The precompiled kernel package (DESIGN.md 6.6): schedules solved offline, cubins built once here.
+
+This folder holds `manifest.json` and one schedule file per problem under `schedules/`, written by
+`warpsched sweep solver_configs/precompiled.yaml --package` (never by hand). Listing needs no solve
+and no compiler; building uses kernels/build.py's content-hash cache.
+
+    import kernels
+    for k in kernels.precompiled():          # build=True builds the missing cubins first
+        print(k.name, k.schedule_digest, k.cubin_digest, k.built)
+    schedule = kernels.package.find("quant_gemm", {"bits": 4}, "h100")   # a Schedule, or None
+"""
+
+from kernels.package.cubins import Cubin
+from kernels.package.listing import PackagedKernel, precompiled
+from kernels.package.lookup import find, is_current
+from kernels.package.manifest import FORMAT, PACKAGE_DIR, Entry, ProblemKey, problem_key, read, write
+
+__all__ = ["FORMAT", "PACKAGE_DIR", "Cubin", "Entry", "PackagedKernel", "ProblemKey", "find", "is_current", "precompiled",
+           "problem_key", "read", "write"]

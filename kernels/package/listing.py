@@ -1,0 +1,73 @@
+"""`precompiled()`: what the package ships and what of it is built on this machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from scheduler.errors import InputError
+
+from kernels.package import cubins, manifest
+from kernels.package.lookup import is_current
+
+
+@dataclass(frozen=True)
+class PackagedKernel:
+    name: str
+    model: str
+    params: dict  # every model parameter of the shipped schedule (the problem's and the chosen tile's)
+    machine: str
+    ii: int
+    ii_proven_optimal: bool
+    schedule_digest: str
+    cubin_digest: str | None  # sha256 of the cubin's bytes; None until built here
+    cubin_file: str | None  # the built cubin in the cache, None until built
+    built: bool
+    buildable: bool  # its family has CUDA templates (kernels.cuda.render.supported)
+    current: bool  # the schedule is still what its model builds on its machine (else regenerate the package)
+    note: str  # why it is not buildable, not built or not clean; "" when all is well
+    schedule_file: str
+
+
+def precompiled(build: bool = False, package: str | Path | None = None, names: tuple[str, ...] | None = None,
+                ) -> tuple[PackagedKernel, ...]:
+    """The kernels of the package (default: the shipped one), sorted by name. With `build`, the cubins
+    of the buildable entries (only those in `names`, when given) that are not built yet are built
+    first, one progress line each on stderr; a missing toolchain is then a `BuildError`. Entries of
+    families without CUDA templates are listed as not buildable, never an error."""
+    from kernels.build import BuildError, toolchain_version
+
+    directory = Path(package or manifest.PACKAGE_DIR)
+    entries = manifest.read(directory)
+    if names is not None:
+        unknown = sorted(set(names) - {e.name for e in entries})
+        if unknown:
+            raise InputError(f"the package has no kernel {unknown[0]!r}; warpsched precompiled lists them")
+    out = []
+    for entry in entries:
+        schedule = manifest.load_schedule(entry, directory)
+        kernel, note = cubins.renderable(schedule)
+        cubin = None
+        if kernel is not None:
+            try:
+                toolchain = toolchain_version()
+            except BuildError as exc:
+                if build:
+                    raise
+                toolchain, note = None, f"not built: {exc}"
+            if toolchain is not None:
+                cubin = cubins.lookup(kernel, toolchain)
+                if cubin is None and build and (names is None or entry.name in names):
+                    cubin = cubins.build(kernel, entry.name)
+                if cubin is None:
+                    note = "not built yet: kernels.precompiled(build=True) or warpsched precompiled --build builds it"
+                elif not cubin.sass_ok:
+                    note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
+        current = is_current(schedule)
+        if not current:
+            note = "stale: the model or machine changed since it was solved; regenerate the package with warpsched sweep"
+        out.append(PackagedKernel(entry.name, entry.key.model, entry.params, entry.key.machine, entry.ii,
+                                  entry.ii_proven_optimal, entry.schedule_digest, cubin.digest if cubin else None,
+                                  cubin.path if cubin else None,
+                                  cubin is not None, kernel is not None, current, note, str(directory / entry.schedule)))
+    return tuple(out)
