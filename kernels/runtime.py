@@ -98,8 +98,11 @@ class KernelRuntime:
             from models import build_model
             from scheduler import solve
 
-            try:
-                schedule = solve(build_model(model, self.machine, **params), self.machine).schedule
+            from kernels.package import find
+
+            try:  # the shipped schedule (kernels/package) when there is one, else solve it now
+                schedule = find(model, params, self.machine) or solve(build_model(model, self.machine, **params),
+                                                                      self.machine).schedule
                 kernel = render(schedule)
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
@@ -175,9 +178,9 @@ class KernelRuntime:
         for name, t in (("scales", scales), ("zeros", zeros)):
             if t is not None and tuple(t.shape) != want:
                 raise KernelError(f"{name} has shape {tuple(t.shape)}; the weights need {want}")
-        bucket = min(8192, 1 << max(0, (m - 1).bit_length()))  # one kernel per power-of-two batch regime
+        bucket = min(8192, 1 << max(4, (m - 1).bit_length()))  # one kernel per power-of-two batch regime from 16 up
         loaded = self._load("quant_gemm", {"bits": bits, "fmt": fmt, "group_size": group_size, "dtype": _dtype_names()[x.dtype],
-                                           "m": bucket, "k": k})
+                                           "m": bucket})
         tn, tm, tk = loaded.tile["tile_n"], loaded.tile["tile_m"], loaded.tile["tile_k"]
         for what, size, tile in (("N (rows of the weights)", n, tn), ("K", k, tk)):
             if size % tile:
@@ -212,8 +215,6 @@ class KernelRuntime:
             _check_operand(name, t, (torch.bfloat16, torch.float16), dims=4)
         if not q.dtype == k.dtype == v.dtype:
             raise KernelError(f"q, k and v are {q.dtype}, {k.dtype}, {v.dtype}; give them one type")
-        if causal:
-            raise KernelError("causal=True is not generated yet; the causal mask is scheduled but its CUDA templates are missing")
         b, h, n, d = q.shape
         if k.shape != v.shape or k.shape[0] != b or k.shape[3] != d:
             raise KernelError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must both be (batch {b}, kv_heads, seqlen, head_dim {d})")
@@ -224,7 +225,10 @@ class KernelRuntime:
             raise KernelError(f"head_dim {d} is not supported; use 64, 128 or 256")
         if n < 1 or nkv < 1:
             raise KernelError("q and k need at least one row each")
-        loaded = self._load("attention_fwd", {"head_dim": d, "dtype": _dtype_names()[q.dtype]})
+        if causal and nkv < n:
+            raise KernelError(f"causal attention needs at least as many keys as queries (the mask is aligned to the bottom "
+                              f"right, as FlashAttention's); got {nkv} keys for {n} queries")
+        loaded = self._load("attention_fwd", {"head_dim": d, "dtype": _dtype_names()[q.dtype], "causal": bool(causal)})
         bm, bn, tiles = loaded.tile["block_m"], loaded.tile["block_n"], loaded.tile["q_tiles"]
         out = torch.empty_like(q)
         maps = (_tensor_map(q, [d, n, b * h], [64, bm, 1]), _tensor_map(k, [d, nkv, b * hkv], [64, bn, 1]),

@@ -17,7 +17,7 @@ def setup_commands() -> list[str]:
 def test_exactly_two_setup_commands_one_of_them_the_tests():
     commands = setup_commands()
     assert len(commands) == 2 and all("\n" not in c for c in commands)
-    assert "warpsched solve" in commands[0]
+    assert "warpsched compile" in commands[0]
     assert "pytest" in commands[1]
 
 
@@ -36,3 +36,11 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     r = scope["r"]
     assert r.verdict.ok and r.proven and (tmp_path / "schedule.json").exists()
     assert r.schedule.ops["Pa"].warpgroup != r.schedule.ops["Pb"].warpgroup
+
+
+def test_the_support_matrix_is_the_generated_one():
+    from kernels.support import BEGIN, END, support_matrix
+
+    assert BEGIN in README and END in README
+    published = BEGIN + README.split(BEGIN, 1)[1].split(END, 1)[0] + END
+    assert published == support_matrix(), "README's support matrix drifted: paste `python -m kernels.support`"

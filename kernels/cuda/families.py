@@ -40,6 +40,7 @@ class LoadPlan:
 
 class _Family:
     entry = ""
+    limits: dict[str, str] = {}  # what the CUDA templates cover beyond the model's own ranges (the support matrix)
     storage = init = locals = ""
     extra_members: tuple[tuple[int, int], ...] = ()  # (alignment, bytes) of `storage`'s members, in order
 
@@ -83,6 +84,8 @@ class _Family:
 
 class GemmFamily(_Family):
     """C = A B^T: A (M, K) and B (N, K) K-major, tile_m rows split over the consumers."""
+
+    limits = {"tile_k": "64 (one 128-byte swizzled K row)"}
 
     entry = "warpsched_gemm"
     params = ("const __grid_constant__ CUtensorMap tma_a", "const __grid_constant__ CUtensorMap tma_b",
@@ -135,6 +138,8 @@ class QuantGemmFamily(_Family):
     group scales (and zero points) (K / group, N); channelwise scales (N,) multiply the accumulators."""
 
     entry = "warpsched_quant_gemm"
+    limits = {"tile_n": "64 x consumers (64 weight rows per consumer)",
+              "tile_k": "a multiple of 64 whose packed row is 16..256 bytes in steps of 16"}
     iterations = "k / TILE_K"
 
     @staticmethod
@@ -243,10 +248,13 @@ class AttentionFamily(_Family):
     iteration, the last block masked when seqlen is not a multiple of it."""
 
     entry = "warpsched_attention_fwd"
+    limits = {"causal": "all (masked in the loop on the blocks that cross the diagonal)", "block_m": "64",
+              "block_n": "a multiple of 8"}
     params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
               "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "int n_q", "int n_kv",
               "int heads", "int kv_heads", "float scale_log2")
-    iterations = "(n_kv + BLOCK_N - 1) / BLOCK_N"
+    # causal: the loop stops after the last block a query row of this CTA sees
+    iterations = "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
     locals = ("  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y / (heads / kv_heads);\n"
               "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n")
     storage = T.ATTENTION_STORAGE
@@ -256,8 +264,6 @@ class AttentionFamily(_Family):
     def check(src):
         if src["block_m"] != 64:
             raise InputError(f"attention_fwd CUDA templates take block_m = 64 (one wgmma row block per consumer); got {src['block_m']}")
-        if src["causal"]:
-            raise InputError("attention_fwd CUDA templates cover causal=false so far; the causal mask is scheduled but not generated")
         if src["block_n"] % 8:
             raise InputError(f"attention_fwd CUDA templates take block_n a multiple of 8; got {src['block_n']}")
 
@@ -266,7 +272,8 @@ class AttentionFamily(_Family):
         s = self.src
         self.d, self.bm, self.bn, self.tiles = s["head_dim"], s["block_m"], s["block_n"], s["q_tiles"]
         self.extra_members = ((1024, self.tiles * self.bm * self.d * 2), (8, 8))
-        self.tile = {"head_dim": self.d, "block_m": self.bm, "block_n": self.bn, "q_tiles": self.tiles, "dtype": s["dtype"]}
+        self.tile = {"head_dim": self.d, "block_m": self.bm, "block_n": self.bn, "q_tiles": self.tiles, "dtype": s["dtype"],
+                     "causal": s["causal"]}
         wg = {n: p.warpgroup for n, p in schedule.ops.items()}
         for t in range(self.tiles):
             if wg[f"sum{t}"] != wg[f"gemm1_{t}"]:
@@ -287,7 +294,8 @@ class AttentionFamily(_Family):
                 self.readers.setdefault(e.src, set()).add(self.kind_of[e.dst])
 
     def declarations(self) -> str:
-        values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles))
+        values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles),
+                  ("CAUSAL", int(self.src["causal"])))
         out = [T.CONSTANT.format(name=n, value=v) for n, v in values]
         out += [T.SMEM_LAYOUT_K.format(name="LayoutQ", rows=self.bm, cols=self.d),
                 T.SMEM_LAYOUT_K.format(name="LayoutK", rows=self.bn, cols=self.d),

@@ -102,8 +102,11 @@ def _order(program: PipelineProgram) -> tuple[dict, dict, dict]:
 
 
 def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedKernel:
-    index = {w.index: i for i, w in enumerate(program.warpgroups)}  # contiguous warpgroup numbers in the kernel
-    threads = 128 * len(program.warpgroups)
+    loaders = [w for w in program.warpgroups if all(st.kind == "tma_load" for st in w.steps)]
+    shared = loaders if 1 < len(loaders) <= 4 else []  # TMA-only warpgroups share one, a warp each
+    kernel_groups = ([shared] if shared else []) + [[w] for w in program.warpgroups if w not in shared]
+    index = {w.index: i for i, ws in enumerate(kernel_groups) for w in ws}  # contiguous warpgroup numbers in the kernel
+    threads = 128 * len(kernel_groups)
     launch_regs = min(255, (REGISTER_FILE // threads) // 8 * 8)
     rings = {r.value: r for r in program.rings}
     loads = family.loads()
@@ -137,18 +140,28 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedK
     out.append(T.KERNEL_OPEN.format(threads=threads, entry=family.entry, params=", ".join(family.params),
                                     locals=family.locals, iterations=family.iterations, stages=program.stages,
                                     init=init + family.init))
-    for w in program.warpgroups:
-        before = family.before_loop(w)
-        if w.index in first:
-            barrier, to = first[w.index]
-            before += T.ORDER_FIRST.format(barrier=barrier, to=to)
-        out.append(T.WARPGROUP_OPEN.format(index=index[w.index], role=w.role, ops=", ".join(s.op for s in w.steps),
-                                           direction="dealloc" if w.registers <= launch_regs else "alloc",
-                                           registers=w.registers, setup="".join(family.setup(s) for s in w.steps),
-                                           before_loop=before))
-        for step in w.steps:
-            out.append(_step(step, rings, loads, family, waits, passes))
-        out.append(T.WARPGROUP_CLOSE.format(epilogue="".join(family.epilogue(s) for s in w.steps)))
+    for group in kernel_groups:
+        if len(group) > 1:
+            out.append(T.PRODUCERS_OPEN.format(index=index[group[0].index], groups=", ".join(str(w.index) for w in group),
+                                               registers=max(w.registers for w in group)))
+        for warp, w in enumerate(group):
+            before = family.before_loop(w)
+            if w.index in first:
+                barrier, to = first[w.index]
+                before += T.ORDER_FIRST.format(barrier=barrier, to=to)
+            fields = dict(role=w.role, ops=", ".join(s.op for s in w.steps), setup="".join(family.setup(s) for s in w.steps),
+                          before_loop=before)
+            if len(group) > 1:
+                out.append(T.PRODUCER_WARP_OPEN.format(warp=warp, group=w.index, **fields))
+            else:
+                out.append(T.WARPGROUP_OPEN.format(index=index[w.index], direction="dealloc" if w.registers <= launch_regs else "alloc",
+                                                   registers=w.registers, **fields))
+            for step in w.steps:
+                out.append(_step(step, rings, loads, family, waits, passes))
+            epilogue = "".join(family.epilogue(s) for s in w.steps)
+            out.append((T.PRODUCER_WARP_CLOSE if len(group) > 1 else T.WARPGROUP_CLOSE).format(epilogue=epilogue))
+        if len(group) > 1:
+            out.append(T.PRODUCERS_CLOSE)
     out.append(T.KERNEL_CLOSE)
     return RenderedKernel("".join(out), family.entry, threads, smem, tuple(family.params), family.tile, digest)
 

@@ -91,6 +91,24 @@ WARPGROUP_CLOSE = """\
 {epilogue}  }}
 """
 
+# warpgroups of the schedule that only issue TMA loads need one thread each: they share one warpgroup of
+# the kernel, a warp each, so the consumers keep the launch's larger register share
+PRODUCERS_OPEN = """\
+  if (wg == {index}) {{  // the TMA producers of the schedule's warpgroups {groups}, one warp each
+    cutlass::arch::warpgroup_reg_dealloc<{registers}>();
+    const int warp = threadIdx.x % 128 / 32;
+"""
+PRODUCER_WARP_OPEN = """\
+    if (warp == {warp}) {{  // warpgroup {group} of the schedule ({role}): {ops}
+      const bool leader = threadIdx.x % 32 == 0;
+{setup}{before_loop}    for (int j = 0; j < trips; ++j) {{
+"""
+PRODUCER_WARP_CLOSE = """\
+    }}
+{epilogue}    }}
+"""
+PRODUCERS_CLOSE = "  }\n"
+
 KERNEL_CLOSE = "}\n"
 
 # -- the tensor core's order across warpgroups: a token passed along named barriers (two warpgroups each)
@@ -364,10 +382,14 @@ ATTENTION_QK_COMPLETE = """\
 # the row max over the keys that exist (the last block may be partial: its missing keys are -inf)
 ATTENTION_MAX = """\
           const int valid = n_kv - it * BLOCK_N;
+          // causal (bottom-right aligned, n_kv >= n_q): key c is visible to query row r when c <= r + n_kv - n_q
+          const int first_row = q_row0 + {t} * BLOCK_M + n_kv - n_q;
+          const bool diagonal = (it + 1) * BLOCK_N - 1 > first_row;
           float row_max[2] = {{m{t}[0], m{t}[1]}};
           CUTE_UNROLL
           for (int i = 0; i < size(s{t}); ++i) {{
             if (valid < BLOCK_N && column_of(i) >= valid) s{t}(i) = -INFINITY;
+            if (CAUSAL && diagonal && it * BLOCK_N + column_of(i) > first_row + quad_row(row_half(i))) s{t}(i) = -INFINITY;
             row_max[row_half(i)] = fmaxf(row_max[row_half(i)], s{t}(i));
           }}
           CUTE_UNROLL
