@@ -213,10 +213,24 @@ def case_label(family: str, case: dict) -> str:
             f"{' causal' if case['causal'] else ''}")
 
 
+KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # kernels/quant.py: field p of 16 holds code [p]
+
+
 def pack_bits_reference(codes, bits: int):
+    """The kernels' layout (kernels/quant.py), rebuilt independently: within every 16 inputs the codes in
+    KERNEL_ORDER, then bitstring_pack. The bench cross-checks kernels.quant.pack with it."""
+    import torch
+
+    k = codes.shape[1]
+    p = torch.arange(k, device=codes.device)
+    order = (p // 16) * 16 + torch.tensor(KERNEL_ORDER, device=codes.device)[p % 16]
+    return bitstring_pack(codes[:, order], bits)
+
+
+def bitstring_pack(codes, bits: int):
     """Little-endian bit packing along K (torch): element k of row n in bits [k*bits, (k+1)*bits) of row
     n's bit string, bit j of the string in byte j // 8 at position j % 8. codes (N, K) uint8 < 2**bits
-    -> uint8 (N, K*bits/8). Row chunks bound the memory. The bench cross-checks kernels.quant.pack with it."""
+    -> uint8 (N, K*bits/8). Row chunks bound the memory."""
     import torch
 
     n, k = codes.shape
@@ -466,7 +480,7 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
                     d["pack_error"] = (f"kernels.quant.pack gave {packed.dtype} {tuple(packed.shape)}, "
                                        f"expected uint8 {(n, k * bits // 8)}")
                 elif not torch.equal(packed[:64], want):
-                    d["pack_warning"] = "kernels.quant.pack differs from the documented little-endian bit packing"
+                    d["pack_warning"] = "kernels.quant.pack differs from the documented layout (KERNEL_ORDER, little-endian bits)"
                 d["packed"] = packed
             except Exception as exc:  # noqa: BLE001
                 d["pack_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"

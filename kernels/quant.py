@@ -1,10 +1,16 @@
 """The packed weight layout of the quantized GEMM kernels, and a float32 reference.
 
 Layout (one for every bit width 1..8): a weight matrix of N output rows and K inputs is stored as
-`uint8` of shape (N, K * bits / 8); code k of row n occupies bits [k * bits, (k + 1) * bits) of
-row n's little-endian bit string (bit 0 of byte 0 first). A TMA box of tile_k codes is then a
-contiguous run of tile_k * bits / 8 bytes per row, and the kernel unpacks with one or two byte
-reads, a shift and a mask per weight (kernels/cuda/templates.py, `code_at`).
+`uint8` of shape (N, K * bits / 8), each row a little-endian bit string (bit 0 of byte 0 first) of
+`bits`-bit fields. Within every block of 16 inputs the codes are stored in the order
+KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15): field p of a block holds
+code k = 16 * block + KERNEL_ORDER[p]. That is the order in which wgmma's A-operand registers want
+them: thread q of a quad holds inputs 2q, 2q + 1, 2q + 8, 2q + 9 of every 16, so its four codes are
+one contiguous 4 * bits-bit field, read with one 32-bit shared-memory load (two and a funnel shift
+when 3, 5, 6 or 7 bits cross a word) and unpacked with shifts and masks, the integers turned into
+floats by the exponent trick (OR into 2^23, subtract) instead of a conversion instruction
+(kernels/cuda/templates.py, `QUANT_HELPERS`). A TMA box of tile_k codes is a contiguous run of
+tile_k * bits / 8 bytes per row. K must be a multiple of 16.
 
 Codes mean (`fmt`):
 - `int`: symmetric, w = (code - 2^(bits-1)) * scale;
@@ -24,6 +30,7 @@ import torch
 from scheduler.errors import InputError
 
 FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
+KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # field p of a 16-block holds code KERNEL_ORDER[p]
 _ROWS_PER_CHUNK = 1024  # pack/unpack a block of rows at a time: the bit planes take bits bytes per weight
 
 
@@ -38,8 +45,8 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     if codes.dim() != 2:
         raise InputError(f"codes must be 2-D (N, K); got shape {tuple(codes.shape)}")
     n, k = codes.shape
-    if (k * bits) % 8:
-        raise InputError(f"K = {k} codes of {bits} bits do not fill whole bytes; use K a multiple of 8")
+    if k % 16:
+        raise InputError(f"K = {k} is not a multiple of 16 (the layout orders codes in blocks of 16)")
     if codes.is_floating_point() or codes.is_complex():
         raise InputError(f"codes must be an integer tensor; got {codes.dtype}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 1 << bits):
@@ -47,8 +54,9 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     shifts = torch.arange(bits, device=codes.device)
     weights = (1 << torch.arange(8, device=codes.device)).to(torch.int32)
     out = torch.empty(n, k * bits // 8, dtype=torch.uint8, device=codes.device)
+    order = _field_order(k, codes.device)
     for r in range(0, n, _ROWS_PER_CHUNK):
-        c = codes[r:r + _ROWS_PER_CHUNK].to(torch.int32)
+        c = codes[r:r + _ROWS_PER_CHUNK].to(torch.int32)[:, order]  # field p holds code order[p]
         planes = (c.unsqueeze(-1) >> shifts) & 1  # (rows, K, bits): bit b of code k is bit k * bits + b
         out[r:r + _ROWS_PER_CHUNK] = (planes.reshape(c.shape[0], -1, 8) * weights).sum(-1).to(torch.uint8)
     return out
@@ -67,8 +75,14 @@ def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
     for r in range(0, n, _ROWS_PER_CHUNK):
         p = packed[r:r + _ROWS_PER_CHUNK].to(torch.int32)
         planes = (p.unsqueeze(-1) >> shifts) & 1  # (rows, bytes, 8): the row's bit string
-        out[r:r + _ROWS_PER_CHUNK] = (planes.reshape(p.shape[0], k, bits) * weights).sum(-1)
+        out[r:r + _ROWS_PER_CHUNK, _field_order(k, packed.device)] = (planes.reshape(p.shape[0], k, bits) * weights).sum(-1).to(torch.int32)
     return out
+
+
+def _field_order(k: int, device) -> torch.Tensor:
+    """For every field p of a packed row, the code it holds: 16 * (p // 16) + KERNEL_ORDER[p % 16]."""
+    p = torch.arange(k, device=device)
+    return (p // 16) * 16 + torch.tensor(KERNEL_ORDER, device=device)[p % 16]
 
 
 def float_values(fmt: str) -> torch.Tensor:

@@ -204,9 +204,10 @@ class KernelRuntime:
                      (*types, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
         return y
 
-    def attention_fwd(self, q, k, v, *, causal: bool = False, softmax_scale: float | None = None):
+    def attention_fwd(self, q, k, v, *, causal: bool = False, softmax_scale: float | None = None, return_lse: bool = False):
         """softmax(q k^T * scale) v for q (B, H, N, d), k and v (B, H_kv, N_kv, d) with H_kv dividing H (GQA),
-        bf16 or fp16, d in 64/128/256; the output is (B, H, N, d) like scaled_dot_product_attention."""
+        bf16 or fp16, d in 64/128/256; the output is (B, H, N, d) like scaled_dot_product_attention, and with
+        `return_lse` also the log-sum-exp of every query row's scaled scores, (B, H, N) float32."""
         from kernels.cuda.families import softmax_scale_log2
 
         torch = _torch()
@@ -231,12 +232,18 @@ class KernelRuntime:
         loaded = self._load("attention_fwd", {"head_dim": d, "dtype": _dtype_names()[q.dtype], "causal": bool(causal)})
         bm, bn, tiles = loaded.tile["block_m"], loaded.tile["block_n"], loaded.tile["q_tiles"]
         out = torch.empty_like(q)
+        if return_lse and not loaded.tile.get("lse"):
+            raise KernelError("this head_dim's schedule keeps the row maximum away from the output's warpgroup; "
+                              "return_lse is not available for it")
+        lse = torch.empty(b, h, n, dtype=torch.float32, device=q.device) if return_lse else None
         maps = (_tensor_map(q, [d, n, b * h], [64, bm, 1]), _tensor_map(k, [d, nkv, b * hkv], [64, bn, 1]),
                 _tensor_map(v, [d, nkv, b * hkv], [64, bn, 1]))
         self._launch(loaded, (-(-n // (bm * tiles)), h, b),
-                     (*maps, out.data_ptr(), n, nkv, h, hkv, softmax_scale_log2(d, softmax_scale)),
-                     (None, None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float))
-        return out
+                     (*maps, out.data_ptr(), 0 if lse is None else lse.data_ptr(), n, nkv, h, hkv,
+                      softmax_scale_log2(d, softmax_scale)),
+                     (None, None, None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_float))
+        return (out, lse) if return_lse else out
 
 
 def _dtype_names():
@@ -282,6 +289,7 @@ def quant_gemm(x, packed_weight, scales, zeros=None, *, bits: int, group_size: i
     return default_runtime().quant_gemm(x, packed_weight, scales, zeros, bits=bits, group_size=group_size, fmt=fmt)
 
 
-def attention_fwd(q, k, v, *, causal: bool = False, softmax_scale: float | None = None):
-    """FlashAttention forward with the generated H100 kernel; q, k, v as in scaled_dot_product_attention."""
-    return default_runtime().attention_fwd(q, k, v, causal=causal, softmax_scale=softmax_scale)
+def attention_fwd(q, k, v, *, causal: bool = False, softmax_scale: float | None = None, return_lse: bool = False):
+    """FlashAttention forward with the generated H100 kernel; q, k, v as in scaled_dot_product_attention
+    (with `return_lse`: also the rows' log-sum-exp)."""
+    return default_runtime().attention_fwd(q, k, v, causal=causal, softmax_scale=softmax_scale, return_lse=return_lse)

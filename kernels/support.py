@@ -15,7 +15,7 @@ RUNTIME = {  # what the Python entry points add (kernels/runtime.py)
     "gemm": "M % tile_m == N % tile_n == K % tile_k == 0",
     "quant_gemm": "any M (batch regimes 16, 32, ... 8192 get their own schedule), N % tile_n == K % tile_k == 0; "
                   "importers: GPTQ 2/4/8-bit (act-order made static), AWQ 4-bit",
-    "attention_fwd": "any sequence length (the last K/V block masked), K/V heads dividing Q heads (GQA/MQA), softmax_scale",
+    "attention_fwd": "any sequence length (the last K/V block masked), K/V heads dividing Q heads (GQA/MQA), softmax_scale, optional log-sum-exp output",
 }
 
 

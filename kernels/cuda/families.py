@@ -251,7 +251,7 @@ class AttentionFamily(_Family):
     limits = {"causal": "all (masked in the loop on the blocks that cross the diagonal)", "block_m": "64",
               "block_n": "a multiple of 8"}
     params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
-              "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "int n_q", "int n_kv",
+              "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "float* __restrict__ lse", "int n_q", "int n_kv",
               "int heads", "int kv_heads", "float scale_log2")
     # causal: the loop stops after the last block a query row of this CTA sees
     iterations = "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
@@ -280,6 +280,9 @@ class AttentionFamily(_Family):
                 raise InputError(f"{program.name}: tile {t}'s row sums and its O accumulator end on different warpgroups; the "
                                  f"CUDA epilogue needs both in one")
         self.loader = wg["load_k"]
+        # the log-sum-exp needs the running maximum where the epilogue is (it is, unless the schedule moved the max away)
+        self.lse = all(wg[f"max{t}"] == wg[f"sum{t}"] for t in range(self.tiles))
+        self.tile["lse"] = self.lse
         # each warpgroup declares a tile's registers before its first op of that tile
         self.declares = set()
         for w in program.warpgroups:
@@ -368,7 +371,10 @@ class AttentionFamily(_Family):
         return {"wgmma_qk": T.ATTENTION_QK_COMPLETE, "wgmma_pv": T.ATTENTION_PV_COMPLETE}.get(step.kind, "").format(t=t)
 
     def epilogue(self, step) -> str:
-        return T.ATTENTION_EPILOGUE.format(t=_index(step.op)) if step.kind == "wgmma_pv" else ""
+        if step.kind != "wgmma_pv":
+            return ""
+        t = _index(step.op)
+        return T.ATTENTION_EPILOGUE.format(t=t, lse=T.ATTENTION_LSE.format(t=t) if self.lse else "")
 
 
 FAMILIES = {"gemm": GemmFamily, "quant_gemm": QuantGemmFamily, "attention_fwd": AttentionFamily}

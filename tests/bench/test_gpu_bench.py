@@ -77,9 +77,11 @@ def test_bit_packing_by_hand(gb):
     torch = pytest.importorskip("torch")
     codes = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 0]], dtype=torch.uint8)
     # sum code_k << 3k = 0x1F58D1, little-endian
-    assert gb.pack_bits_reference(codes, 3).tolist() == [[0xD1, 0x58, 0x1F]]
-    assert gb.pack_bits_reference(torch.tensor([[1, 2, 15, 0]], dtype=torch.uint8), 4).tolist() == [[0x21, 0x0F]]
-    assert gb.pack_bits_reference(torch.tensor([[1, 0, 0, 0, 0, 0, 0, 1]], dtype=torch.uint8), 1).tolist() == [[0x81]]
+    assert gb.bitstring_pack(codes, 3).tolist() == [[0xD1, 0x58, 0x1F]]
+    assert gb.bitstring_pack(torch.tensor([[1, 2, 15, 0]], dtype=torch.uint8), 4).tolist() == [[0x21, 0x0F]]
+    assert gb.bitstring_pack(torch.tensor([[1, 0, 0, 0, 0, 0, 0, 1]], dtype=torch.uint8), 1).tolist() == [[0x81]]
+    # the kernels' order: inputs 0, 1, 8, 9 of a 16-block first (4 bits: bytes 0x10, 0x98 for codes k = k % 16)
+    assert gb.pack_bits_reference(torch.arange(16, dtype=torch.uint8)[None], 4).tolist()[0][:2] == [0x10, 0x98]
     try:
         from kernels.quant import pack
     except ImportError:

@@ -1,6 +1,6 @@
 """The attention templates index wgmma fragments by formula (row_half, column_of in
 kernels/cuda/templates.py) and hand S's accumulator registers to P V as its A operand register by
-register. Both rest on CuTe's partitioning of the SM90 atoms, which is host code: this test builds
+register; the quant_gemm dequantization writes A-operand registers by formula too. Both rest on CuTe's partitioning of the SM90 atoms, which is host code: this test builds
 a host program over the same headers and checks every thread's every register, for the tile
 shapes the attention models use, without a GPU."""
 
@@ -45,7 +45,32 @@ int check() {
   return bad;
 }
 
-int main() { return (check<192, 64>() + check<176, 128>() + check<80, 256>() + check<128, 128>()) != 0; }
+// quant_gemm: the dequantized weights (64 rows x TK inputs) are the A operand of an RS wgmma with N = TM; the
+// DEQUANT template fills register 8 kb + 2 h + (e & 1) + 4 (e >> 1) with input 16 kb + 2 q + (0, 1, 8, 9)[e] of
+// row_of(h): the same formula, on a (_2,_2,_2),_1,TK/16 register tensor
+template <int TM, int TK>
+int check_quant() {
+  auto mma = make_tiled_mma(GMMA::rs_op_selector<Elt, Elt, float, Shape<_64, Int<TM>, _16>>());
+  int bad = 0;
+  for (int t = 0; t < 128; ++t) {
+    auto a = mma.get_thread_slice(t).partition_A(make_identity_tensor(Shape<_64, Int<TK>>{}));
+    if (size<0>(a) != 8 || size<1>(a) != 1 || size<2>(a) != TK / 16) ++bad;
+    for (int kb = 0; kb < TK / 16; ++kb)
+      for (int h = 0; h < 2; ++h)
+        for (int e = 0; e < 4; ++e) {
+          const int i = 8 * kb + 2 * h + (e & 1) + 4 * (e >> 1);
+          const int k = 16 * kb + 2 * (t % 4) + (e & 1) + 8 * (e >> 1);
+          if (get<0>(a(i)) != row_of(t, 2 * h) || get<1>(a(i)) != k) ++bad;
+        }
+  }
+  printf("quant tile_m %d tile_k %d: %d mismatch(es)\n", TM, TK, bad);
+  return bad;
+}
+
+int main() {
+  return (check<192, 64>() + check<176, 128>() + check<80, 256>() + check<128, 128>() + check_quant<16, 128>()
+          + check_quant<256, 64>()) != 0;
+}
 """
 
 
@@ -60,4 +85,4 @@ def test_wgmma_fragments_are_where_the_attention_templates_look(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     run = subprocess.run([str(tmp_path / "layouts")], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout
-    assert run.stdout.count(": 0 mismatch(es)") == 4
+    assert run.stdout.count(": 0 mismatch(es)") == 6

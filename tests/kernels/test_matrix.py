@@ -23,7 +23,8 @@ CASES = ([("quant_gemm", {"bits": b, "fmt": f, "group_size": g}) for b, f, g in 
          + [("quant_gemm", {"bits": 4, "dtype": "fp16"}), ("quant_gemm", {"bits": 4, "m": 2048})]
          + [("attention_fwd", {"head_dim": d}) for d in (128, 256)] + [("attention_fwd", {"head_dim": 64, "block_n": 176})]
          + [("attention_fwd", {"head_dim": 128, "dtype": "fp16", "gqa": 4})]
-         + [("attention_fwd", {"head_dim": d, "causal": True}) for d in (64, 128, 256)])
+         + [("attention_fwd", {"head_dim": d, "causal": True}) for d in (128, 256)]
+         + [("attention_fwd", {"head_dim": 64, "causal": True, "block_n": 176})])  # at 128 it keeps two copies of max1
 SAMPLE = {"quant_gemm:bits=2,fmt=int_zp,group_size=32", "quant_gemm:bits=6,fmt=e3m2,group_size=128"}  # in CI: zero
 # points with the smallest groups, and a 6-bit float whose codes straddle bytes
 

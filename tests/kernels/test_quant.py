@@ -10,15 +10,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.quant import FLOAT_FORMATS, dequantize, float_values, pack, unpack
+from kernels.quant import FLOAT_FORMATS, KERNEL_ORDER, dequantize, float_values, pack, unpack
 from kernels.semantics import decode_float
 from scheduler.errors import InputError
 
 
 @settings(max_examples=40, deadline=None)
-@given(bits=st.integers(1, 8), rows=st.integers(1, 5), words=st.integers(1, 6), seed=st.integers(0, 2**16))
-def test_pack_and_unpack_are_inverse(bits, rows, words, seed):
-    k = 8 * words
+@given(bits=st.integers(1, 8), rows=st.integers(1, 5), blocks=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_pack_and_unpack_are_inverse(bits, rows, blocks, seed):
+    k = 16 * blocks
     codes = torch.randint(0, 1 << bits, (rows, k), generator=torch.Generator().manual_seed(seed))
     packed = pack(codes, bits)
     assert packed.dtype == torch.uint8 and packed.shape == (rows, k * bits // 8)
@@ -26,17 +26,19 @@ def test_pack_and_unpack_are_inverse(bits, rows, words, seed):
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_code_k_sits_in_bits_k_times_bits_of_its_row(bits):
-    """What the kernel's code_at reads: byte (k * bits) / 8, shifted, plus the next byte when it straddles."""
+def test_each_quad_threads_four_codes_are_one_field(bits):
+    """What the kernel's field_at reads: in block b of 16 inputs, thread q of a quad finds inputs 2q, 2q+1,
+    2q+8, 2q+9 as the four consecutive bits-wide fields starting at bit (16 b + 4 q) * bits of the row."""
     codes = torch.randint(0, 1 << bits, (3, 64), generator=torch.Generator().manual_seed(bits))
-    packed = pack(codes, bits).numpy().astype(np.uint32)
+    packed = pack(codes, bits).numpy()
     for n in range(3):
-        for k in range(64):
-            bit = k * bits
-            v = packed[n, bit // 8] >> (bit % 8)
-            if bit % 8 + bits > 8:
-                v |= packed[n, bit // 8 + 1] << (8 - bit % 8)
-            assert v & ((1 << bits) - 1) == codes[n, k]
+        row = int.from_bytes(packed[n].tobytes(), "little")  # the row's bit string
+        for b in range(4):
+            for q in range(4):
+                field = row >> ((16 * b + 4 * q) * bits)
+                got = [(field >> (e * bits)) & ((1 << bits) - 1) for e in range(4)]
+                assert got == [int(codes[n, 16 * b + 2 * q + d]) for d in (0, 1, 8, 9)]
+    assert KERNEL_ORDER == tuple(2 * q + d for q in range(4) for d in (0, 1, 8, 9))
 
 
 @pytest.mark.parametrize("fmt", FLOAT_FORMATS)
@@ -58,9 +60,9 @@ def test_dequantize_groups_and_channels():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda: pack(torch.tensor([[4, 0, 0, 0, 0, 0, 0, 0]]), 2), ["[0, 4)", "2 bits"]),
-    (lambda: pack(torch.zeros(2, 5, dtype=torch.int64), 3), ["K = 5", "whole bytes"]),
-    (lambda: pack(torch.zeros(2, 8), 4), ["integer tensor"]),
+    (lambda: pack(torch.tensor([[4] + [0] * 15]), 2), ["[0, 4)", "2 bits"]),
+    (lambda: pack(torch.zeros(2, 24, dtype=torch.int64), 3), ["K = 24", "multiple of 16"]),
+    (lambda: pack(torch.zeros(2, 16), 4), ["integer tensor"]),
     (lambda: pack(torch.zeros(2, 8, dtype=torch.int64), 9), ["1 to 8"]),
     (lambda: unpack(torch.zeros(2, 8, dtype=torch.int32), 4), ["uint8"]),
 ])

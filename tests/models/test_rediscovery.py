@@ -9,7 +9,7 @@ import pytest
 
 from models import build_model
 from scheduler import solve
-from scheduler.search import proof_covers
+from scheduler.errors import InfeasibleError
 
 
 def tile_of(name: str) -> str:
@@ -98,7 +98,7 @@ def test_joint_beats_swp_and_ws_on_attention(machine, mode):
     problem = build_model("attention_fwd", machine)
     joint = joint_attention(machine)
     assert joint.proven
-    other = solve(problem, machine, mode=mode, total_time_limit=30, time_limit=30)  # proving swp II 2816 infeasible on H100 takes ~20 s
-    assert other.verdict.ok and other.ii > joint.ii
-    # not a timeout artefact: every II up to the joint optimum is proven infeasible in this mode
-    assert proof_covers(list(other.schedule.attempts), other.schedule.mii, joint.ii + 1)
+    # every II up to the joint optimum is proven infeasible in this mode (not a timeout artefact: the limit is in
+    # CP-SAT's deterministic seconds, so a loaded machine is slower, not wrong; swp on H100 needs ~75, ~20 s here)
+    with pytest.raises(InfeasibleError, match=f"no schedule exists for any II from {joint.schedule.mii} to {joint.ii}"):
+        solve(problem, machine, mode=mode, max_ii=joint.ii, deterministic_limit=200, time_limit=600, total_time_limit=600)
