@@ -27,9 +27,9 @@ import re
 
 import torch
 
+from models.quant_gemm import FLOAT_FORMATS
 from scheduler.errors import InputError
 
-FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
 KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # field p of a 16-block holds code KERNEL_ORDER[p]
 _ROWS_PER_CHUNK = 1024  # pack/unpack a block of rows at a time: the bit planes take bits bytes per weight
 
@@ -85,12 +85,18 @@ def _field_order(k: int, device) -> torch.Tensor:
     return (p // 16) * 16 + torch.tensor(KERNEL_ORDER, device=device)[p % 16]
 
 
-def float_values(fmt: str) -> torch.Tensor:
-    """The value of every code of a float eXmY format (index = code), float32."""
-    m = re.fullmatch(r"e(\d)m(\d)", fmt)
-    if not m or fmt not in FLOAT_FORMATS:
+def float_fields(fmt: str) -> tuple[int, int]:
+    """(exponent bits, mantissa bits) of a float eXmY format."""
+    if fmt not in FLOAT_FORMATS:
         raise InputError(f"unknown float format {fmt!r}; use one of {', '.join(FLOAT_FORMATS)}")
-    e_bits, m_bits = int(m.group(1)), int(m.group(2))
+    e_bits, m_bits = map(int, re.fullmatch(r"e(\d)m(\d)", fmt).groups())
+    return e_bits, m_bits
+
+
+def float_values(fmt: str) -> torch.Tensor:
+    """The value of every code of a float eXmY format (index = code), float32: sign, exponent with bias
+    2^(X-1)-1, subnormals, no inf/nan (every code is a number)."""
+    e_bits, m_bits = float_fields(fmt)
     codes = torch.arange(1 << (e_bits + m_bits + 1))
     sign = torch.where((codes >> (e_bits + m_bits)) & 1 == 1, -1.0, 1.0)
     exp = (codes >> m_bits) & ((1 << e_bits) - 1)

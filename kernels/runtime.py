@@ -148,18 +148,17 @@ class KernelRuntime:
     def quant_gemm(self, x, packed_weight, scales, zeros=None, *, bits: int, group_size: int, fmt: str = "int"):
         """`x @ dequant(W).T`: x (M, K) bf16/fp16, W packed (N, K * bits / 8) uint8 (kernels.quant), scales
         (K / group_size, N) or (N,) for group_size -1 in x's type, zeros (same shape) for fmt int_zp."""
-        from kernels.quant import FLOAT_FORMATS
+        from models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
 
         torch = _torch()
         require_sm90()
-        formats = ("int", "int_zp") + tuple(FLOAT_FORMATS)
-        if fmt not in formats:
-            raise KernelError(f"fmt {fmt!r} is not supported; use one of {', '.join(formats)}")
+        if fmt not in FORMATS:
+            raise KernelError(f"fmt {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
         if fmt in FLOAT_FORMATS and bits != FLOAT_FORMATS[fmt]:
             raise KernelError(f"fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; got bits={bits}")
         if not isinstance(bits, int) or not 1 <= bits <= 8:
             raise KernelError(f"bits must be an integer from 1 to 8; got {bits!r}")
-        if group_size not in (32, 64, 128, -1):
+        if group_size not in GROUPS:
             raise KernelError(f"group_size {group_size} is not supported; use 32, 64, 128 or -1 (channelwise)")
         _check_operand("x", x, (torch.bfloat16, torch.float16))
         _check_operand("packed_weight", packed_weight, (torch.uint8,))

@@ -17,6 +17,7 @@ import re
 import numpy as np
 import torch
 
+from kernels.quant import float_values
 from scheduler.errors import InputError
 from scheduler.ir import Problem
 
@@ -81,18 +82,6 @@ class GemmSemantics(_Family):
         return self.relative_error(out, self.a @ self.b)
 
 
-def decode_float(codes: np.ndarray, exponent_bits: int, mantissa_bits: int) -> np.ndarray:
-    """Values of eXmY codes (sign, exponent with bias 2^(X-1)-1, subnormals; no inf/nan: the 'fn' formats)."""
-    codes = codes.astype(np.int64)
-    sign = np.where((codes >> (exponent_bits + mantissa_bits)) & 1, -1.0, 1.0)
-    exp = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
-    man = codes & ((1 << mantissa_bits) - 1)
-    bias = (1 << (exponent_bits - 1)) - 1
-    normal = (1 + man / (1 << mantissa_bits)) * np.exp2(exp - bias)
-    subnormal = (man / (1 << mantissa_bits)) * np.exp2(1 - bias)
-    return (sign * np.where(exp == 0, subnormal, normal)).astype(np.float32)
-
-
 class QuantGemmSemantics(_Family):
     """Y^T = dequant(W) X^T on one tile: W is tile_n x K codes of `bits`, scales (and zeros) per group."""
 
@@ -124,8 +113,7 @@ class QuantGemmSemantics(_Family):
             return (codes - (1 << (self.bits - 1))).astype(np.float32) * scale
         if self.fmt == "int_zp":
             return (codes - self.zeros[:, g]).astype(np.float32) * scale
-        m = re.fullmatch(r"e(\d)m(\d)", self.fmt)
-        return decode_float(codes, int(m.group(1)), int(m.group(2))) * scale
+        return float_values(self.fmt).numpy()[codes] * scale
 
     def initial(self, value: str):
         return np.zeros((self.rows, self.tm), np.float32)

@@ -19,7 +19,6 @@ from kernels.cuda import templates as T
 from scheduler.errors import InputError
 
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
-FLOAT_FORMATS = {"e2m1": (2, 1), "e3m2": (3, 2), "e2m3": (2, 3), "e4m3": (4, 3), "e5m2": (5, 2)}
 
 
 def ident(name: str) -> str:
@@ -172,7 +171,9 @@ class QuantGemmFamily(_Family):
                      "group_size": self.group, "dtype": s["dtype"]}
 
     def declarations(self) -> str:
-        exp, man = FLOAT_FORMATS.get(self.fmt, (0, 0))
+        from kernels.quant import float_fields  # (torch: only when a float format is rendered)
+
+        exp, man = float_fields(self.fmt) if self.fmt.startswith("e") else (0, 0)
         fmt = 0 if self.fmt == "int" else 1 if self.fmt == "int_zp" else 2
         values = (("TILE_N", self.tn), ("TILE_M", self.tm), ("TILE_K", self.tk), ("BITS", self.bits), ("FMT", fmt),
                   ("EXP_BITS", exp), ("MAN_BITS", man), ("ROW_BYTES", self.tk * self.bits // 8),
