@@ -100,8 +100,15 @@ print(torch.cuda.get_device_name(0), 'sm_%d%d' % torch.cuda.get_device_capabilit
     # 3. the GPU tests ------------------------------------------------------------------------------
     local left=$(( TOTAL - ($(date +%s) - T0) ))
     local test_limit=$(( left / 3 ))
-    log "3/4 GPU tests: python3 -m pytest -q -m gpu (limit ${test_limit}s)"
-    timeout -s INT "$test_limit" "$PY" -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee "$TMP/gpu_tests.log"
+    # Each test in a worker process of its own with a per-test limit where pytest-xdist and pytest-timeout
+    # are there (the device image has both): a kernel that hangs fails its test, not the whole step, and the
+    # builds run in parallel.
+    local par=()
+    if "$PY" -c "import xdist, pytest_timeout" >/dev/null 2>&1; then
+        par=(-n 8 --timeout 150 --timeout-method thread)
+    fi
+    log "3/4 GPU tests: python3 -m pytest -q -m gpu ${par[*]} (limit ${test_limit}s)"
+    timeout -s INT -k 15 "$test_limit" "$PY" -m pytest -q -m gpu --tb=short -p no:cacheprovider "${par[@]}" 2>&1 | tee "$TMP/gpu_tests.log"
     local test_rc=${PIPESTATUS[0]}
     local summary
     summary=$(grep -E "(passed|failed|skipped|error|no tests ran)" "$TMP/gpu_tests.log" | tail -n 1 | sed 's/=//g; s/^ *//; s/ *$//')

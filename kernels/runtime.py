@@ -265,11 +265,18 @@ def _tensor_map(t, dims: list[int], box: list[int], swizzle: bool = True):
         step *= extent
     mode = (driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B if swizzle
             else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE)
-    return _ok(driver.cuTensorMapEncodeTiled(
-        kinds[t.dtype], len(dims), t.data_ptr(), dims, strides, box, [1] * len(dims),
-        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, mode,
-        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
+    return _ok(driver.cuTensorMapEncodeTiled(*_tensor_map_arguments(kinds[t.dtype], t.data_ptr(), dims, strides, box, mode)))
+
+
+def _tensor_map_arguments(kind, address: int, dims: list[int], strides: list[int], box: list[int], swizzle) -> tuple:
+    """cuTensorMapEncodeTiled's arguments as cuda-python takes them: extents and strides as cuuint64_t,
+    box and element strides as cuuint32_t (plain ints are refused)."""
+    driver = _driver()
+    return (kind, len(dims), address, [driver.cuuint64_t(x) for x in dims], [driver.cuuint64_t(x) for x in strides],
+            [driver.cuuint32_t(x) for x in box], [driver.cuuint32_t(1)] * len(dims),
+            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
 
 
 @functools.cache

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from kernels.cuda import templates as T
+from kernels.cuda.aliases import clobbered_reads
 from scheduler.errors import InputError
 
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
@@ -296,6 +297,23 @@ class AttentionFamily(_Family):
         for e in schedule.problem.edges:
             if wg[e.src] != wg[e.dst]:
                 self.readers.setdefault(e.src, set()).add(self.kind_of[e.dst])
+        # S * scale - m overwrites S in place unless the schedule issues the next QK^T before exp2 has read
+        # it: then those tiles keep the scaled scores in an array of their own (x{t}, as many registers as S)
+        self.own_scaled: set[int] = set()  # (_array_of reads it)
+        self.own_scaled = {_index(c.value) for c in clobbered_reads(program, self._array_of) if self.kind_of[c.value] == "scale"}
+        clobbered = clobbered_reads(program, self._array_of)
+        if clobbered:
+            raise InputError(f"{program.name}: the attention templates share registers between values this schedule keeps "
+                             f"alive together ({clobbered[0]})")
+
+    def _array_of(self, value: str) -> str | None:
+        """The C++ register array holding `value` on its warpgroups (None: not in registers)."""
+        kind = self.kind_of[value]
+        if kind == "tma_load":
+            return None
+        if kind == "row_sum":
+            return f"l{_index(value)}"
+        return self._staged_as(value)[0] if kind != "row_max" else f"m{_index(value)}"
 
     def declarations(self) -> str:
         values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles),
@@ -318,11 +336,16 @@ class AttentionFamily(_Family):
         return T.ATTENTION_Q_LOAD.format() if w.index == self.loader else ""
 
     def setup(self, step) -> str:
-        return T.ATTENTION_SETUP.format(t=_index(step.op)) if step.op in self.declares else ""
+        if step.op not in self.declares:
+            return ""
+        t = _index(step.op)
+        return T.ATTENTION_SETUP.format(t=t, scaled=T.ATTENTION_OWN_SCALED.format(t=t) if t in self.own_scaled else "")
 
     # what a value is in registers, when staged: (C++ name, "fragment" | "rows", slot type)
     def _staged_as(self, value: str) -> tuple[str, str, str]:
         t, kind = _index(value), self.kind_of[value]
+        if kind == "scale" and t in self.own_scaled:
+            return f"x{t}", "fragment", "float"
         if kind in ("wgmma_qk", "scale"):
             return f"s{t}", "fragment", "float"
         if kind == "exp2":
@@ -340,7 +363,7 @@ class AttentionFamily(_Family):
 
     def staging(self, value: str) -> LoadPlan:
         name, form, ctype = self._staged_as(value)
-        elements = self.bm if form == "rows" else 64 * {"s": self.bn, "p": self.bn, "o": self.d}[name[0]]
+        elements = self.bm if form == "rows" else 64 * {"s": self.bn, "x": self.bn, "p": self.bn, "o": self.d}[name[0]]
         size = 4 if ctype == "float" else 2
         return LoadPlan(ctype, elements, elements * size, ())
 
@@ -365,7 +388,7 @@ class AttentionFamily(_Family):
         if step.kind not in table:
             self._unknown(step)
         ring = "load_k" if step.kind == "wgmma_qk" else "load_v"
-        return table[step.kind].format(t=t, ring=ring)
+        return table[step.kind].format(t=t, ring=ring, x=f"x{t}" if t in self.own_scaled else f"s{t}")
 
     def complete(self, step) -> str:
         t = _index(step.op)

@@ -377,7 +377,7 @@ ATTENTION_SETUP = """\
     Tensor s{t} = partition_fragment_C(mma_s{t}, Shape<_64, Int<BLOCK_N>>{{}});    // S, then S * scale - m in place
     Tensor p{t} = make_tensor<Element>(shape(thr_o{t}.partition_A(make_identity_tensor(Shape<_64, Int<BLOCK_N>>{{}}))));  // P = exp2(.)
     Tensor o{t} = partition_fragment_C(mma_o{t}, Shape<_64, Int<HEAD_DIM>>{{}});
-    clear(o{t});
+{scaled}    clear(o{t});
     float m{t}[2] = {{-INFINITY, -INFINITY}}, correction{t}[2] = {{0.f, 0.f}}, l{t}[2] = {{0.f, 0.f}};
     Tensor sQ{t} = make_tensor(make_smem_ptr(s.q[{t}]), LayoutQ{{}});
     Full::wait(&s.q_full, 0);
@@ -417,17 +417,21 @@ ATTENTION_MAX = """\
           }}
 """
 
+# into s{t} in place, or into x{t} where the schedule issues the next QK^T before exp2 reads these
 ATTENTION_SCALE = """\
           CUTE_UNROLL
           for (int i = 0; i < size(s{t}); ++i) {{
             const float mh = m{t}[row_half(i)];
-            s{t}(i) = s{t}(i) * scale_log2 - (mh == -INFINITY ? 0.f : mh * scale_log2);
+            {x}(i) = s{t}(i) * scale_log2 - (mh == -INFINITY ? 0.f : mh * scale_log2);
           }}
+"""
+ATTENTION_OWN_SCALED = """\
+    Tensor x{t} = make_fragment_like(s{t});  // S * scale - m: the next QK^T overwrites s{t} before exp2 reads it
 """
 
 ATTENTION_EXP = """\
           CUTE_UNROLL
-          for (int i = 0; i < size(p{t}); ++i) p{t}(i) = Element(exp2f(s{t}(i)));
+          for (int i = 0; i < size(p{t}); ++i) p{t}(i) = Element(exp2f({x}(i)));
 """
 
 # per-thread partial row sums (of the values the tensor core sees); the epilogue adds the four lanes of a row

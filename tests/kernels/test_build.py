@@ -132,6 +132,37 @@ def test_operand_mistakes_are_one_sentence(make, words):
     assert all(w in str(exc.value) for w in words) and "\n" not in str(exc.value)
 
 
+def _driver_or_skip():
+    return pytest.importorskip("cuda.bindings.driver", reason="cuda-python is not installed")
+
+
+def _reaches_the_driver(call, *args) -> None:
+    """cuda-python converts the arguments before it loads libcuda: on a machine without a driver the call
+    ends at the library lookup, so a TypeError here is an argument the GPU would refuse too."""
+    try:
+        call(*args)
+    except TypeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no libcuda here, or the driver refusing the null address
+        assert "cuda" in str(exc).lower() or "driver" in str(exc).lower(), exc
+
+
+def test_tensor_map_and_launch_arguments_convert_in_cuda_python():
+    """The GPU's first run failed here: cuTensorMapEncodeTiled takes cuuint64_t / cuuint32_t lists, not ints."""
+    import ctypes
+
+    from kernels.runtime import _tensor_map_arguments
+
+    driver = _driver_or_skip()
+    args = _tensor_map_arguments(driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 0, [128, 64, 8],
+                                 [256, 256 * 64], [64, 64, 1], driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B)
+    _reaches_the_driver(driver.cuTensorMapEncodeTiled, *args)
+    with pytest.raises(TypeError):
+        driver.cuTensorMapEncodeTiled(*args[:3], [128, 64, 8], *args[4:])
+    kernel_args = ((driver.CUtensorMap(), 0, 7, 0.5), (None, ctypes.c_void_p, ctypes.c_int, ctypes.c_float))
+    _reaches_the_driver(driver.cuLaunchKernel, driver.CUfunction(0), 1, 1, 1, 128, 1, 1, 0, 0, kernel_args, 0)
+
+
 def _relative_error(out, ref) -> float:
     assert ref.abs().max() > 0 and out.isfinite().all()
     return ((out.float() - ref).norm() / ref.norm()).item()
@@ -210,3 +241,22 @@ def test_tma_only_warpgroups_share_one_warpgroup_a_warp_each():
     assert kernel.threads == 128 * (len(program.warpgroups) - 1)
     assert "the TMA producers of the schedule's warpgroups" in kernel.source
     assert kernel.source.count("const bool leader = threadIdx.x % 32 == 0;") == 2
+
+
+def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
+    """The first GPU run found attention d64 wrong: its schedule issues iteration i+1's QK^T before exp2 reads
+    iteration i's S * scale - m, which the template had kept in S's own registers. The alias replay finds
+    that read, and the kernel then keeps the scaled scores apart (x0); d128's schedule needs nothing."""
+    from kernels.cuda.aliases import clobbered_reads
+    from kernels.package import find
+
+    shared = {"wgmma_qk": "s", "scale": "s", "exp2": "p", "rescale_o": "o", "wgmma_pv": "o", "row_max": "m", "row_sum": "l"}
+    for d, split in ((64, True), (128, False)):
+        s = find("attention_fwd", {"head_dim": d, "dtype": "bf16", "causal": False}, "h100")
+        program = lower(s)
+        kinds = {n: st.kind for w in program.warpgroups for n, st in ((st.op, st) for st in w.steps)}
+        found = clobbered_reads(program, lambda v: None if kinds[v] == "tma_load" else shared[kinds[v]] + v[-1])
+        assert bool(found) == split and all(c.reader.startswith("exp") and c.value.startswith("scale") for c in found)
+        source = render(s, program).source
+        assert ("Tensor x0 = make_fragment_like(s0);" in source) == split
+        assert ("p0(i) = Element(exp2f(x0(i)))" in source) == split
