@@ -74,7 +74,9 @@ ATTN_HEAD_DIMS = (64, 128, 256)
 ATTN_TOKENS = 16384  # batch x seqlen
 ATTN_HIDDEN = 2048  # heads x head_dim
 
-TOLERANCE = {"gemm": 1e-2, "quant_gemm": 1e-2, "attention_fwd": 2e-2}  # relative Frobenius error vs float32
+# relative Frobenius error vs float32; quant_gemm's correct kernels (and torch's) stay under 3e-3 at every
+# shape of the first H100 run, and a racing schedule gave 8e-3 there, under the 1e-2 this was before
+TOLERANCE = {"gemm": 1e-2, "quant_gemm": 5e-3, "attention_fwd": 2e-2}
 
 # `--dry-run`: the whole pipeline (processes, checks, timing loop, JSON, plots, table) on the CPU with tiny
 # shapes and host-clock "events", for checking this script without a GPU. Its numbers mean nothing.

@@ -83,6 +83,22 @@ def _ok(result):
     return values[0] if len(values) == 1 else values
 
 
+def load_kernel(kernel) -> _Loaded:
+    """Build a rendered kernel (or take its cubin from the cache), check its SASS and load it."""
+    from kernels.build import build
+
+    report = build(kernel.source, kernel.entry)
+    if not report.sass_ok:
+        raise KernelError(f"the generated {kernel.entry} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
+    driver = _driver()
+    _torch().cuda.synchronize()  # creates the primary context and makes it current (cuModuleLoadData needs one)
+    module = _ok(driver.cuModuleLoadData(Path(report.cubin).read_bytes()))
+    function = _ok(driver.cuModuleGetFunction(module, kernel.entry.encode()))
+    _ok(driver.cuFuncSetAttribute(function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                  kernel.smem_bytes))
+    return _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile)
+
+
 class KernelRuntime:
     """Loads each configuration's cubin once and launches it on the current stream."""
 
@@ -93,30 +109,29 @@ class KernelRuntime:
     def _load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
         if key not in self._loaded:
-            from kernels.build import build
             from kernels.cuda.render import render
-            from models import build_model
-            from scheduler import solve
-
             from kernels.package import find
 
             try:  # the shipped schedule (kernels/package) when there is one, else solve it now
-                schedule = find(model, params, self.machine) or solve(build_model(model, self.machine, **params),
-                                                                      self.machine).schedule
+                schedule = find(model, params, self.machine) or self._solve(model, params)
                 kernel = render(schedule)
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
-            report = build(kernel.source, kernel.entry)
-            if not report.sass_ok:
-                raise KernelError(f"the generated {model} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
-            driver = _driver()
-            _torch().cuda.init()
-            module = _ok(driver.cuModuleLoadData(Path(report.cubin).read_bytes()))
-            function = _ok(driver.cuModuleGetFunction(module, kernel.entry.encode()))
-            _ok(driver.cuFuncSetAttribute(function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                          kernel.smem_bytes))
-            self._loaded[key] = _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile)
+            self._loaded[key] = load_kernel(kernel)
         return self._loaded[key]
+
+    def _solve(self, model: str, params: dict):
+        """A configuration the package does not ship: solved here, once per process, with the deterministic
+        preset, so that every machine and every run builds the same kernel (the wall-clock-limited default
+        preset may pick another optimal schedule each time, and on the GPU not all of them were right)."""
+        import sys
+
+        from models import build_model
+        from scheduler import solve
+
+        print(f"warpsched: solving {model} {params} for {self.machine} (once per process; the package does not ship it)",
+              file=sys.stderr, flush=True)
+        return solve(build_model(model, self.machine, **params), self.machine, config="deterministic").schedule
 
     def _launch(self, loaded: _Loaded, grid: tuple[int, int, int], args: tuple, types: tuple) -> None:
         driver = _driver()
@@ -199,8 +214,14 @@ class KernelRuntime:
             if zeros is not None:
                 args.append(_tensor_map(zeros, [n, k // group_size], [tn, per_tile], swizzle=False))
                 types.append(None)
-        self._launch(loaded, (n // tn, -(-m // tm), 1), (*args, y.data_ptr(), m, n, k),
-                     (*types, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
+        ctas = (n // tn) * -(-m // tm)
+        splits = split_k(ctas, k // tk, torch.cuda.get_device_properties(x.device).multi_processor_count,
+                         group_size // tk if group_size > tk else 1)
+        partial = torch.empty(splits, m, n, dtype=torch.float32, device=x.device) if splits > 1 else None
+        self._launch(loaded, (n // tn, -(-m // tm), splits), (*args, y.data_ptr(), 0 if partial is None else partial.data_ptr(), m, n, k // splits),
+                     (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
+        if partial is not None:
+            y.copy_(partial.sum(dim=0))
         return y
 
     def attention_fwd(self, q, k, v, *, causal: bool = False, softmax_scale: float | None = None, return_lse: bool = False):
@@ -243,6 +264,33 @@ class KernelRuntime:
                      (None, None, None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                       ctypes.c_int, ctypes.c_float))
         return (out, lse) if return_lse else out
+
+
+MIN_K_TILES_PER_SPLIT = 8  # enough trips for the pipeline's ramp-up and drain to stay small
+
+
+def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
+    """How many runs of K tiles to give separate CTAs (1: no split): the largest power of two that keeps
+    the grid within one CTA per SM (the kernels hold an SM each), divides the K tiles into runs of whole
+    groups, and leaves each run MIN_K_TILES_PER_SPLIT tiles or more. Decode shapes (N / tile_n CTAs, often
+    32 or 64 on 132 SMs) are what it is for; the split is deterministic (a float32 sum in a fixed order)."""
+    splits = 1
+    while (ctas * splits * 2 <= sms and k_tiles % (splits * 2 * tiles_per_group) == 0
+           and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT):
+        splits *= 2
+    return splits
+
+
+class PinnedRuntime(KernelRuntime):
+    """Launches one given kernel (kernels.cuda.render's Kernel) for every call of its family, whatever the
+    package or a solve would pick: for checking a particular schedule on the GPU (bench/schedule_check.py)."""
+
+    def __init__(self, kernel, machine: str = "h100"):
+        super().__init__(machine)
+        self.pinned = load_kernel(kernel)
+
+    def _load(self, model: str, params: dict) -> _Loaded:
+        return self.pinned
 
 
 def _dtype_names():

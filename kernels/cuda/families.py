@@ -140,7 +140,11 @@ class QuantGemmFamily(_Family):
     entry = "warpsched_quant_gemm"
     limits = {"tile_n": "64 x consumers (64 weight rows per consumer)",
               "tile_k": "a multiple of 64 whose packed row is 16..256 bytes in steps of 16"}
-    iterations = "k / TILE_K"
+    # split K: blockIdx.z takes the z-th of gridDim.z equal runs of K tiles (the runtime splits small grids so
+    # every SM has a CTA; the partial sums then go to a float32 workspace and the runtime adds them)
+    # (k_split = K / gridDim.z, a multiple of TILE_K: no division by a runtime value in the kernel)
+    iterations = "k_split / TILE_K"
+    locals = "  const int k_tile0 = blockIdx.z * (k_split / TILE_K);  // the first K tile of this split\n"
 
     @staticmethod
     def check(src):
@@ -167,7 +171,7 @@ class QuantGemmFamily(_Family):
                 maps.append("const __grid_constant__ CUtensorMap tma_z")
         else:
             maps.append("const Element* __restrict__ scales")
-        self.params = tuple(maps) + ("Element* __restrict__ y", "int m", "int n", "int k")
+        self.params = tuple(maps) + ("Element* __restrict__ y", "float* __restrict__ partial", "int m", "int n", "int k_split")
         self.tile = {"tile_n": self.tn, "tile_m": self.tm, "tile_k": self.tk, "bits": self.bits, "fmt": self.fmt,
                      "group_size": self.group, "dtype": s["dtype"]}
 
@@ -188,16 +192,16 @@ class QuantGemmFamily(_Family):
     def loads(self) -> dict:
         w, x = self.tn * self.tk * self.bits // 8, self.tm * self.tk
         plans = {
-            "load_w": LoadPlan("uint8_t", w, w, (T.TMA_2D.format(map="tma_w", dst="dst", c0="it * ROW_BYTES", c1="blockIdx.x * TILE_N"),)),
+            "load_w": LoadPlan("uint8_t", w, w, (T.TMA_2D.format(map="tma_w", dst="dst", c0="(k_tile0 + it) * ROW_BYTES", c1="blockIdx.x * TILE_N"),)),
             "load_x": LoadPlan("Element", x, 2 * x, tuple(
-                T.TMA_2D.format(map="tma_x", dst=f"dst + {h} * TILE_M * 64", c0=f"it * TILE_K + {h * 64}", c1="blockIdx.y * TILE_M")
+                T.TMA_2D.format(map="tma_x", dst=f"dst + {h} * TILE_M * 64", c0=f"(k_tile0 + it) * TILE_K + {h * 64}", c1="blockIdx.y * TILE_M")
                 for h in range(self.tk // 64))),
         }
         if self.grouped:
             per = self.per_tile * self.tn
-            copies = [T.TMA_2D.format(map="tma_s", dst="dst", c0="blockIdx.x * TILE_N", c1="it * TILE_K / GROUP")]
+            copies = [T.TMA_2D.format(map="tma_s", dst="dst", c0="blockIdx.x * TILE_N", c1="(k_tile0 + it) * TILE_K / GROUP")]
             if self.zero:
-                copies.append(T.TMA_2D.format(map="tma_z", dst=f"dst + {per}", c0="blockIdx.x * TILE_N", c1="it * TILE_K / GROUP"))
+                copies.append(T.TMA_2D.format(map="tma_z", dst=f"dst + {per}", c0="blockIdx.x * TILE_N", c1="(k_tile0 + it) * TILE_K / GROUP"))
             n = per * (2 if self.zero else 1)
             plans["load_s"] = LoadPlan("Element", n, 2 * n, tuple(copies))
         return plans
@@ -235,7 +239,11 @@ class QuantGemmFamily(_Family):
         return LoadPlan("Element", 64 * self.tk, 2 * 64 * self.tk, ())  # written by the dequant, read by wgmma
 
     def complete(self, step) -> str:
-        return T.MMA_COMPLETE.format(op=ident(step.op)) if step.kind == "wgmma_rs" else ""
+        if step.kind != "wgmma_rs":
+            return ""
+        if self._staged_a(step):
+            return T.MMA_COMPLETE.format(op=ident(step.op))
+        return T.MMA_RS_COMPLETE.format(op=ident(step.op), a=f"dequant{_index(step.op)}")
 
     def epilogue(self, step) -> str:
         if step.kind != "wgmma_rs":

@@ -216,6 +216,11 @@ MMA_COMPLETE = """\
           warpgroup_wait<0>();
           warpgroup_fence_operand(acc_{op});
 """
+MMA_RS_COMPLETE = """\
+          warpgroup_wait<0>();
+          warpgroup_fence_operand(acc_{op});
+          warpgroup_fence_operand({a});  // A-operand fence
+"""
 
 MMA_EPILOGUE = """\
     {{  // {op}: its {rows} x {cols} slice of the output tile
@@ -314,9 +319,12 @@ DEQUANT_STAGED = """\
           }}
 """
 
+# the A registers are fenced like the accumulator: the compiler must not move their writes across the
+# asynchronous wgmma that reads them (it sees only an asm statement with inputs)
 MMA_RS_ISSUE = """\
           Tensor sX = make_tensor(make_smem_ptr(s.{ring_x}[slot_{ring_x}]), LayoutX{{}});
           warpgroup_fence_operand(acc_{op});
+          warpgroup_fence_operand({a});  // A-operand fence
           warpgroup_arrive();
           gemm(mma_{op}, {a}, thr_{op}.make_fragment_B(thr_{op}.partition_B(sX)), acc_{op});
           warpgroup_commit_batch();
@@ -328,7 +336,10 @@ QUANT_EPILOGUE = """\
       CUTE_UNROLL
       for (int i = 0; i < size(acc_{op}); ++i) {{
         const int row = blockIdx.x * TILE_N + {slice} * 64 + get<0>(where(i)), col = blockIdx.y * TILE_M + get<1>(where(i));
-        if (col < m) y[size_t(col) * n + row] = Element(acc_{op}(i){channel_scale});
+        if (col >= m) continue;
+        const float v = acc_{op}(i){channel_scale};
+        if (partial != nullptr) partial[(size_t(blockIdx.z) * m + col) * n + row] = v;  // split K: the runtime adds the splits
+        else y[size_t(col) * n + row] = Element(v);
       }}
     }}
 """

@@ -1,7 +1,8 @@
 """The precompiled kernel package (DESIGN.md 6.6): schedules solved offline, cubins built once here.
 
 This folder holds `manifest.json` and one schedule file per problem under `schedules/`, written by
-`warpsched sweep solver_configs/precompiled.yaml --package` (never by hand). Listing needs no solve
+`warpsched sweep solver_configs/precompiled.yaml --package`, or pinned by `manifest.pinned_entry` after a GPU check
+(the origin field says which). Listing needs no solve
 and no compiler; building uses kernels/build.py's content-hash cache.
 
     import kernels

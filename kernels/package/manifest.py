@@ -92,6 +92,19 @@ class Entry:
             raise InputError(f"package manifest {origin} has a malformed entry ({exc!s}); regenerate it with warpsched sweep") from None
 
 
+def pinned_entry(schedule: Schedule, origin: str) -> Entry:
+    """An entry for one schedule chosen by hand rather than by a sweep: one that was checked on a GPU
+    where the sweep's own choice for the problem was not right (`origin` says where and why)."""
+    from kernels.cuda.render import schedule_digest
+    from kernels.sweep import predicted_time
+    from models import split_source
+
+    _, tile = split_source(schedule.problem.source)
+    key = problem_key(schedule.problem.source, schedule.machine.name)
+    return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
+                 schedule.makespan, round(float(predicted_time(key.model, schedule) * 1000), 6), 1, origin)
+
+
 def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
     """The entries of the package in `directory` (default: the shipped one), sorted by name."""
     path = Path(directory or PACKAGE_DIR) / MANIFEST

@@ -163,6 +163,10 @@ def test_tensor_map_and_launch_arguments_convert_in_cuda_python():
     _reaches_the_driver(driver.cuLaunchKernel, driver.CUfunction(0), 1, 1, 1, 128, 1, 1, 0, 0, kernel_args, 0)
 
 
+# correct quant_gemm kernels stay under 3e-3 (bf16 output rounding); a racing schedule gave 8e-3 on an H100
+QUANT_TOLERANCE = 5e-3
+
+
 def _relative_error(out, ref) -> float:
     assert ref.abs().max() > 0 and out.isfinite().all()
     return ((out.float() - ref).norm() / ref.norm()).item()
@@ -184,16 +188,18 @@ def test_gemm_matches_torch_on_the_gpu():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("bits, fmt, group, m", [(4, "int", 128, 16), (4, "int", 128, 5), (3, "int", 128, 16),
-                                                 (2, "int_zp", 64, 16), (8, "int", -1, 16), (4, "e2m1", 128, 16)])
-def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m):
+@pytest.mark.parametrize("bits, fmt, group, m, k", [(4, "int", 128, 16, 1024), (4, "int", 128, 5, 1024), (3, "int", 128, 16, 1024),
+                                                    (2, "int_zp", 64, 16, 1024), (8, "int", -1, 16, 1024), (4, "e2m1", 128, 16, 1024),
+                                                    (4, "int_zp", 32, 16, 4096), (5, "int", -1, 3, 4096),  # k 4096: split K
+                                                    (8, "int", 128, 2048, 1024), (4, "int", 128, 2048, 1024)])  # prefill
+def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m, k):
     import torch
 
     import kernels
     from kernels.quant import dequantize, pack
 
     g = torch.Generator(device="cuda").manual_seed(bits)
-    n, k = 256, 1024
+    n = 256
     codes = torch.randint(0, 1 << bits, (n, k), device="cuda", generator=g)
     groups = (n,) if group == -1 else (k // group, n)
     scales = (torch.rand(groups, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / (1 << (bits - 1))
@@ -201,7 +207,7 @@ def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m):
     x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=g)
     y = kernels.quant_gemm(x, pack(codes, bits), scales, zeros, bits=bits, group_size=group, fmt=fmt)
     ref = x.float() @ dequantize(codes, scales, zeros, bits=bits, group_size=group, fmt=fmt).T
-    assert y.shape == (m, n) and _relative_error(y, ref) < 1e-2
+    assert y.shape == (m, n) and _relative_error(y, ref) < QUANT_TOLERANCE
 
 
 @pytest.mark.gpu
@@ -260,3 +266,43 @@ def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
         source = render(s, program).source
         assert ("Tensor x0 = make_fragment_like(s0);" in source) == split
         assert ("p0(i) = Element(exp2f(x0(i)))" in source) == split
+
+
+def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
+    from kernels.runtime import MIN_K_TILES_PER_SPLIT, split_k
+
+    assert split_k(64, 64, 132) == 2 and split_k(32, 32, 132) == 4  # Llama decode: 8192 and 4096 rows
+    assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1
+    for ctas in (1, 2, 3, 7, 32, 64, 65, 131, 132, 500):
+        for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
+            for per_group in (1, 2):
+                s = split_k(ctas, k_tiles, 132, per_group)
+                assert s & (s - 1) == 0
+                if s > 1:
+                    assert ctas * s <= 132 and k_tiles % (s * per_group) == 0 and k_tiles // s >= MIN_K_TILES_PER_SPLIT
+
+
+@pytest.mark.gpu
+@pytest.mark.xfail(strict=True, reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
+                   "package pinned another) gives wrong sums on an H100 at 256..384 CTAs; cause not found yet (a race the "
+                   "CPU simulator does not model); bench/results/h100-2026-11-24-schedule_check.json")
+def test_the_int8_prefill_schedule_that_races_on_the_h100():
+    """Kept so the next GPU session can find the cause: when it is fixed this xfail fails and goes."""
+    import torch
+
+    from kernels.quant import dequantize, pack
+    from kernels.runtime import PinnedRuntime
+    from scheduler.schedule import read
+
+    runtime = PinnedRuntime(render(read(Path(__file__).parent / "data" / "quant_int8_m2048_wrong_on_h100.json")))
+
+    g = torch.Generator(device="cuda").manual_seed(8)
+    worst = 0.0
+    for n, k in ((4096, 4096), (6144, 4096), (4096, 14336)):
+        codes = torch.randint(0, 256, (n, k), device="cuda", generator=g)
+        scales = (torch.rand(k // 128, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / 128
+        x = torch.randn(2048, k, device="cuda", dtype=torch.bfloat16, generator=g)
+        y = runtime.quant_gemm(x, pack(codes, 8), scales, bits=8, group_size=128, fmt="int")
+        ref = x.float() @ dequantize(codes, scales, None, bits=8, group_size=128, fmt="int").T
+        worst = max(worst, _relative_error(y, ref))
+    assert worst < QUANT_TOLERANCE
