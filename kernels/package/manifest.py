@@ -92,9 +92,13 @@ class Entry:
             raise InputError(f"package manifest {origin} has a malformed entry ({exc!s}); regenerate it with warpsched sweep") from None
 
 
-def pinned_entry(schedule: Schedule, origin: str) -> Entry:
+PINNED = "pinned: "  # how a pinned entry's origin starts
+
+
+def pinned_entry(schedule: Schedule, why: str) -> Entry:
     """An entry for one schedule chosen by hand rather than by a sweep: one that was checked on a GPU
-    where the sweep's own choice for the problem was not right (`origin` says where and why)."""
+    where the deterministic solve's own choice for the problem was not right (`why` says where and how);
+    its origin is PINNED + why. Keep pinned problems out of the sweep catalog, which would replace them."""
     from kernels.cuda.render import schedule_digest
     from kernels.sweep import predicted_time
     from models import split_source
@@ -102,7 +106,8 @@ def pinned_entry(schedule: Schedule, origin: str) -> Entry:
     _, tile = split_source(schedule.problem.source)
     key = problem_key(schedule.problem.source, schedule.machine.name)
     return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
-                 schedule.makespan, round(float(predicted_time(key.model, schedule) * 1000), 6), 1, origin)
+                 schedule.makespan, round(float(predicted_time(key.model, schedule) * 1000), 6), 1,
+                 why if why.startswith(PINNED) else PINNED + why)
 
 
 def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
