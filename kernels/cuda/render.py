@@ -60,6 +60,11 @@ def render(schedule: Schedule, program: PipelineProgram | None = None) -> Render
     return _assemble(schedule, program, family)
 
 
+# op kinds whose shared-memory reads are the tensor core's (async proxy): no proxy fence before their
+# releases; any other kind reading a TMA ring gets one (an unknown kind: the safe side)
+TENSOR_CORE_KINDS = frozenset({"mma", "wgmma_rs", "wgmma_qk", "wgmma_pv", "tcgen05_qk", "tcgen05_pv"})
+
+
 def _align(offset: int, alignment: int) -> int:
     return -(-offset // alignment) * alignment
 
@@ -174,6 +179,7 @@ def _step(step, rings, loads, family, waits, passes) -> str:
         complete = ""
     else:
         issue = ""
+        tensor_core = step.kind in TENSOR_CORE_KINDS  # reads shared memory in the async proxy, as TMA writes it
         staged = step.writes_ring  # a register value another warpgroup reads: written to a staging ring
         if staged:
             issue += T.STAGE_ACQUIRE.format(ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype)
@@ -183,6 +189,8 @@ def _step(step, rings, loads, family, waits, passes) -> str:
             ring = rings[r.value]
             if ring.kind == "tma":
                 issue += T.RING_WAIT.format(ring=ident(r.value), distance=r.distance, depth=ring.depth)
+                if not tensor_core:
+                    issue += T.AFTER_WAIT_FOR_LOADS
             elif r.distance == 0:
                 issue += T.RING_WAIT.format(ring=ident(r.value), distance=0, depth=ring.depth)
                 issue += T.STAGED_READ.format(ring=ident(r.value), ctype=loads[r.value].ctype, load=family.stage_in(r, step))
@@ -195,6 +203,8 @@ def _step(step, rings, loads, family, waits, passes) -> str:
         if staged:
             complete += (T.STAGE_SLOT.format(ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype)
                          + family.stage_out(step) + T.STAGE_PUBLISH.format(ring=ident(step.op)))
+        if not tensor_core and any(rings[ring].kind == "tma" for ring, _, _ in step.releases):
+            complete += T.FENCE_BEFORE_TMA_REFILL
         for ring, distance, _ in step.releases:
             release = T.RELEASE_IF_WRITTEN if distance else T.RELEASE
             complete += release.format(ring=ident(ring), distance=distance, depth=rings[ring].depth)

@@ -122,6 +122,17 @@ RING_WAIT = """\
           Full::wait(&s.full_{ring}[slot_{ring}], ((it - {distance}) / {depth}) & 1);
 """
 
+# a step that reads a TMA-written slot with ordinary loads (not the tensor core): the loads stay after the
+# wait (the wait's asm has no memory clobber), and before the slot goes back to the producer a proxy fence
+# orders them before the next TMA write of the same bytes (generic reads, then an async-proxy write: the
+# mbarrier alone does not order across proxies; without it an int8 prefill kernel read refilled scales)
+AFTER_WAIT_FOR_LOADS = """\
+          asm volatile("" ::: "memory");  // the loads below stay after the wait
+"""
+FENCE_BEFORE_TMA_REFILL = """\
+          cutlass::arch::fence_view_async_shared();  // our loads of these slots before their next TMA write
+"""
+
 # every warp of the reading warpgroup signals once all its reads of that iteration are done
 RELEASE = """\
           __syncwarp();
