@@ -3,9 +3,10 @@
     w = kernels.importers.from_gptq(qweight, qzeros, scales, g_idx, bits=4)
     y = w.matmul(x)          # kernels.quant_gemm on the GPU: x @ W.T of the original layer
 
-GPTQ (AutoGPTQ / exllama, "v1" checkpoints): `qweight` int32 (K * bits / 32, N) packs 32 / bits codes
-along K per word (code k in bits (k % per_word) * bits), `qzeros` int32 (groups, N * bits / 32) packs
-zero points along N and stores them minus one, `scales` (groups, N), `g_idx` (K,) the group of every
+GPTQ (AutoGPTQ / exllama, "v1" checkpoints, 2, 3, 4 or 8 bits): `qweight` int32 (K * bits / 32, N) holds
+the codes along K as one little-endian bit string per column (code k in bits k * bits .. k * bits +
+bits - 1 of the column's words; 3-bit codes cross words, 32 codes per 3 words), `qzeros` int32
+(groups, N * bits / 32) the zero points along N the same way, stored minus one, `scales` (groups, N), `g_idx` (K,) the group of every
 input channel; w[k, n] = scales[g_idx[k], n] * (code - (qzero + 1)). Act-order checkpoints (`g_idx`
 not sorted) are made static here: the input channels are permuted so that groups are contiguous,
 and the caller permutes the activations the same way (`perm`, once per layer: `matmul` does it, or
@@ -20,6 +21,7 @@ A checkpoint whose zero points are all 2^(bits-1) becomes the symmetric `int` fo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +63,15 @@ def _unpack_words(words: torch.Tensor, bits: int, dim: int, order: tuple[int, ..
     return fields.reshape(words.shape[0], words.shape[1] * per_word)
 
 
+def _unpack_stream(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
+    """Codes of `bits` bits read from int32 `words` as one little-endian bit string along `dim` (GPTQ:
+    word w's bit b is bit 32 w + b of the string; code j is its bits bits * j ..)."""
+    moved = (words.to(torch.int64) & 0xFFFFFFFF).movedim(dim, -1)  # (..., words)
+    stream = ((moved.unsqueeze(-1) >> torch.arange(32, device=words.device)) & 1).to(torch.uint8).flatten(-2)
+    fields = stream.unflatten(-1, (-1, bits)).to(torch.int64)  # (..., codes, bits), least significant first
+    return (fields << torch.arange(bits, device=words.device)).sum(-1).movedim(-1, dim)
+
+
 def _finish(codes_kn: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, bits: int, group_size: int,
             perm: torch.Tensor | None) -> QuantizedWeight:
     codes = codes_kn.T.contiguous()  # (N, K): a row per output feature
@@ -83,20 +94,24 @@ def _check(name: str, t: torch.Tensor, shape: tuple, dtype=None) -> None:
 
 def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, g_idx: torch.Tensor | None = None, *,
               bits: int = 4) -> QuantizedWeight:
-    """A GPTQ layer (2, 4 or 8 bits) in the kernels' layout; act-order becomes a static input permutation."""
-    if bits not in (2, 4, 8):
-        raise InputError(f"GPTQ import covers bits 2, 4 and 8 (whole codes per int32 word); got {bits}")
-    per_word = 32 // bits
-    k, n = qweight.shape[0] * per_word, qweight.shape[1]
+    """A GPTQ layer (2, 3, 4 or 8 bits) in the kernels' layout; act-order becomes a static input permutation."""
+    if bits not in (2, 3, 4, 8):
+        raise InputError(f"GPTQ import covers bits 2, 3, 4 and 8 (GPTQ's own widths); got {bits}")
+    if qweight.dim() != 2 or (qweight.shape[0] * 32) % bits:
+        raise InputError(f"qweight has shape {tuple(qweight.shape)}; GPTQ's {bits}-bit rows come in runs of "
+                         f"{bits // __import__('math').gcd(bits, 32)} int32 words (32 codes)")
+    k, n = qweight.shape[0] * 32 // bits, qweight.shape[1]
     groups = scales.shape[0]
-    _check("qweight", qweight, (k // per_word, n), torch.int32)
+    _check("qweight", qweight, (k * bits // 32, n), torch.int32)
     _check("scales", scales, (groups, n))
-    _check("qzeros", qzeros, (groups, n // per_word), torch.int32)
+    if (n * bits) % 32:
+        raise InputError(f"N = {n} output features do not fill whole int32 words of {bits}-bit zero points")
+    _check("qzeros", qzeros, (groups, n * bits // 32), torch.int32)
     if k % groups:
         raise InputError(f"{groups} groups do not divide K = {k}")
     group_size = k // groups
-    codes = _unpack_words(qweight, bits, dim=0)  # (K, N)
-    zeros = ((_unpack_words(qzeros, bits, dim=1) + 1) & ((1 << bits) - 1)).to(torch.float32)  # stored minus one
+    codes = _unpack_stream(qweight, bits, dim=0)  # (K, N)
+    zeros = ((_unpack_stream(qzeros, bits, dim=1) + 1) & ((1 << bits) - 1)).to(torch.float32)  # stored minus one
     perm = None
     if g_idx is not None:
         _check("g_idx", g_idx, (k,))

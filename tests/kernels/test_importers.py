@@ -29,6 +29,27 @@ def _words(codes: torch.Tensor, bits: int, along: int, order=None) -> torch.Tens
     return torch.where(out >= 2**31, out - 2**32, out).to(torch.int32)
 
 
+def _words3(codes: torch.Tensor, along: int) -> torch.Tensor:
+    """GPTQ's 3-bit words, written out the way its packer does it (an independent reference): per 32 codes
+    three words; codes 0..9 in word 0 bits 0..29, code 10 split (2 low bits at 30, its top bit at word 1
+    bit 0), codes 11..20 from word 1 bit 1, code 21 split (low bit at 31, two bits at word 2 bits 0..1),
+    codes 22..31 from word 2 bit 2."""
+    c = codes.to(torch.int64) if along == 0 else codes.to(torch.int64).T
+    out = torch.zeros(c.shape[0] // 32 * 3, c.shape[1], dtype=torch.int64)
+    for run in range(c.shape[0] // 32):
+        x, w = c[32 * run: 32 * run + 32], out[3 * run: 3 * run + 3]
+        for j in range(10):
+            w[0] |= x[j] << (3 * j)
+            w[1] |= x[11 + j] << (3 * j + 1)
+            w[2] |= x[22 + j] << (3 * j + 2)
+        w[0] |= (x[10] & 3) << 30
+        w[1] |= x[10] >> 2
+        w[1] |= (x[21] & 1) << 31
+        w[2] |= x[21] >> 1
+    out = out if along == 0 else out.T.contiguous()
+    return torch.where(out >= 2**31, out - 2**32, out).to(torch.int32)
+
+
 def _close(a, b) -> bool:
     return float((a - b).norm() / b.norm()) < 1e-5
 
@@ -39,7 +60,8 @@ def _our_y(w, x):
     return xx @ weights.T
 
 
-@pytest.mark.parametrize("bits, act_order, sym", [(4, False, False), (4, True, False), (2, True, False), (8, False, True)])
+@pytest.mark.parametrize("bits, act_order, sym", [(4, False, False), (4, True, False), (2, True, False), (8, False, True),
+                                                 (3, True, False), (3, False, True)])
 def test_gptq_import_gives_the_checkpoints_y(bits, act_order, sym):
     g = torch.Generator().manual_seed(bits + 2 * act_order)
     k, n, group = 512, 64, 128
@@ -52,7 +74,8 @@ def test_gptq_import_gives_the_checkpoints_y(bits, act_order, sym):
         g_idx = g_idx[torch.randperm(k, generator=g)]
     x = torch.randn(3, k, generator=g)
     w_ckpt = scales[g_idx] * (q - z[g_idx]).float()  # GPTQ's own dequantization, (K, N)
-    imported = from_gptq(_words(q, bits, 0), _words((z - 1) % (1 << bits), bits, 1), scales, g_idx, bits=bits)
+    pack_words = (lambda c, along: _words3(c, along)) if bits == 3 else (lambda c, along: _words(c, bits, along))
+    imported = from_gptq(pack_words(q, 0), pack_words((z - 1) % (1 << bits), 1), scales, g_idx, bits=bits)
     assert (imported.perm is not None) == act_order and imported.fmt == ("int" if sym else "int_zp")
     assert _close(_our_y(imported, x), x @ w_ckpt)
 
@@ -71,8 +94,10 @@ def test_awq_import_gives_the_checkpoints_y():
 
 
 def test_import_mistakes_are_one_sentence():
-    with pytest.raises(InputError, match="bits 2, 4 and 8"):
-        from_gptq(torch.zeros(4, 8, dtype=torch.int32), torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, 8), bits=3)
+    with pytest.raises(InputError, match="bits 2, 3, 4 and 8"):
+        from_gptq(torch.zeros(4, 8, dtype=torch.int32), torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, 8), bits=5)
+    with pytest.raises(InputError, match="runs of 3 int32 words"):
+        from_gptq(torch.zeros(4, 32, dtype=torch.int32), torch.zeros(1, 3, dtype=torch.int32), torch.zeros(1, 32), bits=3)
     with pytest.raises(InputError, match="qzeros has shape"):
         from_awq(torch.zeros(64, 1, dtype=torch.int32), torch.zeros(2, 2, dtype=torch.int32), torch.zeros(1, 8))
 
