@@ -22,6 +22,13 @@ from scheduler.errors import InputError
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
 
 
+# attention: the first K/V iteration with a key to mask. The partial last block starts at n_kv / BLOCK_N
+# (valid = n_kv - it * BLOCK_N < BLOCK_N from there on, never before); causal, block it crosses tile t's
+# diagonal when (it + 1) * BLOCK_N - 1 > first_row(t) = q_row0 + t * BLOCK_M + n_kv - n_q, first for tile
+# 0, from it = (first_row(0) + 1) / BLOCK_N on (tests/kernels/test_build.py checks this by brute force).
+MASK_FROM = "CAUSAL ? min(n_kv / BLOCK_N, (q_row0 + n_kv - n_q + 1) / BLOCK_N) : n_kv / BLOCK_N"
+
+
 def ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
@@ -258,7 +265,7 @@ class AttentionFamily(_Family):
     iteration, the last block masked when seqlen is not a multiple of it."""
 
     entry = "warpsched_attention_fwd"
-    limits = {"causal": "all (masked in the loop on the blocks that cross the diagonal)", "block_m": "64",
+    limits = {"causal": "all (a masking block runs only from the first block that crosses the diagonal)", "block_m": "64",
               "block_n": "a multiple of 8"}
     params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
               "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "float* __restrict__ lse", "int n_q", "int n_kv",
@@ -266,7 +273,8 @@ class AttentionFamily(_Family):
     # causal: the loop stops after the last block a query row of this CTA sees
     iterations = "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
     locals = ("  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y / (heads / kv_heads);\n"
-              "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n")
+              "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n"
+              f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n")
     storage = T.ATTENTION_STORAGE
     init = T.ATTENTION_INIT
 

@@ -418,19 +418,24 @@ ATTENTION_QK_COMPLETE = """\
           warpgroup_fence_operand(s{t});
 """
 
-# the row max over the keys that exist (the last block may be partial: its missing keys are -inf)
+# the row max over the keys that exist: the partial last block's missing keys and, causal, the keys
+# past a row's diagonal are -inf. Only iterations from mask_from (the kernel's first that needs either)
+# run the masking block; the steady state before it runs none of it (one uniform test per iteration).
 ATTENTION_MAX = """\
-          const int valid = n_kv - it * BLOCK_N;
-          // causal (bottom-right aligned, n_kv >= n_q): key c is visible to query row r when c <= r + n_kv - n_q
-          const int first_row = q_row0 + {t} * BLOCK_M + n_kv - n_q;
-          const bool diagonal = (it + 1) * BLOCK_N - 1 > first_row;
+          if (it >= mask_from) {{
+            const int valid = n_kv - it * BLOCK_N;
+            // causal (bottom-right aligned, n_kv >= n_q): key c is visible to query row r when c <= r + n_kv - n_q
+            const int first_row = q_row0 + {t} * BLOCK_M + n_kv - n_q;
+            const bool diagonal = (it + 1) * BLOCK_N - 1 > first_row;
+            CUTE_UNROLL
+            for (int i = 0; i < size(s{t}); ++i) {{
+              if (valid < BLOCK_N && column_of(i) >= valid) s{t}(i) = -INFINITY;
+              if (CAUSAL && diagonal && it * BLOCK_N + column_of(i) > first_row + quad_row(row_half(i))) s{t}(i) = -INFINITY;
+            }}
+          }}
           float row_max[2] = {{m{t}[0], m{t}[1]}};
           CUTE_UNROLL
-          for (int i = 0; i < size(s{t}); ++i) {{
-            if (valid < BLOCK_N && column_of(i) >= valid) s{t}(i) = -INFINITY;
-            if (CAUSAL && diagonal && it * BLOCK_N + column_of(i) > first_row + quad_row(row_half(i))) s{t}(i) = -INFINITY;
-            row_max[row_half(i)] = fmaxf(row_max[row_half(i)], s{t}(i));
-          }}
+          for (int i = 0; i < size(s{t}); ++i) row_max[row_half(i)] = fmaxf(row_max[row_half(i)], s{t}(i));
           CUTE_UNROLL
           for (int h = 0; h < 2; ++h) {{
             const float now = quad_max(row_max[h]);

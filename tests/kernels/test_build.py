@@ -314,3 +314,34 @@ def test_the_int8_prefill_schedule_that_races_on_the_h100():
         ref = x.float() @ dequantize(codes, scales, None, bits=8, group_size=128, fmt="int").T
         worst = max(worst, _relative_error(y, ref))
     assert worst < QUANT_TOLERANCE
+
+
+def test_attention_masks_nothing_before_mask_from():
+    """The kernel runs its masking block only from `mask_from` on: brute force over shapes that no key
+    the template would mask (partial last block, causal diagonal of any tile) comes earlier. The C++
+    expression itself is evaluated (its ?: and integer division read as Python)."""
+    import itertools
+    import random
+
+    from kernels.cuda.families import MASK_FROM
+
+    cond, rest = MASK_FROM.split(" ? ")
+    causal_expr, plain_expr = rest.split(" : ")
+    assert cond == "CAUSAL"
+    py = {e: e.replace("/", "//") for e in (causal_expr, plain_expr)}
+    rng = random.Random(0)
+    bm, tiles = 64, 2
+    for _ in range(300):
+        bn = rng.choice((64, 80, 128, 176))
+        n_q = rng.randint(1, 700)
+        n_kv = n_q + rng.choice((0, 0, rng.randint(0, 400)))
+        for causal, q_row0 in itertools.product((False, True), range(0, n_q, bm * tiles)):
+            scope = {"n_kv": n_kv, "n_q": n_q, "q_row0": q_row0, "BLOCK_N": bn, "min": min}
+            mask_from = eval(py[causal_expr] if causal else py[plain_expr], scope)  # noqa: S307 - our own constant
+            last = min(n_kv, q_row0 + tiles * bm + n_kv - n_q) if causal else n_kv
+            for it in range(min(mask_from, -(-last // bn))):
+                valid = n_kv - it * bn
+                assert valid >= bn, (n_q, n_kv, bn, it)
+                if causal:
+                    first_row = q_row0 + n_kv - n_q  # tile 0, row 0: the earliest diagonal
+                    assert (it + 1) * bn - 1 <= first_row, (n_q, n_kv, bn, q_row0, it)
