@@ -290,7 +290,7 @@ def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
 
 
 @pytest.mark.gpu
-@pytest.mark.xfail(strict=True, reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
                    "package pinned another) gave wrong sums on an H100 at 256..384 CTAs, a race the CPU simulator does not "
                    "model; the likely cause (LDS of TMA slots released without a proxy fence) is fixed since, unchecked "
                    "on a GPU: when this passes, drop the xfail and the package pin; bench/results/h100-2026-11-24-schedule_check.json")
