@@ -52,7 +52,7 @@ def clobbered_reads(program: PipelineProgram, array_of: Callable[[str], str | No
                         continue  # shared memory, or the value's initial contents
                     if r.via == "ring":  # another warpgroup's value, copied in from its staging slot here
                         held[array] = (r.value, source)
-                    elif it >= 0 and trip >= 2 * stages and held.get(array, (r.value, source)) != (r.value, source):
+                    elif trip >= 2 * stages and held.get(array, (r.value, source)) != (r.value, source):
                         found, when = held[array]
                         later = "the next iteration's " if when > source else "an earlier iteration's " if when < source else ""
                         problems.append(Clobber(w.index, st.op, r.value, array, later + found))

@@ -22,13 +22,6 @@ from scheduler.errors import InputError
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
 
 
-# attention: the first K/V iteration with a key to mask. The partial last block starts at n_kv / BLOCK_N
-# (valid = n_kv - it * BLOCK_N < BLOCK_N from there on, never before); causal, block it crosses tile t's
-# diagonal when (it + 1) * BLOCK_N - 1 > first_row(t) = q_row0 + t * BLOCK_M + n_kv - n_q, first for tile
-# 0, from it = (first_row(0) + 1) / BLOCK_N on (tests/kernels/test_build.py checks this by brute force).
-MASK_FROM = "CAUSAL ? min(n_kv / BLOCK_N, (q_row0 + n_kv - n_q + 1) / BLOCK_N) : n_kv / BLOCK_N"
-
-
 def ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
@@ -133,7 +126,7 @@ class GemmFamily(_Family):
                                   a_offset=f"{_index(step.op)} * SLICE_M * TILE_K", b_offset=0)
 
     def complete(self, step) -> str:
-        return T.MMA_COMPLETE.format(op=ident(step.op))
+        return T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
 
     def epilogue(self, step) -> str:
         return (T.MMA_EPILOGUE.format(op=ident(step.op), rows=self.rows, cols=self.tn, slices=self.consumers, slice=_index(step.op))
@@ -237,7 +230,8 @@ class QuantGemmFamily(_Family):
             if self._staged_a(step):
                 return T.MMA_ISSUE.format(op=ident(step.op), ring_a=f"dequant{c}", ring_b="load_x", layout_a="LayoutW",
                                           layout_b="LayoutX", a_offset=0, b_offset=0)
-            return T.MMA_RS_ISSUE.format(op=ident(step.op), ring_x="load_x", a=f"dequant{c}")
+            return T.MMA_RS_ISSUE.format(op=ident(step.op), ring_x="load_x", a=f"dequant{c}",
+                                         a_fence=T.A_OPERAND_FENCE.format(a=f"dequant{c}"))
         self._unknown(step)
 
     def staging(self, value: str) -> LoadPlan:
@@ -248,15 +242,21 @@ class QuantGemmFamily(_Family):
     def complete(self, step) -> str:
         if step.kind != "wgmma_rs":
             return ""
-        if self._staged_a(step):
-            return T.MMA_COMPLETE.format(op=ident(step.op))
-        return T.MMA_RS_COMPLETE.format(op=ident(step.op), a=f"dequant{_index(step.op)}")
+        complete = T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
+        return complete if self._staged_a(step) else complete + T.A_OPERAND_FENCE.format(a=f"dequant{_index(step.op)}")
 
     def epilogue(self, step) -> str:
         if step.kind != "wgmma_rs":
             return ""
         return T.QUANT_EPILOGUE.format(op=ident(step.op), slice=_index(step.op),
                                        channel_scale="" if self.grouped else " * float(scales[row])")
+
+
+# attention: the first K/V iteration with a key to mask. The partial last block starts at n_kv / BLOCK_N
+# (valid = n_kv - it * BLOCK_N < BLOCK_N from there on, never before); causal, block it crosses tile t's
+# diagonal when (it + 1) * BLOCK_N - 1 > first_row(t) = q_row0 + t * BLOCK_M + n_kv - n_q, first for tile
+# 0, from it = (first_row(0) + 1) / BLOCK_N on (tests/kernels/test_build.py checks this by brute force).
+MASK_FROM = "CAUSAL ? min(n_kv / BLOCK_N, (q_row0 + n_kv - n_q + 1) / BLOCK_N) : n_kv / BLOCK_N"
 
 
 class AttentionFamily(_Family):
@@ -315,7 +315,7 @@ class AttentionFamily(_Family):
                 self.readers.setdefault(e.src, set()).add(self.kind_of[e.dst])
         # S * scale - m overwrites S in place unless the schedule issues the next QK^T before exp2 has read
         # it: then those tiles keep the scaled scores in an array of their own (x{t}, as many registers as S)
-        self.own_scaled: set[int] = set()  # (_array_of reads it)
+        self.own_scaled: set[int] = set()  # none yet: _array_of, which the first replay uses, reads it
         self.own_scaled = {_index(c.value) for c in clobbered_reads(program, self._array_of) if self.kind_of[c.value] == "scale"}
         clobbered = clobbered_reads(program, self._array_of)
         if clobbered:
@@ -407,8 +407,8 @@ class AttentionFamily(_Family):
         return table[step.kind].format(t=t, ring=ring, x=f"x{t}" if t in self.own_scaled else f"s{t}")
 
     def complete(self, step) -> str:
-        t = _index(step.op)
-        return {"wgmma_qk": T.ATTENTION_QK_COMPLETE, "wgmma_pv": T.ATTENTION_PV_COMPLETE}.get(step.kind, "").format(t=t)
+        acc = {"wgmma_qk": "s", "wgmma_pv": "o"}.get(step.kind)
+        return T.WGMMA_COMPLETE.format(acc=f"{acc}{_index(step.op)}") if acc else ""
 
     def epilogue(self, step) -> str:
         if step.kind != "wgmma_pv":

@@ -28,7 +28,6 @@ using Order = cutlass::arch::NamedBarrier;  // the tensor core's order across wa
 """
 
 CONSTANT = "constexpr int {name} = {value};\n"
-FLOAT_CONSTANT = "constexpr float {name} = {value!r}f;\n"
 
 SMEM_LAYOUT_K = ("using {name} = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Element>{{}}, "
                  "make_shape(Int<{rows}>{{}}, Int<{cols}>{{}})));\n")
@@ -223,15 +222,13 @@ MMA_ISSUE = """\
 """
 
 # the slots (and register operands) are released only once the wgmma completed
-MMA_COMPLETE = """\
+WGMMA_COMPLETE = """\
           warpgroup_wait<0>();
-          warpgroup_fence_operand(acc_{op});
+          warpgroup_fence_operand({acc});
 """
-MMA_RS_COMPLETE = """\
-          warpgroup_wait<0>();
-          warpgroup_fence_operand(acc_{op});
-          warpgroup_fence_operand({a});  // A-operand fence
-"""
+# the A registers of a register-operand wgmma are fenced like its accumulator (before it issues and once
+# it completed): the compiler must not move their writes across the asynchronous read
+A_OPERAND_FENCE = "          warpgroup_fence_operand({a});  // A-operand fence\n"
 
 MMA_EPILOGUE = """\
     {{  // {op}: its {rows} x {cols} slice of the output tile
@@ -330,13 +327,10 @@ DEQUANT_STAGED = """\
           }}
 """
 
-# the A registers are fenced like the accumulator: the compiler must not move their writes across the
-# asynchronous wgmma that reads them (it sees only an asm statement with inputs)
 MMA_RS_ISSUE = """\
           Tensor sX = make_tensor(make_smem_ptr(s.{ring_x}[slot_{ring_x}]), LayoutX{{}});
           warpgroup_fence_operand(acc_{op});
-          warpgroup_fence_operand({a});  // A-operand fence
-          warpgroup_arrive();
+{a_fence}          warpgroup_arrive();
           gemm(mma_{op}, {a}, thr_{op}.make_fragment_B(thr_{op}.partition_B(sX)), acc_{op});
           warpgroup_commit_batch();
 """
@@ -413,10 +407,6 @@ ATTENTION_QK_ISSUE = """\
           gemm(mma_s{t}, thr_s{t}.make_fragment_A(thr_s{t}.partition_A(sQ{t})), thr_s{t}.make_fragment_B(thr_s{t}.partition_B(sK)), s{t});
           warpgroup_commit_batch();
 """
-ATTENTION_QK_COMPLETE = """\
-          warpgroup_wait<0>();
-          warpgroup_fence_operand(s{t});
-"""
 
 # the row max over the keys that exist: the partial last block's missing keys and, causal, the keys
 # past a row's diagonal are -inf. Only iterations from mask_from (the kernel's first that needs either)
@@ -481,10 +471,6 @@ ATTENTION_PV_ISSUE = """\
           warpgroup_arrive();
           gemm(mma_o{t}, p{t}, thr_o{t}.make_fragment_B(thr_o{t}.partition_B(sV)), o{t});
           warpgroup_commit_batch();
-"""
-ATTENTION_PV_COMPLETE = """\
-          warpgroup_wait<0>();
-          warpgroup_fence_operand(o{t});
 """
 
 ATTENTION_EPILOGUE = """\
