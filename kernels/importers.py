@@ -50,19 +50,6 @@ class QuantizedWeight:
         return quant_gemm(x, self.packed, self.scales, self.zeros, bits=self.bits, group_size=self.group_size, fmt=self.fmt)
 
 
-def _unpack_words(words: torch.Tensor, bits: int, dim: int, order: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Codes of int32 `words`, 32 / bits per word, spread along `dim` (field i of a word is element order[i])."""
-    per_word = 32 // bits
-    shifts = torch.arange(per_word, device=words.device) * bits
-    fields = (words.to(torch.int64).unsqueeze(-1) >> shifts) & ((1 << bits) - 1)  # (..., per_word), field i
-    if order is not None:  # element j is field inverse[j]
-        inverse = [order.index(j) for j in range(per_word)]
-        fields = fields[..., inverse]
-    if dim == 0:  # words (R, C) -> codes (R * per_word, C)
-        return fields.permute(0, 2, 1).reshape(words.shape[0] * per_word, words.shape[1])
-    return fields.reshape(words.shape[0], words.shape[1] * per_word)
-
-
 def _unpack_stream(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     """Codes of `bits` bits read from int32 `words` as one little-endian bit string along `dim` (GPTQ:
     word w's bit b is bit 32 w + b of the string; code j is its bits bits * j ..)."""
@@ -70,6 +57,12 @@ def _unpack_stream(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
     stream = ((moved.unsqueeze(-1) >> torch.arange(32, device=words.device)) & 1).to(torch.uint8).flatten(-2)
     fields = stream.unflatten(-1, (-1, bits)).to(torch.int64)  # (..., codes, bits), least significant first
     return (fields << torch.arange(bits, device=words.device)).sum(-1).movedim(-1, dim)
+
+
+def _awq_columns(fields: torch.Tensor) -> torch.Tensor:
+    """AWQ's columns from its nibbles in word order: nibble i of each word of eight holds column AWQ_ORDER[i]."""
+    inverse = [AWQ_ORDER.index(j) for j in range(8)]
+    return fields.unflatten(-1, (-1, 8))[..., inverse].flatten(-2)
 
 
 def _finish(codes_kn: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, bits: int, group_size: int,
@@ -131,6 +124,6 @@ def from_awq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor) 
     _check("qzeros", qzeros, (groups, n // 8), torch.int32)
     if k % groups:
         raise InputError(f"{groups} groups do not divide K = {k}")
-    codes = _unpack_words(qweight, 4, dim=1, order=AWQ_ORDER)  # (K, N)
-    zeros = _unpack_words(qzeros, 4, dim=1, order=AWQ_ORDER).to(torch.float32)
+    codes = _awq_columns(_unpack_stream(qweight, 4, dim=1))  # (K, N)
+    zeros = _awq_columns(_unpack_stream(qzeros, 4, dim=1)).to(torch.float32)
     return _finish(codes, zeros, scales, 4, k // groups, None)
