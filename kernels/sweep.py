@@ -20,7 +20,6 @@ has CUDA templates is eligible only if it renders and builds clean (registers, n
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import socket
@@ -28,7 +27,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -103,6 +101,7 @@ def solve_point(point: Point) -> PointResult:
 def _compile(schedule: Schedule) -> dict:
     from kernels.build import BuildError, build
     from kernels.cuda.render import render, supported
+    from kernels.package.cubins import digest_of
 
     try:
         supported(schedule.problem)
@@ -114,7 +113,7 @@ def _compile(schedule: Schedule) -> dict:
     except (InputError, BuildError) as exc:
         return {"status": "failed", "reason": str(exc)}
     return {"status": "clean" if report.sass_ok else "failed", "reason": "; ".join(report.sass_problems),
-            "cubin_sha256": hashlib.sha256(Path(report.cubin).read_bytes()).hexdigest(), "registers": report.registers,
+            "cubin_sha256": digest_of(report.cubin), "registers": report.registers,
             "spill_bytes": report.spill_stores + report.spill_loads}
 
 
@@ -198,17 +197,8 @@ def _why(result: PointResult) -> str:
 
 def package_entries(result: SweepResult) -> list[tuple[manifest.Entry, Schedule]]:
     """The manifest entries (and schedules) of the sweep's choices."""
-    from kernels.cuda.render import schedule_digest
-    from models import split_source
-
-    out = []
-    for c in result.choices:
-        _, tile = split_source(c.schedule.problem.source)
-        entry = manifest.Entry(c.key, tile, f"{manifest.SCHEDULES}/{c.key.name}.json", schedule_digest(c.schedule),
-                               c.schedule.ii, c.schedule.ii_proven_optimal, c.schedule.makespan,
-                               round(float(c.predicted * 1000), 6), c.candidates, result.config.origin)
-        out.append((entry, c.schedule))
-    return out
+    return [(manifest.entry_for(c.key, c.schedule, c.predicted, c.candidates, result.config.origin), c.schedule)
+            for c in result.choices]
 
 
 def results_json(result: SweepResult) -> dict:

@@ -95,19 +95,24 @@ class Entry:
 PINNED = "pinned: "  # how a pinned entry's origin starts
 
 
+def entry_for(key: ProblemKey, schedule: Schedule, predicted_cycles_per_mac, points: int, origin: str) -> Entry:
+    """The manifest entry of `schedule` chosen for problem `key` (the sweep's choices and pinned schedules)."""
+    from kernels.cuda.render import schedule_digest
+    from models import split_source
+
+    _, tile = split_source(schedule.problem.source)
+    return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
+                 schedule.makespan, round(float(predicted_cycles_per_mac * 1000), 6), points, origin)
+
+
 def pinned_entry(schedule: Schedule, why: str) -> Entry:
     """An entry for one schedule chosen by hand rather than by a sweep: one that was checked on a GPU
     where the deterministic solve's own choice for the problem was not right (`why` says where and how);
     its origin is PINNED + why. Keep pinned problems out of the sweep catalog, which would replace them."""
-    from kernels.cuda.render import schedule_digest
     from kernels.sweep import predicted_time
-    from models import split_source
 
-    _, tile = split_source(schedule.problem.source)
     key = problem_key(schedule.problem.source, schedule.machine.name)
-    return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
-                 schedule.makespan, round(float(predicted_time(key.model, schedule) * 1000), 6), 1,
-                 why if why.startswith(PINNED) else PINNED + why)
+    return entry_for(key, schedule, predicted_time(key.model, schedule), 1, why if why.startswith(PINNED) else PINNED + why)
 
 
 def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
