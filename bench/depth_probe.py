@@ -6,14 +6,13 @@
 The shipped gemm (bf16, 8192^3) and decode quant_gemm (int4 g128, M = 16, 8192 x 8192) schedules are
 rendered with their own ring depths and with every TMA ring deepened (a deeper ring only lets a load
 start earlier: the kernel stays correct), built, checked against torch, and timed with CUDA events
-(median of 30 after warm-up, inputs rotated through copies larger than L2). If depth buys a lot, the
+(bench/gpu_bench.py's harness: the median over repeats after warm-up, inputs rotated through copies). If depth buys a lot, the
 loaded TMA latency on this GPU is longer than solver_configs/machines/<machine>.yaml says."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,21 +36,6 @@ def variants(schedule, deeper: tuple[int, ...]):
     return out
 
 
-def timed(torch, fn, copies: int, reps: int = 30) -> float:
-    for i in range(3):
-        fn(i % copies)
-    torch.cuda.synchronize()
-    times = []
-    for i in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i % copies)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
@@ -65,6 +49,9 @@ def main() -> int:
     from kernels.package import find
     from kernels.quant import dequantize, pack
     from kernels.runtime import PinnedRuntime
+    from gpu_bench import Device  # the GPU benchmark's timing harness (this script's folder is on sys.path)
+
+    dev = Device(deadline=float("inf"), quick=False, emit=print)
 
     gemm_s = find("gemm", {"dtype": "bf16"}, "h100")
     quant_s = find("quant_gemm", {"bits": 4, "fmt": "int", "group_size": 128, "dtype": "bf16", "m": 16}, "h100")
@@ -89,12 +76,12 @@ def main() -> int:
         if family == "gemm":
             out = rt.gemm(a[0], a[1])[:256].float()
             err = ((out - ref_gemm).norm() / ref_gemm.norm()).item()
-            ms = timed(torch, lambda i: rt.gemm(a[i % 2], a[1 - i % 2]), 2)
+            ms = dev.time_ms(lambda i: rt.gemm(a[i % 2], a[1 - i % 2]), 2)["ms"]
             rate = f"{2 * n ** 3 / ms / 1e9:.0f} TFLOP/s"
         else:
             out = rt.quant_gemm(x, w[0], scales, bits=4, group_size=128, fmt="int").float()
             err = ((out - ref_quant).norm() / ref_quant.norm()).item()
-            ms = timed(torch, lambda i: rt.quant_gemm(x, w[i], scales, bits=4, group_size=128, fmt="int"), 4)
+            ms = dev.time_ms(lambda i: rt.quant_gemm(x, w[i], scales, bits=4, group_size=128, fmt="int"), 4)["ms"]
             rate = f"{(n * n // 2 + scales.numel() * 2) / ms / 1e9:.2f} TB/s"
         rows.append({"family": family, "variant": label, "ms": ms, "rel_err": err, "rate": rate})
         print(f"{family:10s} {label:44s} {ms * 1e3:9.1f} us  {rate:>14s}  rel err {err:.1e}", flush=True)

@@ -199,7 +199,6 @@ class KernelRuntime:
         for what, size, tile in (("N (rows of the weights)", n, tn), ("K", k, tk)):
             if size % tile:
                 raise KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the weights")
-        y = torch.empty(m, n, dtype=x.dtype, device=x.device)
         row_bytes = tk * bits // 8
         args = [_tensor_map(packed_weight, [k * bits // 8, n], [row_bytes, tn], swizzle=False),
                 _tensor_map(x, [k, m], [64, tm])]
@@ -217,12 +216,15 @@ class KernelRuntime:
         ctas = (n // tn) * -(-m // tm)
         splits = split_k(ctas, k // tk, torch.cuda.get_device_properties(x.device).multi_processor_count,
                          group_size // tk if group_size > tk else 1)
-        partial = torch.empty(splits, m, n, dtype=torch.float32, device=x.device) if splits > 1 else None
-        self._launch(loaded, (n // tn, -(-m // tm), splits), (*args, y.data_ptr(), 0 if partial is None else partial.data_ptr(), m, n, k // splits),
+        if splits > 1:  # the kernel writes float32 partials (and no y); their sum in a fixed order is y
+            out = torch.empty(splits, m, n, dtype=torch.float32, device=x.device)
+            pointers = (0, out.data_ptr())
+        else:
+            out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+            pointers = (out.data_ptr(), 0)
+        self._launch(loaded, (n // tn, -(-m // tm), splits), (*args, *pointers, m, n, k // splits),
                      (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
-        if partial is not None:
-            y.copy_(partial.sum(dim=0))
-        return y
+        return out.sum(dim=0).to(x.dtype) if splits > 1 else out
 
     def attention_fwd(self, q, k, v, *, causal: bool = False, softmax_scale: float | None = None, return_lse: bool = False):
         """softmax(q k^T * scale) v for q (B, H, N, d), k and v (B, H_kv, N_kv, d) with H_kv dividing H (GQA),
@@ -282,7 +284,7 @@ def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
 
 
 class PinnedRuntime(KernelRuntime):
-    """Launches one given kernel (kernels.cuda.render's Kernel) for every call of its family, whatever the
+    """Launches one given kernel (a kernels.cuda.render.RenderedKernel) for every call of its family, whatever the
     package or a solve would pick: for checking a particular schedule on the GPU (bench/schedule_check.py)."""
 
     def __init__(self, kernel, machine: str = "h100"):
