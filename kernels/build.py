@@ -107,8 +107,21 @@ def build(source: str, entry: str) -> BuildReport:
     (folder / "kernel.sass").write_text(sass)
     counts = {op: len(re.findall(rf"\b{op}\b", sass)) for op in SASS_REQUIRED + SASS_FORBIDDEN}
     problems = tuple([f"no {op} in the SASS" for op in SASS_REQUIRED if counts[op] == 0]
-                     + [f"{counts[op]} {op} (local memory) in the SASS" for op in SASS_FORBIDDEN if counts[op]])
+                     + [f"{counts[op]} {op} (local memory) in the SASS" for op in SASS_FORBIDDEN if counts[op]]
+                     + _wgmma_serialized(info, entry, sass))
     report = BuildReport(str(cubin), regs, int(spills.group(1)), int(spills.group(2)), counts, not problems, problems,
                          False, version)
     meta.write_text(json.dumps(asdict(report)))
     return report
+
+
+def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
+    """ptxas serializes every wgmma of a kernel when it had to insert a wait of its own on a divergent path
+    (its remark C7518): each HGMMA then waits for the one before (gsb0 + WARPGROUP.DEPBAR), and the tensor
+    cores run a fraction of their rate. A correct kernel, a slow one: refused like a spill."""
+    if not any("instructions are serialized" in line and f"'{entry}'" in line for line in ptxas_info.splitlines()):
+        return []
+    hgmma = re.findall(r"HGMMA\.[^;]*;", sass)
+    waited = sum("gsb0" in h for h in hgmma)
+    return [f"ptxas serialized the wgmma instructions (remark C7518: {waited} of {len(hgmma)} HGMMA wait for the one before)"]
+

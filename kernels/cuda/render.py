@@ -11,6 +11,7 @@ over kernels/cuda/templates.py). Families with templates: gemm, quant_gemm, atte
 from __future__ import annotations
 
 import hashlib
+import textwrap
 from dataclasses import dataclass
 
 from kernels.cuda import templates as T
@@ -163,7 +164,9 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedK
                                                    registers=w.registers, **fields))
             for step in w.steps:
                 out.append(_step(step, rings, loads, family, waits, passes))
-            epilogue = "".join(family.epilogue(s) for s in w.steps)
+            drain = "".join(family.complete(s) for s in w.steps if s.kind in TENSOR_CORE_KINDS)
+            drain = textwrap.indent(textwrap.dedent(drain), "    ")
+            epilogue = (T.TENSOR_CORE_DRAIN + drain if drain else "") + "".join(family.epilogue(s) for s in w.steps)
             out.append((T.PRODUCER_WARP_CLOSE if len(group) > 1 else T.WARPGROUP_CLOSE).format(epilogue=epilogue))
         if len(group) > 1:
             out.append(T.PRODUCERS_CLOSE)
@@ -216,5 +219,6 @@ def _step(step, rings, loads, family, waits, passes) -> str:
         barrier, to, next_trip = passes[step.op]
         order_pass = T.ORDER_PASS.format(barrier=barrier, to=to + (" (next trip)" if next_trip else ""),
                                          guard="if (j + 1 < trips) " if next_trip else "")
-    return T.STEP.format(op=step.op, stage=step.stage, order_wait=order_wait, issue=issue, order_pass=order_pass,
-                         complete=complete)
+    return T.STEP.format(op=step.op, stage=step.stage, order_wait=order_wait, issue=issue,
+                         order_pass_live=textwrap.indent(order_pass, "  "), complete=complete,
+                         order_pass_dead=T.ORDER_PASS_DEAD.format(order_pass=textwrap.indent(order_pass, "  ")) if order_pass else "")

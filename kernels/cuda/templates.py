@@ -74,16 +74,20 @@ WARPGROUP_OPEN = """\
 {setup}{before_loop}    for (int j = 0; j < trips; ++j) {{
 """
 
+# A step's issue and completion share one `if (live)`: ptxas does not tie two tests of the same flag
+# together, and a wgmma issued under one and waited for under another leaves it a path where other
+# code reads or writes the wgmma's registers before the wait, so it serializes every wgmma of the kernel
+# (remarks C7514/C7515). The order token passes on both paths.
 STEP = """\
       {{  // {op}: iteration j - {stage}
         const int it = j - {stage};
         const bool live = it >= 0 && it < iterations;
 {order_wait}        if (live) {{
-{issue}        }}
-{order_pass}        if (live) {{
-{complete}        }}
+{issue}{order_pass_live}{complete}        }}{order_pass_dead}
       }}
 """
+ORDER_PASS_DEAD = """ else {{
+{order_pass}        }}"""
 
 WARPGROUP_CLOSE = """\
     }}
@@ -222,6 +226,12 @@ MMA_ISSUE = """\
 """
 
 # the slots (and register operands) are released only once the wgmma completed
+# after the loop, on the path every thread takes: each wgmma the loop issued has completed (the loop waits
+# under `if (live)`, which ptxas cannot tie to the issue's own guard). Without it ptxas waits in the
+# epilogue's divergent code and then serializes every wgmma of the kernel (ptxas C7518, one
+# WARPGROUP.DEPBAR after each HGMMA instead of one per batch); build.py refuses a cubin where it did.
+TENSOR_CORE_DRAIN = "    // every wgmma has completed before the epilogue reads its registers\n"
+
 WGMMA_COMPLETE = """\
           warpgroup_wait<0>();
           warpgroup_fence_operand({acc});
