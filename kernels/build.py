@@ -82,11 +82,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("WARPSCHED_CACHE", Path.home() / ".cache" / "warpsched")) / "cubins"
 
 
+def _cache_folder(source: str) -> Path:
+    return cache_dir() / hashlib.sha256((toolchain_version() + "\0" + source).encode()).hexdigest()[:24]
+
+
+def cached_report(source: str) -> BuildReport | None:
+    """The report of an earlier build of `source` with this toolchain, without running nvcc; None if none."""
+    meta = _cache_folder(source) / "report.json"
+    return BuildReport(**{**json.loads(meta.read_text()), "cached": True}) if meta.exists() else None
+
+
 def build(source: str, entry: str) -> BuildReport:
     """Compile `source` (or take it from the cache) and check its registers, spills and SASS."""
     version = toolchain_version()
-    key = hashlib.sha256((version + "\0" + source).encode()).hexdigest()[:24]
-    folder = cache_dir() / key
+    folder = _cache_folder(source)
     meta = folder / "report.json"
     if meta.exists():
         return BuildReport(**{**json.loads(meta.read_text()), "cached": True})

@@ -109,12 +109,12 @@ class KernelRuntime:
     def _load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
         if key not in self._loaded:
-            from kernels.cuda.render import render
+            from kernels.cuda.render import render_for_build
             from kernels.package import find
 
             try:  # the shipped schedule (kernels/package) when there is one, else solve it now
                 schedule = find(model, params, self.machine) or self._solve(model, params)
-                kernel = render(schedule)
+                kernel = render_for_build(schedule)
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
             self._loaded[key] = load_kernel(kernel)

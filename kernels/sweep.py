@@ -100,7 +100,7 @@ def solve_point(point: Point) -> PointResult:
 
 def _compile(schedule: Schedule) -> dict:
     from kernels.build import BuildError, build
-    from kernels.cuda.render import render, supported
+    from kernels.cuda.render import render_for_build, supported
     from kernels.package.cubins import digest_of
 
     try:
@@ -108,7 +108,7 @@ def _compile(schedule: Schedule) -> dict:
     except InputError as exc:
         return {"status": "unsupported", "reason": str(exc)}
     try:
-        kernel = render(schedule)
+        kernel = render_for_build(schedule)
         report = build(kernel.source, kernel.entry)
     except (InputError, BuildError) as exc:
         return {"status": "failed", "reason": str(exc)}

@@ -220,7 +220,7 @@ def _cmd_compile(args) -> int:
     import json
 
     from kernels.build import build
-    from kernels.cuda.render import render, supported
+    from kernels.cuda.render import render, render_for_build, supported
     from kernels.program import lower
     from scheduler import schedule as schedule_io
     from scheduler.gantt_plot import render_figure
@@ -230,7 +230,8 @@ def _cmd_compile(args) -> int:
     if out.exists() and not out.is_dir():
         raise _usage(f"--out {args.out!r} is a file; give a folder")
     program = lower(schedule)
-    kernel = render(schedule, program)  # before anything is written: a family without templates writes nothing
+    render(schedule, program)  # before anything is written: a family without templates writes nothing
+    kernel = render_for_build(schedule, program)  # builds it (nvcc): the branch-free variant unless it spills
     out.mkdir(parents=True, exist_ok=True)
     schedule_io.write(schedule, out / "schedule.json")
     (out / "kernel.cu").write_text(kernel.source)
@@ -243,6 +244,7 @@ def _cmd_compile(args) -> int:
         "roles": [{"warpgroup": w.index, "role": w.role, "setmaxnreg": w.registers, "ops": [s.op for s in w.steps]}
                   for w in program.warpgroups],
         "rings": [{"value": r.value, "depth": r.depth, "bytes": r.bytes} for r in program.rings],
+        "steady_state_branch_free": kernel.branch_free,
         "registers_at_launch": report.registers, "spill_stores": report.spill_stores, "spill_loads": report.spill_loads,
         "sass": report.sass_counts, "sass_ok": report.sass_ok, "sass_problems": list(report.sass_problems),
         "toolchain": report.toolchain, "cached": report.cached,

@@ -42,6 +42,9 @@ class _Family:
     entry = ""
     limits: dict[str, str] = {}  # what the CUDA templates cover beyond the model's own ranges (the support matrix)
     storage = init = locals = ""
+    # steps that mask keys from iteration `mask_from` on: their warpgroups' trip loop is peeled into
+    # prologue, steady state and epilogue (render._loops)
+    masked_kinds: frozenset[str] = frozenset()
     extra_members: tuple[tuple[int, int], ...] = ()  # (alignment, bytes) of `storage`'s members, in order
 
     def __init__(self, schedule, program):
@@ -265,7 +268,7 @@ class AttentionFamily(_Family):
     iteration, the last block masked when seqlen is not a multiple of it."""
 
     entry = "warpsched_attention_fwd"
-    limits = {"causal": "all (a masking block runs only from the first block that crosses the diagonal)", "block_m": "64",
+    limits = {"causal": "all (blocks crossing the diagonal are masked in the epilogue trips; the steady state has no branch)", "block_m": "64",
               "block_n": "a multiple of 8"}
     params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
               "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "float* __restrict__ lse", "int n_q", "int n_kv",
@@ -277,6 +280,7 @@ class AttentionFamily(_Family):
               f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n")
     storage = T.ATTENTION_STORAGE
     init = T.ATTENTION_INIT
+    masked_kinds = frozenset({"row_max"})  # the masked blocks (partial last block, causal diagonal): epilogue trips only
 
     @staticmethod
     def check(src):

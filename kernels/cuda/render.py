@@ -35,6 +35,7 @@ class RenderedKernel:
     params: tuple[str, ...]  # kernel parameters in order
     tile: dict  # the family's tile sizes (what the host side needs to launch it)
     digest: str  # of the schedule it states
+    branch_free: bool = False  # peeled trip loops: a steady state without stage guards or masking (render._loops)
 
 
 def schedule_digest(schedule: Schedule) -> str:
@@ -53,12 +54,36 @@ def supported(problem) -> None:
     FAMILIES[family].check(problem.source)
 
 
-def render(schedule: Schedule, program: PipelineProgram | None = None) -> RenderedKernel:
+def render(schedule: Schedule, program: PipelineProgram | None = None, peel: bool = True) -> RenderedKernel:
+    """The CUDA source of `schedule`. `peel`: warpgroups that mask keys run a branch-free steady state
+    between a prologue and an epilogue (render._loops); False gives them one guarded loop like the rest."""
     supported(schedule.problem)
     program = program or lower(schedule)
     _check_program(program)
     family = FAMILIES[schedule.problem.source["model"]](schedule, program)
-    return _assemble(schedule, program, family)
+    return _assemble(schedule, program, family, peel)
+
+
+def render_for_build(schedule: Schedule, program: PipelineProgram | None = None, build_now: bool = True) -> RenderedKernel:
+    """The kernel warpsched builds for `schedule`: the peeled, branch-free steady state unless ptxas spills
+    it, else one guarded loop. The stage guards split a trip into blocks that ptxas schedules one by one;
+    without them it may interleave a whole trip and run out of registers (attention d64 causal, block_n
+    176: 136 B of spills where the one loop had none). Deterministic for a schedule and toolchain.
+    `build_now=False` decides from an earlier build only (no nvcc run)."""
+    from kernels.build import BuildError, build, cached_report
+
+    kernel = render(schedule, program)
+    if not kernel.branch_free:
+        return kernel
+    try:
+        report = build(kernel.source, kernel.entry) if build_now else cached_report(kernel.source)
+    except BuildError:
+        if build_now:
+            raise
+        report = None  # no toolchain here: nothing was built, and nothing to decide from
+    if report is not None and (report.spill_stores or report.spill_loads):
+        return render(schedule, program, peel=False)
+    return kernel
 
 
 # op kinds whose shared-memory reads are the tensor core's (async proxy): no proxy fence before their
@@ -107,7 +132,7 @@ def _order(program: PipelineProgram) -> tuple[dict, dict, dict]:
     return waits, passes, first
 
 
-def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedKernel:
+def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) -> RenderedKernel:
     loaders = [w for w in program.warpgroups if all(st.kind == "tma_load" for st in w.steps)]
     shared = loaders if 1 < len(loaders) <= 4 else []  # TMA-only warpgroups share one, a warp each
     kernel_groups = ([shared] if shared else []) + [[w] for w in program.warpgroups if w not in shared]
@@ -121,6 +146,7 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedK
             loads[r.value] = family.staging(r.value)
     digest = schedule_digest(schedule)
     waits, passes, first = _order(program)
+    peeled_any = False
 
     smem = 0  # sizeof(SharedStorage), asserted in the source: each ring's slots 1024-aligned, then its mbarriers
     members = []
@@ -162,8 +188,10 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedK
             else:
                 out.append(T.WARPGROUP_OPEN.format(index=index[w.index], direction="dealloc" if w.registers <= launch_regs else "alloc",
                                                    registers=w.registers, **fields))
-            for step in w.steps:
-                out.append(_step(step, rings, loads, family, waits, passes))
+            peeled = peel and any(step.kind in family.masked_kinds for step in w.steps)
+            body = "".join(_step(step, rings, loads, family, waits, passes, peeled) for step in w.steps)
+            out.append(_loops(w, body, family, passes) if peeled else T.ONE_LOOP.format(body=body))
+            peeled_any = peeled_any or peeled
             drain = "".join(family.complete(s) for s in w.steps if s.kind in TENSOR_CORE_KINDS)
             drain = textwrap.indent(textwrap.dedent(drain), "    ")
             epilogue = (T.TENSOR_CORE_DRAIN + drain if drain else "") + "".join(family.epilogue(s) for s in w.steps)
@@ -171,10 +199,31 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family) -> RenderedK
         if len(group) > 1:
             out.append(T.PRODUCERS_CLOSE)
     out.append(T.KERNEL_CLOSE)
-    return RenderedKernel("".join(out), family.entry, threads, smem, tuple(family.params), family.tile, digest)
+    return RenderedKernel("".join(out), family.entry, threads, smem, tuple(family.params), family.tile, digest,
+                          peeled_any)
 
 
-def _step(step, rings, loads, family, waits, passes) -> str:
+def _loops(w, body: str, family, passes) -> str:
+    """The trip loop of a warpgroup that masks keys, peeled into prologue, a steady state where every stage
+    is live and nothing is masked, and epilogue (one guarded copy of the trip serves both). The prologue
+    runs the first `last stage` trips (trips >= stages - 1 >= the last stage: never past the end); the
+    steady state ends before the first trip in which a stage would be past the last iteration, a masking
+    step at or past `mask_from`, or a next-trip order pass past the last trip. Other warpgroups keep one
+    loop, their stage guards the only tests (peeling a TMA producer spilled it past its 24 registers)."""
+    stages = [step.stage for step in w.steps]
+    ends = [f"iterations + {min(stages)}" if min(stages) else "iterations"]
+    ends += sorted({f"mask_from + {step.stage}" if step.stage else "mask_from"
+                    for step in w.steps if step.kind in family.masked_kinds})
+    if any(passes.get(step.op, (0, 0, False))[2] for step in w.steps):
+        ends.append("trips - 1")
+    steady_end = ends[-1]
+    for end in reversed(ends[:-1]):
+        steady_end = f"min({end}, {steady_end})"
+    return T.PEELED_LOOPS.format(last_stage=max(stages), steady_end=steady_end, guarded=textwrap.indent(body, "  "),
+                                 steady=textwrap.indent(body, "    "))
+
+
+def _step(step, rings, loads, family, waits, passes, peeled: bool) -> str:
     if step.kind == "tma_load":
         ring, load = rings[step.op], loads[step.op]
         issue = T.TMA_LOAD.format(ring=ident(step.op), depth=ring.depth, bytes=load.bytes, ctype=load.ctype,
@@ -218,7 +267,7 @@ def _step(step, rings, loads, family, waits, passes) -> str:
     if step.op in passes:
         barrier, to, next_trip = passes[step.op]
         order_pass = T.ORDER_PASS.format(barrier=barrier, to=to + (" (next trip)" if next_trip else ""),
-                                         guard="if (j + 1 < trips) " if next_trip else "")
-    return T.STEP.format(op=step.op, stage=step.stage, order_wait=order_wait, issue=issue,
+                                         guard="if (steady || j + 1 < trips) " if next_trip else "")
+    return T.STEP.format(op=step.op, stage=step.stage, steady="steady || " if peeled else "", order_wait=order_wait, issue=issue,
                          order_pass_live=textwrap.indent(order_pass, "  "), complete=complete,
                          order_pass_dead=T.ORDER_PASS_DEAD.format(order_pass=textwrap.indent(order_pass, "  ")) if order_pass else "")

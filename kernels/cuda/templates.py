@@ -71,7 +71,33 @@ RING_INIT = """\
 WARPGROUP_OPEN = """\
   if (wg == {index}) {{  // {role}: {ops}
     cutlass::arch::warpgroup_reg_{direction}<{registers}>();
-{setup}{before_loop}    for (int j = 0; j < trips; ++j) {{
+{setup}{before_loop}"""
+
+# The trip loop. `steady` is a compile-time constant in each copy of the body: true where every stage is
+# live and nothing is masked, so that copy carries no masking code and (branch-free) no stage guards.
+ONE_LOOP = """\
+    for (int j = 0; j < trips; ++j) {{
+      constexpr bool steady = false;
+{body}    }}
+"""
+# peeled (warpgroups that mask keys): the prologue trips (until every stage is live), the steady state
+# (every stage live, no key masked: branch-free) and the epilogue (stages draining, masked blocks). One
+# guarded copy of the trip serves prologue and epilogue: with a copy each, ptxas spilled attention d128
+# (block_n 176) once the prologue was its own loop.
+PEELED_LOOPS = """\
+    const int steady_to = max({last_stage}, {steady_end});
+    int j = 0;
+    #pragma unroll 1
+    for (int phase = 0; phase < 2; ++phase) {{
+      for (; j < (phase ? trips : {last_stage}); ++j) {{  // prologue (phase 0), epilogue (phase 1)
+        constexpr bool steady = false;
+{guarded}      }}
+      if (phase == 0) {{
+        for (; j < steady_to; ++j) {{  // steady state
+          constexpr bool steady = true;
+{steady}        }}
+      }}
+    }}
 """
 
 # A step's issue and completion share one `if (live)`: ptxas does not tie two tests of the same flag
@@ -81,7 +107,7 @@ WARPGROUP_OPEN = """\
 STEP = """\
       {{  // {op}: iteration j - {stage}
         const int it = j - {stage};
-        const bool live = it >= 0 && it < iterations;
+        const bool live = {steady}(it >= 0 && it < iterations);
 {order_wait}        if (live) {{
 {issue}{order_pass_live}{complete}        }}{order_pass_dead}
       }}
@@ -90,7 +116,6 @@ ORDER_PASS_DEAD = """ else {{
 {order_pass}        }}"""
 
 WARPGROUP_CLOSE = """\
-    }}
 {epilogue}  }}
 """
 
@@ -104,10 +129,8 @@ PRODUCERS_OPEN = """\
 PRODUCER_WARP_OPEN = """\
     if (warp == {warp}) {{  // warpgroup {group} of the schedule ({role}): {ops}
       const bool leader = threadIdx.x % 32 == 0;
-{setup}{before_loop}    for (int j = 0; j < trips; ++j) {{
-"""
+{setup}{before_loop}"""
 PRODUCER_WARP_CLOSE = """\
-    }}
 {epilogue}    }}
 """
 PRODUCERS_CLOSE = "  }\n"
@@ -422,7 +445,7 @@ ATTENTION_QK_ISSUE = """\
 # past a row's diagonal are -inf. Only iterations from mask_from (the kernel's first that needs either)
 # run the masking block; the steady state before it runs none of it (one uniform test per iteration).
 ATTENTION_MAX = """\
-          if (it >= mask_from) {{
+          if (!steady && it >= mask_from) {{
             const int valid = n_kv - it * BLOCK_N;
             // causal (bottom-right aligned, n_kv >= n_q): key c is visible to query row r when c <= r + n_kv - n_q
             const int first_row = q_row0 + {t} * BLOCK_M + n_kv - n_q;

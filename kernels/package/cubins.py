@@ -27,15 +27,18 @@ class Cubin:
     sass_problems: tuple[str, ...]
 
 
-def renderable(schedule: Schedule):
-    """(the rendered kernel, "") when its family has CUDA templates, else (None, why not)."""
-    from kernels.cuda.render import render, supported
+def renderable(schedule: Schedule, build_now: bool = False):
+    """(the kernel to build, "") when its family has CUDA templates, else (None, why not). Which variant
+    is built (kernels.cuda.render.render_for_build) is decided by building it (`build_now`) or from an
+    earlier build."""
+    from kernels.cuda.render import render, render_for_build, supported
 
     try:
         supported(schedule.problem)
-        return render(schedule), ""
+        render(schedule)
     except WarpschedError as exc:
         return None, str(exc)
+    return render_for_build(schedule, build_now=build_now), ""
 
 
 def records_dir() -> Path:

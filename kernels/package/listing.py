@@ -46,7 +46,7 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
     out = []
     for entry in entries:
         schedule = manifest.load_schedule(entry, directory)
-        kernel, note = cubins.renderable(schedule)
+        kernel, note = cubins.renderable(schedule, build_now=build and (names is None or entry.name in names))
         cubin = None
         if kernel is not None:
             try:
