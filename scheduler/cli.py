@@ -230,7 +230,7 @@ def _cmd_compile(args) -> int:
     if out.exists() and not out.is_dir():
         raise _usage(f"--out {args.out!r} is a file; give a folder")
     program = lower(schedule)
-    render(schedule, program)  # before anything is written: a family without templates writes nothing
+    peelable = render(schedule, program).branch_free  # before anything is written: a family without templates writes nothing
     kernel = render_for_build(schedule, program)  # builds it (nvcc): the branch-free variant unless it spills
     out.mkdir(parents=True, exist_ok=True)
     schedule_io.write(schedule, out / "schedule.json")
@@ -253,6 +253,9 @@ def _cmd_compile(args) -> int:
     print(f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} registers at launch, "
           f"{report.spill_stores + report.spill_loads} B spilled; SASS " + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
           + ("" if report.sass_ok else f" ({'; '.join(report.sass_problems)})"))
+    if peelable:
+        print("steady state: branch-free (masked blocks in the epilogue trips)" if kernel.branch_free else
+              "steady state: one guarded loop (ptxas spilled the branch-free one)")
     print(f"wrote {out}/schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
     return 0 if report.sass_ok else EXIT_INVALID
 

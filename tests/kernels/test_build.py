@@ -444,16 +444,3 @@ def test_a_branch_free_steady_state_that_spills_is_built_as_one_guarded_loop(mon
     assert "// steady state" not in kernel.source and "steady || (it >= 0" not in kernel.source
     monkeypatch.setattr(kbuild, "build", fake_build(lambda source: 64))
     assert render_for_build(target("gemm")).source == render(target("gemm")).source  # nothing peeled, nothing to choose
-
-
-@needs_nvcc
-def test_the_shipped_causal_d128_kernel_builds_with_a_branch_free_steady_state(tmp_path, monkeypatch):
-    """The fallback must stay the exception: the shipped causal d128 schedule (FA3's tile) builds peeled,
-    its steady state without guards or masking, with no spills and no serialized wgmma."""
-    from kernels.package import find
-
-    monkeypatch.setenv("WARPSCHED_CACHE", str(tmp_path))
-    kernel = render_for_build(find("attention_fwd", {"head_dim": 128, "causal": True}, "h100"))
-    assert kernel.branch_free and "// steady state" in kernel.source
-    report = build(kernel.source, kernel.entry)
-    assert report.sass_ok and report.spill_stores == report.spill_loads == 0, report.sass_problems
