@@ -65,8 +65,8 @@ def main() -> int:
     a = [torch.randn(n, n, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2)]
     codes = torch.randint(0, 16, (n, n), device="cuda", generator=g)
     scales = (torch.rand(n // 128, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / 8
-    w = [pack(codes, 4)] * 1
-    w = [w[0].clone() for _ in range(4)]  # 4 x 32 MiB > L2
+    packed = pack(codes, 4)
+    w = [packed.clone() for _ in range(4)]  # 4 x 32 MiB > L2
     x = torch.randn(16, n, device="cuda", dtype=torch.bfloat16, generator=g)
     ref_gemm = (a[0][:256].float() @ a[1].float().T)
     ref_quant = x.float() @ dequantize(codes, scales, None, bits=4, group_size=128, fmt="int").T

@@ -94,11 +94,11 @@ def cached_report(source: str) -> BuildReport | None:
 
 def build(source: str, entry: str) -> BuildReport:
     """Compile `source` (or take it from the cache) and check its registers, spills and SASS."""
+    cached = cached_report(source)
+    if cached is not None:
+        return cached
     version = toolchain_version()
     folder = _cache_folder(source)
-    meta = folder / "report.json"
-    if meta.exists():
-        return BuildReport(**{**json.loads(meta.read_text()), "cached": True})
     folder.mkdir(parents=True, exist_ok=True)
     cu, cubin = folder / "kernel.cu", folder / "kernel.cubin"
     cu.write_text(source)
@@ -120,17 +120,20 @@ def build(source: str, entry: str) -> BuildReport:
                      + _wgmma_serialized(info, entry, sass))
     report = BuildReport(str(cubin), regs, int(spills.group(1)), int(spills.group(2)), counts, not problems, problems,
                          False, version)
-    meta.write_text(json.dumps(asdict(report)))
+    (folder / "report.json").write_text(json.dumps(asdict(report)))
     return report
 
 
 def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
-    """ptxas serializes every wgmma of a kernel when it had to insert a wait of its own on a divergent path
-    (its remark C7518): each HGMMA then waits for the one before (gsb0 + WARPGROUP.DEPBAR), and the tensor
-    cores run a fraction of their rate. A correct kernel, a slow one: refused like a spill."""
-    if not any("instructions are serialized" in line and f"'{entry}'" in line for line in ptxas_info.splitlines()):
+    """ptxas serializes every wgmma of a kernel when it sees a path on which other code touches a wgmma's
+    registers before a wait (its remarks C7514, C7515, C7518, ...): each HGMMA then waits for the one before
+    (gsb0 + WARPGROUP.DEPBAR), and the tensor cores run a fraction of their rate. A correct kernel, a slow
+    one: refused like a spill."""
+    remarks = sorted(set(re.findall(rf"\((C\d+)\)[^\n]*instructions are serialized[^\n]*'{re.escape(entry)}'", ptxas_info)))
+    if not remarks:
         return []
     hgmma = re.findall(r"HGMMA\.[^;]*;", sass)
     waited = sum("gsb0" in h for h in hgmma)
-    return [f"ptxas serialized the wgmma instructions (remark C7518: {waited} of {len(hgmma)} HGMMA wait for the one before)"]
+    return [f"ptxas serialized the wgmma instructions (remark {', '.join(remarks)}: {waited} of {len(hgmma)} HGMMA "
+            f"wait for the one before)"]
 

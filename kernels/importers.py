@@ -92,7 +92,7 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
         raise InputError(f"GPTQ import covers bits 2, 3, 4 and 8 (GPTQ's own widths); got {bits}")
     if qweight.dim() != 2 or (qweight.shape[0] * 32) % bits:
         raise InputError(f"qweight has shape {tuple(qweight.shape)}; GPTQ's {bits}-bit rows come in runs of "
-                         f"{bits // __import__('math').gcd(bits, 32)} int32 words (32 codes)")
+                         f"{bits // math.gcd(bits, 32)} int32 words (32 codes)")
     k, n = qweight.shape[0] * 32 // bits, qweight.shape[1]
     groups = scales.shape[0]
     _check("qweight", qweight, (k * bits // 32, n), torch.int32)

@@ -248,13 +248,13 @@ MMA_ISSUE = """\
           warpgroup_commit_batch();
 """
 
-# the slots (and register operands) are released only once the wgmma completed
-# after the loop, on the path every thread takes: each wgmma the loop issued has completed (the loop waits
-# under `if (live)`, which ptxas cannot tie to the issue's own guard). Without it ptxas waits in the
-# epilogue's divergent code and then serializes every wgmma of the kernel (ptxas C7518, one
-# WARPGROUP.DEPBAR after each HGMMA instead of one per batch); build.py refuses a cubin where it did.
+# after the loop, on the path every thread takes: each wgmma the loop issued has completed (the loop's
+# waits sit under `if (live)`). Without it ptxas inserts its own wait in the epilogue's divergent code and
+# then serializes every wgmma of the kernel (remark C7518, one WARPGROUP.DEPBAR after each HGMMA instead
+# of one per batch); build.py refuses a cubin where it did.
 TENSOR_CORE_DRAIN = "    // every wgmma has completed before the epilogue reads its registers\n"
 
+# the slots (and register operands) are released only once the wgmma completed
 WGMMA_COMPLETE = """\
           warpgroup_wait<0>();
           warpgroup_fence_operand({acc});
@@ -443,7 +443,8 @@ ATTENTION_QK_ISSUE = """\
 
 # the row max over the keys that exist: the partial last block's missing keys and, causal, the keys
 # past a row's diagonal are -inf. Only iterations from mask_from (the kernel's first that needs either)
-# run the masking block; the steady state before it runs none of it (one uniform test per iteration).
+# run the masking block: a peeled loop's steady copy has none of it (`steady`), one guarded loop tests
+# `it >= mask_from` once per iteration.
 ATTENTION_MAX = """\
           if (!steady && it >= mask_from) {{
             const int valid = n_kv - it * BLOCK_N;

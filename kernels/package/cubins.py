@@ -31,14 +31,16 @@ def renderable(schedule: Schedule, build_now: bool = False):
     """(the kernel to build, "") when its family has CUDA templates, else (None, why not). Which variant
     is built (kernels.cuda.render.render_for_build) is decided by building it (`build_now`) or from an
     earlier build."""
-    from kernels.cuda.render import render, render_for_build, supported
+    from kernels.build import BuildError
+    from kernels.cuda.render import render_for_build, supported
 
     try:
         supported(schedule.problem)
-        render(schedule)
+        return render_for_build(schedule, build_now=build_now), ""
+    except BuildError:
+        raise  # the toolchain, not the schedule: the caller reports it
     except WarpschedError as exc:
         return None, str(exc)
-    return render_for_build(schedule, build_now=build_now), ""
 
 
 def records_dir() -> Path:

@@ -338,12 +338,7 @@ def test_attention_masks_nothing_before_mask_from():
     import itertools
     import random
 
-    from kernels.cuda.families import MASK_FROM
-
-    cond, rest = MASK_FROM.split(" ? ")
-    causal_expr, plain_expr = rest.split(" : ")
-    assert cond == "CAUSAL"
-    py = {e: e.replace("/", "//") for e in (causal_expr, plain_expr)}
+    causal_expr, plain_expr = _mask_from_as_python()
     rng = random.Random(0)
     bm, tiles = 64, 2
     for _ in range(300):
@@ -352,7 +347,7 @@ def test_attention_masks_nothing_before_mask_from():
         n_kv = n_q + rng.choice((0, 0, rng.randint(0, 400)))
         for causal, q_row0 in itertools.product((False, True), range(0, n_q, bm * tiles)):
             scope = {"n_kv": n_kv, "n_q": n_q, "q_row0": q_row0, "BLOCK_N": bn, "min": min}
-            mask_from = eval(py[causal_expr] if causal else py[plain_expr], scope)  # noqa: S307 - our own constant
+            mask_from = eval(causal_expr if causal else plain_expr, scope)  # noqa: S307 - our own constant
             last = min(n_kv, q_row0 + tiles * bm + n_kv - n_q) if causal else n_kv
             for it in range(min(mask_from, -(-last // bn))):
                 valid = n_kv - it * bn
@@ -362,18 +357,27 @@ def test_attention_masks_nothing_before_mask_from():
                     assert (it + 1) * bn - 1 <= first_row, (n_q, n_kv, bn, q_row0, it)
 
 
+def _mask_from_as_python() -> tuple[str, str]:
+    """families.MASK_FROM's causal and non-causal C++ expressions, with integer division read as Python."""
+    from kernels.cuda.families import MASK_FROM
+
+    cond, rest = MASK_FROM.split(" ? ")
+    assert cond == "CAUSAL"
+    causal_expr, plain_expr = rest.split(" : ")
+    return causal_expr.replace("/", "//"), plain_expr.replace("/", "//")
+
+
 def test_the_peeled_steady_state_has_every_stage_live_and_nothing_masked():
     """Attention consumers run their trips as prologue, steady state and epilogue (the steady copy has no
     live guard and no masking code). Brute force over shapes, with the shipped schedules' stage offsets and
     the C++ bounds as rendered: every steady trip has each step's iteration in range, no masking step at or
-    past mask_from and no next-trip order pass past the last trip; the three loops cover each trip once."""
+    past mask_from and no next-trip order pass past the last trip; prologue and steady state stay within
+    the trips."""
     import random
 
-    from kernels.cuda.families import MASK_FROM
     from kernels.package import manifest
 
-    cond, rest = MASK_FROM.split(" ? ")
-    causal_expr, plain_expr = (e.replace("/", "//") for e in rest.split(" : "))
+    causal_expr, plain_expr = _mask_from_as_python()
     rng = random.Random(1)
     peeled = 0
     for entry in manifest.read():
@@ -401,7 +405,7 @@ def _check_peeled_bounds(name, schedule, kernel, rng, causal_expr, plain_expr) -
         steps = [re.match(r"(\w+): iteration j - (\d+)\n", b).groups() + (b,) for b in steady_copy.split("{  // ")[1:]]
         assert steps and kernel.branch_free and "steady || (it >= 0" in steady_copy  # the guards' text, folded by `steady`
         masking = [int(k) for _, k, body in steps if "it >= mask_from" in body]
-        next_trip = [int(k) for _, k, body in steps if "j + 1 < trips" in body]
+        passes_next_trip = any("j + 1 < trips" in body for _, _, body in steps)
         assert masking
         for _ in range(200):
             n_q = rng.randint(1, 900)
@@ -419,7 +423,7 @@ def _check_peeled_bounds(name, schedule, kernel, rng, causal_expr, plain_expr) -
                 for _, k, _ in steps:
                     assert 0 <= j - int(k) < iterations, (name, n_q, n_kv, j, k)
                 assert all(j - k < mask_from for k in masking), (name, n_q, n_kv, q_row0, j)
-                assert all(j + 1 < trips for _ in next_trip)
+                assert not passes_next_trip or j + 1 < trips
     return peeled
 
 

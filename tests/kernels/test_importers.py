@@ -74,7 +74,7 @@ def test_gptq_import_gives_the_checkpoints_y(bits, act_order, sym):
         g_idx = g_idx[torch.randperm(k, generator=g)]
     x = torch.randn(3, k, generator=g)
     w_ckpt = scales[g_idx] * (q - z[g_idx]).float()  # GPTQ's own dequantization, (K, N)
-    pack_words = (lambda c, along: _words3(c, along)) if bits == 3 else (lambda c, along: _words(c, bits, along))
+    pack_words = _words3 if bits == 3 else (lambda c, along: _words(c, bits, along))
     imported = from_gptq(pack_words(q, 0), pack_words((z - 1) % (1 << bits), 1), scales, g_idx, bits=bits)
     assert (imported.perm is not None) == act_order and imported.fmt == ("int" if sym else "int_zp")
     assert _close(_our_y(imported, x), x @ w_ckpt)
