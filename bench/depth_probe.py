@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def variants(schedule, deeper: tuple[int, ...]):
-    from kernels.cuda.render import render
-    from kernels.program import lower
+    from warpsched.kernels.cuda.render import render
+    from warpsched.kernels.program import lower
 
     base = lower(schedule)
     tma = [r.value for r in base.rings if r.kind == "tma"]
@@ -45,10 +42,10 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("skipped: no GPU")
         return 0
-    from kernels.build import build
-    from kernels.package import find
-    from kernels.quant import dequantize, pack
-    from kernels.runtime import PinnedRuntime
+    from warpsched.kernels.build import build
+    from warpsched.kernels.package import find
+    from warpsched.kernels.quant import dequantize, pack
+    from warpsched.kernels.runtime import PinnedRuntime
     from gpu_bench import Device  # the GPU benchmark's timing harness (this script's folder is on sys.path)
 
     dev = Device(deadline=float("inf"), quick=False, emit=print)

@@ -292,7 +292,7 @@ _STICKY = ("illegal memory access", "unspecified launch failure", "illegal instr
 def _skip_errors() -> tuple:
     errors = [NotImplementedError, AttributeError, ImportError]
     try:
-        from kernels import KernelError
+        from warpsched.kernels import KernelError
 
         errors.append(KernelError)
     except Exception:  # noqa: BLE001 - kernels itself may not import; the entry points then skip
@@ -420,7 +420,7 @@ class Device:
 
 
 def _kernels_entry(name: str):
-    import kernels
+    from warpsched import kernels
 
     return getattr(kernels, name)
 
@@ -466,7 +466,7 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
         d["w32"] = dequant_reference(codes, scales, bits, g)
         t0 = time.perf_counter()
         try:
-            from kernels.quant import pack
+            from warpsched.kernels.quant import pack
         except (ImportError, AttributeError) as exc:
             d["pack_error"] = f"{type(exc).__name__}: {exc}"
         else:
@@ -610,7 +610,7 @@ def _prewarm_calls(dev: "Device", family: str, cases: list[dict]) -> list:
             n = min(nn for shapes in LLAMA_SHAPES.values() for nn, kk in shapes.values() if kk == c["k"])
 
             def call(c=c, n=n):
-                from kernels.quant import pack
+                from warpsched.kernels.quant import pack
 
                 codes = torch.randint(0, 2 ** c["bits"], (n, c["k"]), dtype=torch.uint8, device=DEVICE)
                 scales = torch.ones((c["k"] // c["group_size"], n), dtype=torch.bfloat16, device=DEVICE)
@@ -632,7 +632,7 @@ def prewarm(dev: "Device", family: str, cases: list[dict], limit_s: float, worke
     import threading
 
     try:
-        import kernels.runtime as rt
+        import warpsched.kernels.runtime as rt
 
         rt.default_runtime()  # one runtime, made before the threads share it
     except Exception as exc:  # noqa: BLE001

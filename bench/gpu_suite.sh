@@ -3,7 +3,8 @@
 #   1. install the Python packages the machine lacks from bench/wheelhouse/ (bench/make_wheelhouse.sh
 #      fills it on a machine with internet; carry it along), into $WARPSCHED_SITE, put first on PYTHONPATH;
 #   2. pip install -e . offline (no index, no dependencies, no build isolation), unless this checkout is
-#      already what `import scheduler` finds;
+#      already what `import warpsched.scheduler` finds; without the toolchain wheels, the image's own
+#      CUDA toolkit through WARPSCHED_CUDA_HOME;
 #   3. the GPU tests: python3 -m pytest -q -m gpu;
 #   4. bench/gpu_bench.py in the time left: results in bench/results/<device>-<date>.json and a PNG per
 #      family, a short table last.
@@ -66,7 +67,7 @@ main() {
     fi
 
     # 2. warpsched itself, editable and offline -------------------------------------------------------
-    if (cd /tmp && "$PY" -c "import os, sys, scheduler; sys.exit(not os.path.realpath(scheduler.__file__).startswith(os.path.realpath(sys.argv[1]) + os.sep))" "$ROOT") >/dev/null 2>&1; then
+    if (cd /tmp && "$PY" -c "import os, sys, warpsched.scheduler as s; sys.exit(not os.path.realpath(s.__file__).startswith(os.path.realpath(sys.argv[1]) + os.sep))" "$ROOT") >/dev/null 2>&1; then
         log "2/4 warpsched: this checkout is installed already"
     elif "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e "$ROOT" >"$TMP/pip_install.log" 2>&1; then
         log "2/4 warpsched: pip install -e . done (offline)"
@@ -74,8 +75,20 @@ main() {
         log "2/4 warpsched: pip install -e . failed ($(tail -n 1 "$TMP/pip_install.log")); using PYTHONPATH=$ROOT instead"
         export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
     fi
-    if ! (cd /tmp && "$PY" -c "import scheduler, models, kernels, ortools") >"$TMP/import.log" 2>&1; then
+    if ! (cd /tmp && "$PY" -c "import warpsched.scheduler, warpsched.models, warpsched.kernels, ortools") >"$TMP/import.log" 2>&1; then
         log "2/4 warpsched: import failed: $(tail -n 1 "$TMP/import.log")"
+    fi
+    # the CUDA toolchain: the pinned wheels when installed (pip install warpsched brings them), else the
+    # image's own toolkit (installed above without dependencies; the image's nvcc is CUDA 13.0)
+    if [ -z "${WARPSCHED_CUDA_HOME:-}" ] && ! (cd /tmp && "$PY" -c "from warpsched.kernels.toolchain import find_toolchain; find_toolchain()") >/dev/null 2>&1; then
+        local nvcc_path
+        nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
+        if [ -n "$nvcc_path" ]; then
+            export WARPSCHED_CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")
+            log "2/4 toolchain: no toolchain wheels; WARPSCHED_CUDA_HOME=$WARPSCHED_CUDA_HOME ($("$nvcc_path" --version | tail -n 1))"
+        else
+            log "2/4 toolchain: neither the toolchain wheels nor an nvcc; builds will fail"
+        fi
     fi
 
     # GPU present? --------------------------------------------------------------------------------------

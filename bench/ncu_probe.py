@@ -8,8 +8,8 @@ attention d128 at batch 4, 16 heads, 4096 keys. Each runs twice (the first build
 
 import torch
 
-import kernels
-from kernels.quant import pack
+from warpsched import kernels
+from warpsched.kernels.quant import pack
 
 torch.manual_seed(0)
 dev = "cuda"

@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SHAPES = ((4096, 4096), (6144, 4096), (28672, 4096), (4096, 14336))  # (N, K): o, qkv, gate_up, down
 
@@ -38,11 +35,11 @@ def main() -> int:
         print("skipped: no GPU")
         return 0
     from gpu_bench import TOLERANCE  # the benchmark's quant_gemm tolerance (this script's folder is on sys.path)
-    from kernels.build import build
-    from kernels.cuda.render import render
-    from kernels.quant import dequantize, pack
-    from kernels.runtime import PinnedRuntime
-    from scheduler.schedule import read
+    from warpsched.kernels.build import build
+    from warpsched.kernels.cuda.render import render
+    from warpsched.kernels.quant import dequantize, pack
+    from warpsched.kernels.runtime import PinnedRuntime
+    from warpsched.scheduler.schedule import read
 
     kernels = []
     for path in args.schedules:

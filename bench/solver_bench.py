@@ -31,13 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from models import build_model, model_reference  # noqa: E402
-from scheduler import load_hatschet, solve  # noqa: E402
-from scheduler.problem_io import problem_from_dict  # noqa: E402
-from scheduler.yaml_files import read_yaml  # noqa: E402
-from scheduler.errors import WarpschedError  # noqa: E402
+from warpsched.models import build_model, model_reference  # noqa: E402
+from warpsched.scheduler import load_hatschet, solve  # noqa: E402
+from warpsched.scheduler.problem_io import problem_from_dict  # noqa: E402
+from warpsched.scheduler.yaml_files import read_yaml  # noqa: E402
+from warpsched.scheduler.errors import WarpschedError  # noqa: E402
 
 MODES = ("joint", "swp", "ws", "heuristic")
 

@@ -1,33 +1,36 @@
 """Build a rendered kernel into an sm_90a cubin and check what the compiler made of it (DESIGN.md 6.4).
 
 `nvcc -gencode=arch=compute_90a,code=sm_90a` with the CUTLASS/CuTe headers of the `nvidia-cutlass`
-wheel; `-Xptxas -v` gives registers and spills; `cuobjdump -sass` (the `nvidia-cuda-cuobjdump`
-wheel, else the one on PATH) gives the SASS, which must hold HGMMA (wgmma), UTMALDG (TMA loads)
-and SYNCS (mbarriers), USETMAXREG (ptxas kept the setmaxnreg budgets: it drops them, with warning C7508,
-when it cannot tell the entry register count) and no LDL/STL (local memory: spills). Cubins are cached by the hash of
-the source and the toolchain in `$WARPSCHED_CACHE` (default `~/.cache/warpsched`).
+wheel, the toolchain from NVIDIA's wheels (kernels/toolchain.py); `-Xptxas -v` gives registers and
+spills; `cuobjdump -sass` gives the SASS, which must hold HGMMA (wgmma), UTMALDG (TMA loads) and SYNCS
+(mbarriers), USETMAXREG (ptxas kept the setmaxnreg budgets: it drops them, with warning C7508, when it
+cannot tell the entry register count) and no LDL/STL (local memory: spills).
+
+A build never lies: a tool that fails or prints anything unexpected on stderr, a missing ptxas report
+or SASS without the kernel's entry is a `BuildError` quoting the tool. Only a complete build is cached,
+by the hash of the source and every tool's version, in `$WARPSCHED_CACHE` (default
+`~/.cache/warpsched`); its report's `cached` is true only when it came from there.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scheduler.errors import WarpschedError
+from warpsched.kernels.toolchain import BuildError, cutlass_include, find_toolchain, run_tool
+
+__all__ = ["BuildError", "BuildReport", "build", "cached_report", "cache_dir", "toolchain_version"]
 
 SASS_REQUIRED = ("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG")  # USETMAXREG: ptxas kept the setmaxnreg budgets
 SASS_FORBIDDEN = ("LDL", "STL")
-
-
-class BuildError(WarpschedError):
-    """The toolchain is missing or rejected the generated source (a warpsched bug, not a user mistake)."""
+NVCC_FLAGS = ("-std=c++17", "--expt-relaxed-constexpr", "-gencode=arch=compute_90a,code=sm_90a", "-cubin",
+              "-Xptxas", "-v")
 
 
 @dataclass(frozen=True)
@@ -43,39 +46,9 @@ class BuildReport:
     toolchain: str
 
 
-def cutlass_include() -> Path:
-    try:
-        import cutlass_library
-    except ImportError:
-        raise BuildError("the CUTLASS headers are missing; pip install nvidia-cutlass") from None
-    path = Path(cutlass_library.__file__).parent / "source" / "include"
-    if not (path / "cute" / "tensor.hpp").exists():
-        raise BuildError(f"the nvidia-cutlass wheel has no CuTe headers under {path}")
-    return path
-
-
-def _tool(name: str) -> str:
-    """A CUDA tool: from the nvidia-* wheels (cuobjdump, nvdisasm), else CUDA_HOME or PATH (nvcc)."""
-    try:
-        import nvidia
-
-        for base in getattr(nvidia, "__path__", []):
-            candidate = Path(base) / "cu13" / "bin" / name
-            if candidate.exists():
-                return str(candidate)
-    except ImportError:
-        pass
-    home = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / name
-    found = shutil.which(name) or (str(home) if home.exists() else None)
-    if not found:
-        raise BuildError(f"{name} was not found; install the CUDA toolkit (nvcc) and pip install nvidia-cuda-cuobjdump")
-    return found
-
-
-@functools.cache
 def toolchain_version() -> str:
-    out = subprocess.run([_tool("nvcc"), "--version"], capture_output=True, text=True).stdout
-    return (re.search(r"release [\d.]+, V[\d.]+", out) or re.search(r".+$", out.strip())).group(0)
+    """Every tool's version (what cache entries are keyed by); `BuildError` when the toolchain is missing."""
+    return find_toolchain().key
 
 
 def cache_dir() -> Path:
@@ -87,9 +60,14 @@ def _cache_folder(source: str) -> Path:
 
 
 def cached_report(source: str) -> BuildReport | None:
-    """The report of an earlier build of `source` with this toolchain, without running nvcc; None if none."""
-    meta = _cache_folder(source) / "report.json"
-    return BuildReport(**{**json.loads(meta.read_text()), "cached": True}) if meta.exists() else None
+    """The report of an earlier complete build of `source` with this toolchain, without running nvcc; None if none."""
+    folder = _cache_folder(source)
+    try:
+        data = json.loads((folder / "report.json").read_text())
+        report = BuildReport(**{**data, "sass_problems": tuple(data["sass_problems"]), "cached": True})
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return report if Path(report.cubin).is_file() else None
 
 
 def build(source: str, entry: str) -> BuildReport:
@@ -97,31 +75,59 @@ def build(source: str, entry: str) -> BuildReport:
     cached = cached_report(source)
     if cached is not None:
         return cached
-    version = toolchain_version()
+    chain = find_toolchain()
     folder = _cache_folder(source)
-    folder.mkdir(parents=True, exist_ok=True)
-    cu, cubin = folder / "kernel.cu", folder / "kernel.cubin"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))  # renamed into place when complete
+    try:
+        report = _compile(chain, source, entry, work, folder)
+        try:
+            work.rename(folder)
+        except OSError:  # another process finished the same build first: its entry is as good
+            shutil.rmtree(work, ignore_errors=True)
+        return report
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _compile(chain, source: str, entry: str, work: Path, folder: Path) -> BuildReport:
+    cu, cubin = work / "kernel.cu", work / "kernel.cubin"
     cu.write_text(source)
-    cmd = [_tool("nvcc"), "-std=c++17", "--expt-relaxed-constexpr", "-gencode=arch=compute_90a,code=sm_90a",
-           "-cubin", "-Xptxas", "-v", "-I", str(cutlass_include()), "-o", str(cubin), str(cu)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        first = next((line for line in p.stderr.splitlines() if "error" in line), p.stderr.strip()[:300])
-        raise BuildError(f"nvcc rejected the generated kernel ({first}); the source is in {cu}")
+    kept = folder.parent / f"{folder.name}.failed.cu"
+    try:
+        p = run_tool(chain, [chain.path("nvcc"), *NVCC_FLAGS, "-I", str(cutlass_include()), "-o", str(cubin), str(cu)],
+                     f"nvcc (building {entry} for sm_90a; the source is kept in {kept})", _ptxas_report_line)
+    except BuildError:
+        shutil.copyfile(cu, kept)
+        raise
     info = p.stderr + p.stdout
-    block = info.split(f"Compiling entry function '{entry}'", 1)[-1]
-    regs = int(re.search(r"Used (\d+) registers", block).group(1))
-    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", block)
-    sass = subprocess.run([_tool("cuobjdump"), "-sass", str(cubin)], capture_output=True, text=True).stdout
-    (folder / "kernel.sass").write_text(sass)
+    block = info.split(f"Compiling entry function '{entry}'", 1)
+    regs = re.search(r"Used (\d+) registers", block[-1])
+    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", block[-1])
+    if len(block) < 2 or regs is None or spills is None:
+        raise BuildError(f"ptxas reported no registers and spills for {entry} (nvcc -Xptxas -v printed "
+                         f"{info.strip()[:300]!r})")
+    sass = run_tool(chain, [chain.path("cuobjdump"), "-sass", str(cubin)], "cuobjdump -sass").stdout
+    if f"Function : {entry}" not in sass:
+        raise BuildError(f"cuobjdump -sass printed no SASS for {entry} ({sass.strip()[:200]!r}); the cubin is "
+                         f"incomplete or cuobjdump cannot disassemble it")
+    (work / "kernel.sass").write_text(sass)
     counts = {op: len(re.findall(rf"\b{op}\b", sass)) for op in SASS_REQUIRED + SASS_FORBIDDEN}
     problems = tuple([f"no {op} in the SASS" for op in SASS_REQUIRED if counts[op] == 0]
                      + [f"{counts[op]} {op} (local memory) in the SASS" for op in SASS_FORBIDDEN if counts[op]]
                      + _wgmma_serialized(info, entry, sass))
-    report = BuildReport(str(cubin), regs, int(spills.group(1)), int(spills.group(2)), counts, not problems, problems,
-                         False, version)
-    (folder / "report.json").write_text(json.dumps(asdict(report)))
+    report = BuildReport(str(folder / "kernel.cubin"), int(regs.group(1)), int(spills.group(1)), int(spills.group(2)),
+                         counts, not problems, problems, False, chain.key)
+    (work / "report.json").write_text(json.dumps(asdict(report)))
     return report
+
+
+def _ptxas_report_line(line: str) -> bool:
+    """What nvcc -Xptxas -v prints on stderr when all is well: ptxas's info lines and the remarks the
+    build reads itself (wgmma serialization, setmaxnreg), nothing else."""
+    return bool(re.match(r"\s*(ptxas (info|/ remark|remark)|\d+ bytes stack frame|Compile time)", line)
+                or re.search(r"\(C75\d\d\)", line))
 
 
 def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
@@ -136,4 +142,3 @@ def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
     waited = sum("gsb0" in h for h in hgmma)
     return [f"ptxas serialized the wgmma instructions (remark {', '.join(remarks)}: {waited} of {len(hgmma)} HGMMA "
             f"wait for the one before)"]
-

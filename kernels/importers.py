@@ -1,6 +1,6 @@
 """Importers of GPTQ and AWQ checkpoints into the kernels' packed layout (kernels/quant.py).
 
-    w = kernels.importers.from_gptq(qweight, qzeros, scales, g_idx, bits=4)
+    w = warpsched.kernels.importers.from_gptq(qweight, qzeros, scales, g_idx, bits=4)
     y = w.matmul(x)          # kernels.quant_gemm on the GPU: x @ W.T of the original layer
 
 GPTQ (AutoGPTQ / exllama, "v1" checkpoints, 2, 3, 4 or 8 bits): `qweight` int32 (K * bits / 32, N) holds
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.quant import pack
-from scheduler.errors import InputError
+from warpsched.kernels.quant import pack
+from warpsched.scheduler.errors import InputError
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # nibble i of a word holds column order[i] of its eight
 
@@ -44,7 +44,7 @@ class QuantizedWeight:
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W.T of the imported layer, with the generated kernel (x (M, K) on an sm_90 GPU)."""
-        from kernels.runtime import quant_gemm
+        from warpsched.kernels.runtime import quant_gemm
 
         x = x if self.perm is None else x[:, self.perm.to(x.device)].contiguous()
         return quant_gemm(x, self.packed, self.scales, self.zeros, bits=self.bits, group_size=self.group_size, fmt=self.fmt)

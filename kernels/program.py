@@ -22,10 +22,10 @@ and stages. The CPU simulator (kernels/simulate.py) executes this program.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from scheduler.errors import InputError
-from scheduler.schedule import Schedule
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.schedule import Placement, Schedule
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     if s.mode == "classic" or any(p.warpgroup is None for p in s.ops.values()):
         raise InputError(f"schedule {problem.name!r} has no warpgroups (mode {s.mode}); only joint, swp, ws and "
                          f"heuristic schedules of a GPU machine lower to a pipeline program")
+    s = _first_stage_zero(s)
     wg_of = {n: p.warpgroup for n, p in s.ops.items()}
     ops = problem.op_by_name
     # program order inside a warpgroup: by row, ties by start (then the problem's order)
@@ -186,6 +187,15 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                               n in rings, token_of.get(n)))
         programs.append(WarpgroupProgram(w, plan.role if plan else "consumer", plan.registers if plan else 0, tuple(steps),
                                          tuple(sorted(copies.get(w, {}).items()))))
-    stages = max(p.stage for p in s.ops.values()) + 1
-    return PipelineProgram(problem.name, s.ii, stages, tuple(programs), tuple(rings.values()), tuple(token_units),
+    return PipelineProgram(problem.name, s.ii, s.stages, tuple(programs), tuple(rings.values()), tuple(token_units),
                            dict(problem.source))
+
+
+def _first_stage_zero(s: Schedule) -> Schedule:
+    """`s` shifted by whole periods so that its first stage is 0 (a hand-written file may start later): the
+    same rows and warpgroups, and `stages` counts the same as `solve` and `show` do."""
+    first = min(p.stage for p in s.ops.values())
+    if first == 0:
+        return s
+    return replace(s, ops={n: Placement(p.start - first * s.ii, p.stage - first, p.row, p.warpgroup)
+                           for n, p in s.ops.items()})

@@ -23,12 +23,11 @@ Scales (and zero points) are (K / group_size, N) in the activation type, or (N,)
 
 from __future__ import annotations
 
-import re
 
 import torch
 
-from models.quant_gemm import FLOAT_FORMATS
-from scheduler.errors import InputError
+from warpsched.models.quant_gemm import float_fields
+from warpsched.scheduler.errors import InputError
 
 KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # field p of a 16-block holds code KERNEL_ORDER[p]
 _ROWS_PER_CHUNK = 1024  # pack/unpack a block of rows at a time: the bit planes take bits bytes per weight
@@ -83,14 +82,6 @@ def _field_order(k: int, device) -> torch.Tensor:
     """For every field p of a packed row, the code it holds: 16 * (p // 16) + KERNEL_ORDER[p % 16]."""
     p = torch.arange(k, device=device)
     return (p // 16) * 16 + torch.tensor(KERNEL_ORDER, device=device)[p % 16]
-
-
-def float_fields(fmt: str) -> tuple[int, int]:
-    """(exponent bits, mantissa bits) of a float eXmY format."""
-    if fmt not in FLOAT_FORMATS:
-        raise InputError(f"unknown float format {fmt!r}; use one of {', '.join(FLOAT_FORMATS)}")
-    e_bits, m_bits = map(int, re.fullmatch(r"e(\d)m(\d)", fmt).groups())
-    return e_bits, m_bits
 
 
 def float_values(fmt: str) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Launch generated kernels on torch tensors with cuda-python (DESIGN.md 6.5).
 
-    import torch, kernels
+    import torch
+    from warpsched import kernels
     c = kernels.gemm(a, b)        # a (M, K), b (N, K) bf16/fp16 on an sm_90 GPU: c = a @ b.T
     y = kernels.quant_gemm(x, packed, scales, bits=4, group_size=128)   # x @ dequant(W).T
     o = kernels.attention_fwd(q, k, v)   # (batch, heads, seqlen, head_dim), softmax(q k^T / sqrt(d)) v
@@ -18,7 +19,7 @@ import functools
 from pathlib import Path
 from dataclasses import dataclass
 
-from scheduler.errors import WarpschedError
+from warpsched.scheduler.errors import WarpschedError
 
 TILE_ALIGN_BYTES = 16  # TMA: global addresses and strides in multiples of 16 bytes
 
@@ -85,7 +86,7 @@ def _ok(result):
 
 def load_kernel(kernel) -> _Loaded:
     """Build a rendered kernel (or take its cubin from the cache), check its SASS and load it."""
-    from kernels.build import build
+    from warpsched.kernels.build import build
 
     report = build(kernel.source, kernel.entry)
     if not report.sass_ok:
@@ -109,12 +110,12 @@ class KernelRuntime:
     def _load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
         if key not in self._loaded:
-            from kernels.cuda.render import render_for_build
-            from kernels.package import find
+            from warpsched.kernels.driver import kernel_for
+            from warpsched.kernels.package import find
 
             try:  # the shipped schedule (kernels/package) when there is one, else solve it now
                 schedule = find(model, params, self.machine) or self._solve(model, params)
-                kernel = render_for_build(schedule)
+                kernel = kernel_for(schedule)
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
             self._loaded[key] = load_kernel(kernel)
@@ -126,8 +127,8 @@ class KernelRuntime:
         preset may pick another optimal schedule each time, and on the GPU not all of them were right)."""
         import sys
 
-        from models import build_model
-        from scheduler import solve
+        from warpsched.models import build_model
+        from warpsched.scheduler import solve
 
         print(f"warpsched: solving {model} {params} for {self.machine} (once per process; the package does not ship it)",
               file=sys.stderr, flush=True)
@@ -163,7 +164,7 @@ class KernelRuntime:
     def quant_gemm(self, x, packed_weight, scales, zeros=None, *, bits: int, group_size: int, fmt: str = "int"):
         """`x @ dequant(W).T`: x (M, K) bf16/fp16, W packed (N, K * bits / 8) uint8 (kernels.quant), scales
         (K / group_size, N) or (N,) for group_size -1 in x's type, zeros (same shape) for fmt int_zp."""
-        from models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
+        from warpsched.models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
 
         torch = _torch()
         require_sm90()
@@ -230,7 +231,7 @@ class KernelRuntime:
         """softmax(q k^T * scale) v for q (B, H, N, d), k and v (B, H_kv, N_kv, d) with H_kv dividing H (GQA),
         bf16 or fp16, d in 64/128/256; the output is (B, H, N, d) like scaled_dot_product_attention, and with
         `return_lse` also the log-sum-exp of every query row's scaled scores, (B, H, N) float32."""
-        from kernels.cuda.families import softmax_scale_log2
+        from warpsched.kernels.cuda.families import softmax_scale_log2
 
         torch = _torch()
         require_sm90()

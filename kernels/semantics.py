@@ -17,9 +17,9 @@ import re
 import numpy as np
 import torch
 
-from kernels.quant import float_values
-from scheduler.errors import InputError
-from scheduler.ir import Problem
+from warpsched.kernels.quant import float_values
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Problem
 
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from kernels.program import PipelineProgram, Ring, Step
+from warpsched.kernels.program import PipelineProgram, Step
 
 POLICIES = ("random", "producers-first", "consumers-first", "tma-late", "last-warpgroup-first", "round-robin")
 

@@ -30,11 +30,11 @@ from fractions import Fraction
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from scheduler.errors import InfeasibleError, InputError, WarpschedError
-from scheduler.schedule import Schedule, from_json, to_json
+from warpsched.scheduler.errors import InfeasibleError, InputError, WarpschedError
+from warpsched.scheduler.schedule import Schedule, from_json, to_json
 
-from kernels.package import manifest
-from kernels.sweep_config import Point, SweepConfig
+from warpsched.kernels.package import manifest
+from warpsched.kernels.sweep_config import Point, SweepConfig
 
 Progress = Callable[[str], None]
 DASK_TIMEOUT = 10.0  # seconds to reach a Dask scheduler
@@ -75,7 +75,7 @@ class SweepResult:
 
 def predicted_time(model: str, schedule: Schedule) -> Fraction:
     """Cycles per useful multiply-accumulate: II / work per iteration (see the module docstring)."""
-    from models import get_spec
+    from warpsched.models import get_spec
 
     work = get_spec(model).work(schedule.problem.source)
     return Fraction(schedule.ii) / Fraction(work)
@@ -83,8 +83,8 @@ def predicted_time(model: str, schedule: Schedule) -> Fraction:
 
 def solve_point(point: Point) -> PointResult:
     """Solve one point (and compile it when asked); what local workers and Dask tasks run."""
-    from models import build_model
-    from scheduler.api import solve
+    from warpsched.models import build_model
+    from warpsched.scheduler.api import solve
 
     started = time.perf_counter()
     problem = build_model(point.model, point.machine, **point.params)
@@ -99,17 +99,17 @@ def solve_point(point: Point) -> PointResult:
 
 
 def _compile(schedule: Schedule) -> dict:
-    from kernels.build import BuildError, build
-    from kernels.cuda.render import render_for_build, supported
-    from kernels.package.cubins import digest_of
+    from warpsched.kernels.build import BuildError
+    from warpsched.kernels.cuda.render import supported
+    from warpsched.kernels.driver import build_schedule
+    from warpsched.kernels.package.cubins import digest_of
 
     try:
         supported(schedule.problem)
     except InputError as exc:
         return {"status": "unsupported", "reason": str(exc)}
     try:
-        kernel = render_for_build(schedule)
-        report = build(kernel.source, kernel.entry)
+        report = build_schedule(schedule).report
     except (InputError, BuildError) as exc:
         return {"status": "failed", "reason": str(exc)}
     return {"status": "clean" if report.sass_ok else "failed", "reason": "; ".join(report.sass_problems),
@@ -126,9 +126,9 @@ def run_sweep(sweep: SweepConfig, workers: int | None = None, dask: str | None =
               progress: Progress | None = None) -> SweepResult:
     """Solve every point of `sweep` and choose per problem (see the module docstring)."""
     if workers is not None and workers < 1:
-        raise InputError(f"--workers must be at least 1, not {workers}")
+        raise InputError(f"--processes must be at least 1, not {workers}")
     if compile:
-        from kernels.build import toolchain_version
+        from warpsched.kernels.build import toolchain_version
 
         toolchain_version()  # a missing nvcc is one sentence now, not a failure per point
     points = tuple(replace(p, compile=compile) for p in sweep.points)

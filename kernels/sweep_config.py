@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler.config import SolverConfig, config_from_dict, load_config
-from scheduler.errors import InputError
-from scheduler.machine import CONFIG_ROOT, Machine, load_machine
-from scheduler.yaml_files import read_yaml
+from warpsched.scheduler.config import SolverConfig, config_from_dict, load_config
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.machine import Machine, config_root, load_machine
+from warpsched.scheduler.yaml_files import read_yaml
 
 MODES = ("joint", "swp", "ws", "heuristic")
 TOP_KEYS = ("name", "preset", "solver", "mode", "machines", "grids")
@@ -74,18 +74,22 @@ class SweepConfig:
 
 def origin_of(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(CONFIG_ROOT.resolve().parent))
+        return str(path.resolve().relative_to(config_root().resolve().parent))
     except ValueError:
         return path.name
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
+    """A sweep config from a YAML path, or by the name of a shipped one (`precompiled`, `quant_gemm_tiles`)."""
     path = Path(path)
+    if path.suffix not in (".yaml", ".yml") and not path.exists():
+        shipped = [config_root() / f"{path}.yaml", config_root() / "sweeps" / f"{path}.yaml"]
+        path = next((p for p in shipped if p.exists()), path)
     return sweep_from_dict(read_yaml(path, "sweep config"), str(path), origin_of(path), default_name=path.stem)
 
 
 def sweep_from_dict(data: Any, where: str = "sweep config", origin: str = "", default_name: str = "sweep") -> SweepConfig:
-    from models import build_model, get_spec
+    from warpsched.models import build_model, get_spec
 
     what = f"sweep config {where!r}" if where != "sweep config" else where
     if not isinstance(data, dict):

@@ -1,7 +1,7 @@
 """The kernels as torch custom ops, `torch.ops.warpsched.{gemm, quant_gemm, attention_fwd}`, so that they
 trace under `torch.compile` (each has a fake implementation that gives the output's shape and type).
 
-    import kernels.torch_ops        # registers the ops once per process
+    import warpsched.kernels.torch_ops        # registers the ops once per process
     y = torch.ops.warpsched.quant_gemm(x, packed, scales, None, bits=4, group_size=128, fmt="int")
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels import runtime
+from warpsched.kernels import runtime
 
 
 @torch.library.custom_op("warpsched::gemm", mutates_args=())

@@ -1,6 +1,6 @@
 """Kernel loop-body models: the dataflow graphs warpsched schedules (DESIGN.md section 7).
 
-    from models import build_model
+    from warpsched.models import build_model
     problem = build_model("attention_fwd", "h100", head_dim=128)
 
 Every model is parameterised and takes its costs from the machine model, so a new GPU is a
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.errors import InputError
-from scheduler.ir import Problem
-from scheduler.machine import Machine, load_machine
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine, load_machine
 
-from models import attention, gemm, quant_gemm
-from models.params import ModelSpec, parse_assignments
+from warpsched.models import attention, gemm, quant_gemm
+from warpsched.models.params import ModelSpec, parse_assignments
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (gemm.SPEC, quant_gemm.SPEC, attention.SPEC)}
 

@@ -23,12 +23,12 @@ the steady-state loop body scheduled here.
 
 from __future__ import annotations
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
 
-from models import costs
-from models.params import ModelSpec, Param
+from warpsched.models import costs
+from warpsched.models.params import ModelSpec, Param
 
 HEAD_DIMS = (64, 128, 256)
 FA3_BLOCK_N = {64: 192, 128: 176, 256: 80}

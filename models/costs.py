@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from math import ceil
 
-from scheduler.errors import InputError
-from scheduler.machine import Machine
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.machine import Machine
 
 THREADS = 128  # a warpgroup
 

@@ -7,12 +7,12 @@ rows, each accumulating into its registers across iterations (a distance-1 self 
 
 from __future__ import annotations
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
 
-from models import costs
-from models.params import ModelSpec, Param
+from warpsched.models import costs
+from warpsched.models.params import ModelSpec, Param
 
 PARAMS = (
     Param("dtype", "bf16", "operand type (fp32 accumulation)", str, ("bf16", "fp16")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,28 @@ These are our estimates (rates in the machine model), to be checked against SASS
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from math import ceil, gcd
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
 
-from models import costs
-from models.params import ModelSpec, Param
+from warpsched.models import costs
+from warpsched.models.params import ModelSpec, Param
 
 FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
 FORMATS = ("int", "int_zp") + tuple(FLOAT_FORMATS)
 GROUPS = (32, 64, 128, -1)
+
+
+def float_fields(fmt: str) -> tuple[int, int]:
+    """(exponent bits, mantissa bits) of a float eXmY format."""
+    if fmt not in FLOAT_FORMATS:
+        raise InputError(f"unknown float format {fmt!r}; use one of {', '.join(FLOAT_FORMATS)}")
+    e_bits, m_bits = map(int, re.fullmatch(r"e(\d)m(\d)", fmt).groups())
+    return e_bits, m_bits
 
 PARAMS = (
     Param("bits", None, "weight bits, 1..8 (default: 4 for integers, the format's width for floats)", int, low=1, high=8),

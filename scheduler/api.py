@@ -11,16 +11,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler import evaluate, heuristic, schedule as schedule_io
-from scheduler.bounds import Bounds, bounds
-from scheduler.config import SolverConfig, load_config
-from scheduler.errors import InfeasibleError, InputError, WarpschedError
-from scheduler.ir import Problem
-from scheduler.machine import Machine, load_machine
-from scheduler.model.build import Extra
-from scheduler.schedule import MODES, Attempt, Objective, Schedule
-from scheduler.search import Progress, solve_ii
-from scheduler.verify import Verdict, verify
+from warpsched.scheduler import evaluate, heuristic, schedule as schedule_io
+from warpsched.scheduler.bounds import Bounds, bounds
+from warpsched.scheduler.config import SolverConfig, load_config
+from warpsched.scheduler.errors import InfeasibleError, InputError, WarpschedError
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine, load_machine
+from warpsched.scheduler.model.build import Extra
+from warpsched.scheduler.schedule import MODES, Attempt, Objective, Schedule
+from warpsched.scheduler.search import Progress, StopSignal, solve_ii
+from warpsched.scheduler.verify import Verdict, verify
 
 
 class VerificationError(WarpschedError):
@@ -47,13 +47,14 @@ class SolveResult:
 
 def solve(problem: Problem, machine: Machine | str = "h100", mode: str = "joint",
           config: SolverConfig | str = "default", extra: Extra | None = None,
-          progress: Progress | None = None, **overrides) -> SolveResult:
+          progress: Progress | None = None, stop: StopSignal | None = None, **overrides) -> SolveResult:
     """Schedule `problem` on `machine`; the minimum II first (proven where the record says so),
     then iteration latency, shared memory, registers and cross-warpgroup edges.
 
     `extra(model, vars)` may add constraints to every CP-SAT model built (vars is a
     `scheduler.model.ModelVars`) and return a linear expression to minimise right after
-    iteration latency. `overrides` replace fields of the config (e.g. `time_limit=5`).
+    iteration latency. `overrides` replace fields of the config (e.g. `time_limit=5`). `stop.stop()`, from
+    another thread, ends the search early with the best schedule found so far (`schedule.interrupted`).
     """
     started = time.perf_counter()
     if mode not in MODES:
@@ -76,10 +77,11 @@ def solve(problem: Problem, machine: Machine | str = "h100", mode: str = "joint"
         sched = assemble(problem, machine, mode, b, heur.ii, heur.starts, heur.groups, heur.ii == b.mii, (), (),
                          time.perf_counter() - started, config)
     else:
-        outcome = solve_ii(problem, machine, mode, config, b, heur, extra, progress)
+        outcome = solve_ii(problem, machine, mode, config, b, heur, extra, progress, stop, started)
         sol = outcome.solution
         sched = assemble(problem, machine, mode, b, sol.ii, sol.starts, sol.groups, outcome.proven,
                          tuple(outcome.attempts), tuple(outcome.objectives), time.perf_counter() - started, config)
+        sched = dataclasses.replace(sched, interrupted=outcome.interrupted)
     verdict = verify(sched)
     if not verdict.ok:
         raise VerificationError(f"internal error: the verifier rejected the {mode} schedule of {problem.name!r}: {verdict.violations[0]}")

@@ -14,8 +14,8 @@ from math import ceil
 
 import networkx as nx
 
-from scheduler.ir import Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from scheduler.errors import InputError
-from scheduler.machine import CONFIG_ROOT
-from scheduler.yaml_files import read_yaml, resolve
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.machine import config_root
+from warpsched.scheduler.yaml_files import read_yaml, resolve
 
 LEVELS = ("makespan", "smem", "registers", "cross_edges", "user")
 
@@ -73,11 +73,11 @@ class SolverConfig:
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_ROOT / "solvers").glob("*.yaml"))
+    return sorted(p.stem for p in (config_root() / "solvers").glob("*.yaml"))
 
 
 def load_config(name_or_path: str | Path = "default") -> SolverConfig:
-    path = resolve(name_or_path, CONFIG_ROOT / "solvers", "solver preset")
+    path = resolve(name_or_path, config_root() / "solvers", "solver preset")
     return config_from_dict(read_yaml(path, "solver preset") or {}, origin=str(path))
 
 

@@ -12,5 +12,9 @@ class InputError(WarpschedError):
     """Malformed or inconsistent input: a graph, a machine model, a schedule file, a preset."""
 
 
+class Interrupted(WarpschedError):
+    """The user stopped a search (Ctrl-C) before it found any schedule."""
+
+
 class InfeasibleError(WarpschedError):
     """No schedule exists within the searched initiation intervals; the message names the culprit."""

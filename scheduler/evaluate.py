@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from math import ceil
 
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
-from scheduler.schedule import Buffer, Placement, WarpgroupPlan
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.schedule import Buffer, Placement, WarpgroupPlan
 
 
 def staging_cycles(op: Op, machine: Machine) -> int:

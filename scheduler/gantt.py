@@ -29,9 +29,9 @@ import textwrap
 from collections import Counter
 from dataclasses import dataclass
 
-from scheduler.errors import InputError
-from scheduler.ir import Op
-from scheduler.schedule import Schedule
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Op
+from warpsched.scheduler.schedule import Schedule
 
 __all__ = ["Lane", "MIN_WIDTH", "render_text", "reservation_table", "op_tags"]
 

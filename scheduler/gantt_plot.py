@@ -29,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.errors import InputError
-from scheduler.gantt import Lane, _ascii, _wrap_phrases, op_tags, reservation_table
-from scheduler.schedule import Schedule
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.gantt import Lane, _ascii, _wrap_phrases, op_tags, reservation_table
+from warpsched.scheduler.schedule import Schedule
 
 __all__ = ["render_figure", "FORMATS"]
 

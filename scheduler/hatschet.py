@@ -11,10 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
-from scheduler.yaml_files import read_text
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.yaml_files import read_text
 
 
 def default_rm_path(graphml: str | Path) -> Path:

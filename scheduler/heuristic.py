@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from scheduler import evaluate
-from scheduler.ir import Problem
-from scheduler.machine import Machine
+from warpsched.scheduler import evaluate
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Iterable
 
 import networkx as nx
 
-from scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError
 
 if TYPE_CHECKING:
-    from scheduler.machine import Machine
+    from warpsched.scheduler.machine import Machine
 
 ISSUERS = ("thread", "warp", "warpgroup")
 SPACES = ("none", "regs", "smem")

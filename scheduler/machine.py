@@ -8,14 +8,23 @@ so that a new GPU is a new YAML file, not new code.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import InputError
-from scheduler.yaml_files import resolve, read_yaml
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.yaml_files import resolve, read_yaml
 
-CONFIG_ROOT = Path(os.environ.get("WARPSCHED_CONFIG_DIR", Path(__file__).resolve().parents[1] / "solver_configs"))
+
+
+def config_root() -> Path:
+    """The folder of machine models, presets and problem files: `$WARPSCHED_CONFIG_DIR` if set, else the
+    shipped `warpsched.solver_configs` package data."""
+    override = os.environ.get("WARPSCHED_CONFIG_DIR")
+    if override:
+        return Path(override)
+    return Path(str(resources.files("warpsched.solver_configs")))
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,12 @@ class Machine:
 
 
 def available_machines() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_ROOT / "machines").glob("*.yaml"))
+    return sorted(p.stem for p in (config_root() / "machines").glob("*.yaml"))
 
 
 def load_machine(name_or_path: str | Path) -> Machine:
     """Load a machine by name (`h100`) or from a YAML path."""
-    path = resolve(name_or_path, CONFIG_ROOT / "machines", "machine")
+    path = resolve(name_or_path, config_root() / "machines", "machine")
     return machine_from_dict(read_yaml(path, "machine"), origin=str(path))
 
 

@@ -16,15 +16,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine, load_machine, machine_from_dict
-from scheduler.yaml_files import read_yaml
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine, config_root, load_machine, machine_from_dict
+from warpsched.scheduler.yaml_files import read_yaml, resolve
 
 
 def load_problem(path: str | Path) -> tuple[Problem, Machine | None]:
-    p = Path(path)
+    """A problem file by path, or a shipped one by name (`pingpong_toy`: solver_configs/problems/)."""
+    p = shipped_problem(path)
     return problem_from_dict(read_yaml(p, "problem"), origin=str(p), default_name=p.stem)
+
+
+def shipped_problem(path: str | Path) -> Path:
+    """`path` as given, or the shipped problem file of that name when `path` is a bare name."""
+    p = Path(path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or len(p.parts) != 1:
+        return p
+    return resolve(p.name, config_root() / "problems", "problem")
 
 
 def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "problem") -> tuple[Problem, Machine | None]:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import InputError
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine, machine_from_dict, machine_to_dict
-from scheduler.yaml_files import read_text
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine, machine_from_dict, machine_to_dict
+from warpsched.scheduler.paths import check_writable_file
+from warpsched.scheduler.yaml_files import read_text
 
 FORMAT = "warpsched.schedule/1"
 MODES = ("joint", "swp", "ws", "heuristic", "classic")
@@ -96,6 +97,7 @@ class Schedule:
     objectives: tuple[Objective, ...] = ()
     solver: dict = field(default_factory=dict)
     verified: bool | None = None
+    interrupted: bool = False  # the search was stopped (Ctrl-C): the best schedule found by then, claimed optimal in nothing
 
     @property
     def stages(self) -> int:
@@ -156,6 +158,7 @@ def to_json(s: Schedule) -> dict:
         "solve_seconds": round(s.solve_seconds, 4),
         "solver": s.solver,
         "verified": s.verified,
+        "interrupted": s.interrupted,
     }
 
 
@@ -179,12 +182,13 @@ def from_json(data: Any) -> Schedule:
             ii_proven_optimal=bool(data["ii_proven_optimal"]), attempts=attempts, ops=ops, warpgroups=wgs,
             buffers=bufs, smem_bytes=data.get("smem_bytes", 0), makespan=data.get("makespan", 0),
             solve_seconds=data.get("solve_seconds", 0.0), objectives=objectives, solver=data.get("solver", {}),
-            verified=data.get("verified"))
+            verified=data.get("verified"), interrupted=bool(data.get("interrupted", False)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"the schedule file is missing or mangles a required field ({exc!s}); regenerate it with warpsched solve") from None
 
 
 def write(s: Schedule, path: str | Path) -> None:
+    check_writable_file(path, "schedule file")
     Path(path).write_text(json.dumps(to_json(s), indent=1) + "\n")
 
 
@@ -192,9 +196,14 @@ def read_json(path: str | Path) -> dict:
     p = Path(path)
     text = read_text(p, "schedule")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"schedule file {str(p)!r} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        kind = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean"}
+        raise InputError(f"schedule file {str(p)!r} holds a JSON {kind.get(type(data).__name__, 'null')}, "
+                         f"not a warpsched schedule (an object with format {FORMAT!r})")
+    return data
 
 
 def read(path: str | Path) -> Schedule:

@@ -22,19 +22,52 @@ from typing import Callable
 
 from ortools.sat.python import cp_model
 
-from scheduler import evaluate, heuristic
-from scheduler.bounds import Bounds
-from scheduler.config import SolverConfig
-from scheduler.errors import InfeasibleError
-from scheduler.ir import Problem
-from scheduler.machine import Machine
-from scheduler.model import FAMILIES, BuiltModel, build
-from scheduler.model.build import Extra
-from scheduler.model.classic import ROWS_UP_TO as CLASSIC_ROWS_UP_TO, build_classic
-from scheduler.model.closure import least_solution, reduced_classic
-from scheduler.schedule import Attempt, Objective
+from warpsched.scheduler import evaluate, heuristic
+from warpsched.scheduler.bounds import Bounds
+from warpsched.scheduler.config import SolverConfig
+from warpsched.scheduler.errors import InfeasibleError, Interrupted, WarpschedError
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.model import FAMILIES, BuiltModel, build
+from warpsched.scheduler.model.build import Extra
+from warpsched.scheduler.model.classic import ROWS_UP_TO as CLASSIC_ROWS_UP_TO, build_classic
+from warpsched.scheduler.model.closure import complete_starts, least_solution, reduced_classic
+from warpsched.scheduler.schedule import Attempt, Objective
 
 Progress = Callable[[str], None]
+
+
+class StopSignal:
+    """Stops a running search from another thread (the CLI's Ctrl-C): the CP-SAT solve in progress stops
+    within a fraction of a second, no new one starts, and the search returns the best schedule found so far
+    (marked interrupted, claimed optimal in nothing)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[cp_model.CpSolver] = set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._event.set()
+            for solver in self._running:
+                solver.stop_search()
+
+    def solve(self, solver: cp_model.CpSolver, model: cp_model.CpModel) -> int:
+        """`solver.solve(model)`, stoppable; UNKNOWN at once when a stop was asked for already."""
+        with self._lock:
+            if self._event.is_set():
+                return cp_model.UNKNOWN
+            self._running.add(solver)
+        try:
+            return solver.solve(model)
+        finally:
+            with self._lock:
+                self._running.discard(solver)
 
 
 @dataclass
@@ -51,6 +84,7 @@ class SearchOutcome:
     attempts: list[Attempt]
     objectives: list[Objective]
     proven: bool
+    interrupted: bool = False
 
 
 @dataclass
@@ -63,12 +97,20 @@ class _Search:
     heuristic: heuristic.HeuristicResult | None
     extra: Extra | None = None
     progress: Progress | None = None
+    stop: StopSignal = field(default_factory=StopSignal)
     attempts: list[Attempt] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
     # -- budget and reporting -------------------------------------------------
     def remaining(self) -> float:
+        """Wall seconds left of the whole search (`total_time_limit`); 0 once a stop is asked for."""
+        if self.stop.requested:
+            return 0.0
         return self.config.total_time_limit - (time.perf_counter() - self.started)
+
+    def limit(self, cap: float) -> float:
+        """The wall limit of one CP-SAT solve: `cap`, within what is left of the whole search."""
+        return max(0.01, min(cap, self.remaining()))
 
     def say(self, message: str) -> None:
         if self.progress is not None:
@@ -76,11 +118,11 @@ class _Search:
 
     # -- one CP-SAT solve ------------------------------------------------------
     def _solver(self, limit: float) -> cp_model.CpSolver:
-        s = cp_model.CpSolver()
+        s = _cp_solver()
         p = s.parameters
         p.num_workers = self.config.num_workers
         p.random_seed = self.config.random_seed
-        p.max_time_in_seconds = max(0.05, limit)
+        p.max_time_in_seconds = max(0.01, limit)
         if self.config.deterministic_limit is not None:
             p.max_deterministic_time = self.config.deterministic_limit
         if self.config.interleave_search:
@@ -97,7 +139,7 @@ class _Search:
         solver = self._solver(limit)
         ticker = _Ticker(self, label)
         try:
-            status = solver.solve(built.model)
+            status = self.stop.solve(solver, built.model)
         finally:
             ticker.stop()
         return status, solver
@@ -125,10 +167,10 @@ class _Search:
         probe.clear_objective()
         for var, value in fixes:
             probe.add(probe.get_int_var_from_proto_index(var.index) == value)
-        s = cp_model.CpSolver()
+        s = _cp_solver()
         s.parameters.num_workers = 1
-        s.parameters.max_time_in_seconds = 2.0
-        if s.solve(probe) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        s.parameters.max_time_in_seconds = self.limit(2.0)
+        if self.stop.solve(s, probe) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             _hint_all(built.model, s.response_proto.solution)  # complete hint
         else:
             for var, value in fixes:  # the hint breaks this model (another II): hint the decisions only
@@ -157,7 +199,7 @@ class _Search:
         """One solve of `built` over [lo, hi]; returns (status, solver, seconds, found II or None, bound or None)."""
         self._hint(built, hint)
         ranged = hi > lo
-        limit = min(self.config.time_limit, max(self.remaining(), 0.05))
+        limit = self.limit(self.config.time_limit)
         t0 = time.perf_counter()
         status, solver = self._run(built, "ii" if ranged else None, limit, label)
         seconds = time.perf_counter() - t0
@@ -242,7 +284,9 @@ class _Search:
             return min((x for x in (best, h) if x is not None), key=lambda x: x.ii)
         raise self._no_schedule(limit)
 
-    def _no_schedule(self, limit: int) -> InfeasibleError:
+    def _no_schedule(self, limit: int) -> WarpschedError:
+        if self.stop.requested:
+            return Interrupted(f"interrupted after {time.perf_counter() - self.started:.1f}s, before any schedule was found")
         if any(a.status != "INFEASIBLE" for a in self.attempts):
             return InfeasibleError(
                 f"no schedule was found for II {self.bounds.mii}..{limit} within the time limit and some candidates timed out; "
@@ -257,11 +301,13 @@ class _Search:
 
     def diagnose(self, ii: int) -> list[str]:
         """Which constraint families make II infeasible, from CP-SAT's assumptions core."""
+        if self.remaining() <= 0:
+            return []  # no time left to say why
         built = build(self.problem, self.machine, self.mode, ii, ii, diagnose=True, extra=self.extra)
         built.model.add_assumptions(list(built.switches.values()))
-        solver = self._solver(min(30.0, max(self.remaining(), 5.0)))
+        solver = self._solver(self.limit(30.0))
         solver.parameters.num_workers = 1  # cores come from the single-thread core-based search
-        status = solver.solve(built.model)
+        status = self.stop.solve(solver, built.model)
         if status != cp_model.INFEASIBLE:
             return []
         core = set(solver.sufficient_assumptions_for_infeasibility())
@@ -295,10 +341,12 @@ class _Search:
             expr = built.objective(level)
             if expr is None or isinstance(expr, int):
                 continue
+            if self.remaining() <= 0:
+                self.say(f"II {solution.ii} {level}: not solved (the time limit was reached or the search was stopped)")
+                break
             if solver is not None:
                 _hint_all(built.model, solver.response_proto.solution)
-            limit = min(self.config.objective_time_limit, max(self.remaining(), 0.5))
-            status, new = self._run(built, level, limit, f"II {solution.ii} {level}")
+            status, new = self._run(built, level, self.limit(self.config.objective_time_limit), f"II {solution.ii} {level}")
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
                 self.say(f"II {solution.ii} {level}: {new.status_name(status)}; keeping the previous level's schedule")
                 break
@@ -321,7 +369,11 @@ class _Search:
     def run(self) -> SearchOutcome:
         solution = self.find_ii()
         solution, objectives = self.optimise(solution)
-        return SearchOutcome(solution, self.attempts, objectives, proof_covers(self.attempts, self.bounds.mii, solution.ii))
+        if len(solution.starts) < len(self.problem.ops):  # a classic solution no level completed (each timed out)
+            solution = Solution(solution.ii, complete_starts(self.problem, solution.ii, solution.starts), solution.groups)
+        interrupted = self.stop.requested
+        proven = not interrupted and proof_covers(self.attempts, self.bounds.mii, solution.ii)
+        return SearchOutcome(solution, self.attempts, objectives, proven, interrupted)
 
 
 @dataclass
@@ -350,6 +402,14 @@ class _Ticker:
 
     def stop(self) -> None:
         self.done.set()
+
+
+def _cp_solver() -> cp_model.CpSolver:
+    """A CP-SAT solver that leaves SIGINT to Python: its own handler aborts the process when the solve runs
+    outside the main thread (the CLI's Ctrl-C goes through `StopSignal` instead)."""
+    solver = cp_model.CpSolver()
+    solver.parameters.catch_sigint_signal = False
+    return solver
 
 
 def _hint_all(model: cp_model.CpModel, values) -> None:
@@ -398,6 +458,11 @@ def _advice(culprits: list[str]) -> str:
 
 def solve_ii(problem: Problem, machine: Machine, mode: str, config: SolverConfig, bounds: Bounds,
              heur: heuristic.HeuristicResult | None, extra: Extra | None = None,
-             progress: Progress | None = None) -> SearchOutcome:
-    return _Search(problem, machine, mode, config, bounds, heur, extra, progress).run()
+             progress: Progress | None = None, stop: StopSignal | None = None, started: float | None = None) -> SearchOutcome:
+    """The II search and the secondary levels; `started` (a `time.perf_counter()` value, default now) is when the
+    whole solve began, so that `total_time_limit` bounds the solve, not only this search."""
+    search = _Search(problem, machine, mode, config, bounds, heur, extra, progress, stop or StopSignal())
+    if started is not None:
+        search.started = started
+    return search.run()
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError
 
 FORMAT = "warpsched.schedule/1"
 MODES = ("joint", "swp", "ws", "heuristic", "classic")
@@ -175,7 +175,7 @@ def _take(d: dict, key: str, where: str, kind: str, default: Any = _MISSING, min
 def _as_dict(schedule: Any) -> dict:
     if isinstance(schedule, dict):
         return schedule
-    from scheduler.schedule import Schedule, to_json  # only to write a Schedule object as its dict
+    from warpsched.scheduler.schedule import Schedule, to_json  # only to write a Schedule object as its dict
 
     if isinstance(schedule, Schedule):
         return to_json(schedule)

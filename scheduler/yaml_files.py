@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError
 
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

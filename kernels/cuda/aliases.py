@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kernels.program import PipelineProgram
+from warpsched.kernels.program import PipelineProgram
 
 
 @dataclass(frozen=True, order=True)

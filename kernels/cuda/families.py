@@ -15,9 +15,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from kernels.cuda import templates as T
-from kernels.cuda.aliases import clobbered_reads
-from scheduler.errors import InputError
+from warpsched.kernels.cuda import templates as T
+from warpsched.kernels.cuda.aliases import clobbered_reads
+from warpsched.models.quant_gemm import float_fields
+from warpsched.scheduler.errors import InputError
 
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
 
@@ -179,8 +180,6 @@ class QuantGemmFamily(_Family):
                      "group_size": self.group, "dtype": s["dtype"]}
 
     def declarations(self) -> str:
-        from kernels.quant import float_fields  # (torch: only when a float format is rendered)
-
         exp, man = float_fields(self.fmt) if self.fmt.startswith("e") else (0, 0)
         fmt = 0 if self.fmt == "int" else 1 if self.fmt == "int_zp" else 2
         values = (("TILE_N", self.tn), ("TILE_M", self.tm), ("TILE_K", self.tk), ("BITS", self.bits), ("FMT", fmt),

@@ -14,11 +14,12 @@ import hashlib
 import textwrap
 from dataclasses import dataclass
 
-from kernels.cuda import templates as T
-from kernels.cuda.families import FAMILIES, ident
-from kernels.program import PipelineProgram, lower
-from scheduler.errors import InputError
-from scheduler.schedule import Schedule
+from warpsched.kernels.cuda import templates as T
+from warpsched.kernels.cuda.families import FAMILIES, ident
+from warpsched.kernels.program import PipelineProgram, lower
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.machine import available_machines, load_machine
+from warpsched.scheduler.schedule import Schedule
 
 REGISTER_FILE = 65536
 SMEM_LIMIT = 232448  # the most dynamic shared memory one H100/H200 block may have (227 KiB)
@@ -54,6 +55,16 @@ def supported(problem) -> None:
     FAMILIES[family].check(problem.source)
 
 
+def supported_machine(machine) -> None:
+    """Raise a one-sentence `InputError` unless the CUDA generation targets `machine` (sm_90a: wgmma)."""
+    mma = machine.features.get("mma")
+    if mma is None and machine.name in available_machines():  # a schedule file's machine records no features
+        mma = load_machine(machine.name).features.get("mma")
+    if mma != "wgmma":
+        raise InputError(f"CUDA generation targets sm_90a (wgmma: h100, h200); machine {machine.name!r} "
+                         f"({mma or 'no mma feature'}) has no lowering yet; warpsched solve and check work for it")
+
+
 def render(schedule: Schedule, program: PipelineProgram | None = None, peel: bool = True) -> RenderedKernel:
     """The CUDA source of `schedule`. `peel`: warpgroups that mask keys run a branch-free steady state
     between a prologue and an epilogue (render._loops); False gives them one guarded loop like the rest."""
@@ -62,28 +73,6 @@ def render(schedule: Schedule, program: PipelineProgram | None = None, peel: boo
     _check_program(program)
     family = FAMILIES[schedule.problem.source["model"]](schedule, program)
     return _assemble(schedule, program, family, peel)
-
-
-def render_for_build(schedule: Schedule, program: PipelineProgram | None = None, build_now: bool = True) -> RenderedKernel:
-    """The kernel warpsched builds for `schedule`: the peeled, branch-free steady state unless ptxas spills
-    it, else one guarded loop. The stage guards split a trip into blocks that ptxas schedules one by one;
-    without them it may interleave a whole trip and run out of registers (attention d64 causal, block_n
-    176: 136 B of spills where the one loop had none). Deterministic for a schedule and toolchain.
-    `build_now=False` decides from an earlier build only (no nvcc run)."""
-    from kernels.build import BuildError, build, cached_report
-
-    kernel = render(schedule, program)
-    if not kernel.branch_free:
-        return kernel
-    try:
-        report = build(kernel.source, kernel.entry) if build_now else cached_report(kernel.source)
-    except BuildError:
-        if build_now:
-            raise
-        report = None  # no toolchain here: nothing was built, and nothing to decide from
-    if report is not None and (report.spill_stores or report.spill_loads):
-        return render(schedule, program, peel=False)
-    return kernel
 
 
 # op kinds whose shared-memory reads are the tensor core's (async proxy): no proxy fence before their

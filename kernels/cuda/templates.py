@@ -77,7 +77,7 @@ WARPGROUP_OPEN = """\
 # live and nothing is masked, so that copy carries no masking code and (branch-free) no stage guards.
 ONE_LOOP = """\
     for (int j = 0; j < trips; ++j) {{
-      constexpr bool steady = false;
+      [[maybe_unused]] constexpr bool steady = false;
 {body}    }}
 """
 # peeled (warpgroups that mask keys): the prologue trips (until every stage is live), the steady state
@@ -90,11 +90,11 @@ PEELED_LOOPS = """\
     #pragma unroll 1
     for (int phase = 0; phase < 2; ++phase) {{
       for (; j < (phase ? trips : {last_stage}); ++j) {{  // prologue (phase 0), epilogue (phase 1)
-        constexpr bool steady = false;
+        [[maybe_unused]] constexpr bool steady = false;
 {guarded}      }}
       if (phase == 0) {{
         for (; j < steady_to; ++j) {{  // steady state
-          constexpr bool steady = true;
+          [[maybe_unused]] constexpr bool steady = true;
 {steady}        }}
       }}
     }}

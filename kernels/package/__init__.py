@@ -5,16 +5,16 @@ This folder holds `manifest.json` and one schedule file per problem under `sched
 (the origin field says which). Listing needs no solve
 and no compiler; building uses kernels/build.py's content-hash cache.
 
-    import kernels
+    from warpsched import kernels
     for k in kernels.precompiled():          # build=True builds the missing cubins first
         print(k.name, k.schedule_digest, k.cubin_digest, k.built)
     schedule = kernels.package.find("quant_gemm", {"bits": 4}, "h100")   # a Schedule, or None
 """
 
-from kernels.package.cubins import Cubin
-from kernels.package.listing import PackagedKernel, precompiled
-from kernels.package.lookup import find, is_current
-from kernels.package.manifest import FORMAT, PACKAGE_DIR, Entry, ProblemKey, problem_key, read, write
+from warpsched.kernels.package.cubins import Cubin
+from warpsched.kernels.package.listing import PackagedKernel, precompiled
+from warpsched.kernels.package.lookup import find, is_current, shipped_tile
+from warpsched.kernels.package.manifest import FORMAT, PACKAGE_DIR, Entry, ProblemKey, problem_key, read, write
 
 __all__ = ["FORMAT", "PACKAGE_DIR", "Cubin", "Entry", "PackagedKernel", "ProblemKey", "find", "is_current", "precompiled",
-           "problem_key", "read", "write"]
+           "problem_key", "read", "shipped_tile", "write"]

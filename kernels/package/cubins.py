@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from scheduler.errors import WarpschedError
-from scheduler.schedule import Schedule
+from warpsched.scheduler.errors import WarpschedError
+from warpsched.scheduler.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,15 @@ class Cubin:
 
 def renderable(schedule: Schedule, build_now: bool = False):
     """(the kernel to build, "") when its family has CUDA templates, else (None, why not). Which variant
-    is built (kernels.cuda.render.render_for_build) is decided by building it (`build_now`) or from an
+    is built (kernels.driver.kernel_for) is decided by building it (`build_now`) or from an
     earlier build."""
-    from kernels.build import BuildError
-    from kernels.cuda.render import render_for_build, supported
+    from warpsched.kernels.build import BuildError
+    from warpsched.kernels.cuda.render import supported
+    from warpsched.kernels.driver import kernel_for
 
     try:
         supported(schedule.problem)
-        return render_for_build(schedule, build_now=build_now), ""
+        return kernel_for(schedule, build_now=build_now), ""
     except BuildError:
         raise  # the toolchain, not the schedule: the caller reports it
     except WarpschedError as exc:
@@ -44,7 +45,7 @@ def renderable(schedule: Schedule, build_now: bool = False):
 
 
 def records_dir() -> Path:
-    from kernels.build import cache_dir
+    from warpsched.kernels.build import cache_dir
 
     return cache_dir().parent / "package"
 
@@ -75,7 +76,7 @@ def lookup(kernel, toolchain: str) -> Cubin | None:
 def build(kernel, label: str, stream: TextIO | None = None) -> Cubin:
     """Build `kernel` (one progress line on `stream`, default stderr; nvcc runs only if kernels/build.py has no cubin for it)
     and record its cubin. Raises kernels.build.BuildError when the toolchain is missing or fails."""
-    from kernels.build import build as nvcc_build, cache_dir, toolchain_version
+    from warpsched.kernels.build import build as nvcc_build, cache_dir, toolchain_version
 
     toolchain = toolchain_version()
     started = time.perf_counter()

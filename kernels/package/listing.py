@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError
 
-from kernels.package import cubins, manifest
-from kernels.package.lookup import is_current
+from warpsched.kernels.package import cubins, manifest
+from warpsched.kernels.package.lookup import is_current
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
     of the buildable entries (only those in `names`, when given) that are not built yet are built
     first, one progress line each on stderr; a missing toolchain is then a `BuildError`. Entries of
     families without CUDA templates are listed as not buildable, never an error."""
-    from kernels.build import BuildError, toolchain_version
+    from warpsched.kernels.build import BuildError, toolchain_version
 
     directory = Path(package or manifest.PACKAGE_DIR)
     entries = manifest.read(directory)
@@ -60,7 +60,7 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
                 if cubin is None and build and (names is None or entry.name in names):
                     cubin = cubins.build(kernel, entry.name)
                 if cubin is None:
-                    note = "not built yet: kernels.precompiled(build=True) or warpsched precompiled --build builds it"
+                    note = "not built yet: warpsched precompiled --build (or warpsched.kernels.precompiled(build=True)) builds it"
                 elif not cubin.sass_ok:
                     note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
         current = is_current(schedule)

@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import WarpschedError
-from scheduler.machine import Machine, load_machine, machine_to_dict
-from scheduler.schedule import Schedule, graph_to_json
+from warpsched.scheduler.errors import WarpschedError
+from warpsched.scheduler.machine import Machine, load_machine, machine_to_dict
+from warpsched.scheduler.schedule import Schedule, graph_to_json
 
-from kernels.package import manifest
+from warpsched.kernels.package import manifest
 
 
 def is_current(schedule: Schedule, machine: Machine | None = None) -> bool:
     """Whether `schedule` is still the problem its model builds on its machine (`machine`: the current
     model of that machine, loaded by name when not given)."""
-    from models import build_model
+    from warpsched.models import build_model
 
     source = dict(schedule.problem.source or {})
     model = source.pop("model", None)
@@ -35,12 +35,27 @@ def is_current(schedule: Schedule, machine: Machine | None = None) -> bool:
             and machine_to_dict(machine) == machine_to_dict(schedule.machine))
 
 
+def shipped_tile(model: str, params: dict[str, Any] | None = None, machine: Machine | str = "h100",
+                 package: str | Path | None = None) -> dict:
+    """The tile parameters the package chose for this problem (the sweep's best clean build), or {} when it
+    ships none or a tile parameter is given in `params` (the caller's choice stands)."""
+    from warpsched.models import build_model, get_spec
+
+    params = dict(params or {})
+    if set(params) & set(get_spec(model).tile_params):
+        return {}
+    machine = load_machine(machine) if isinstance(machine, str) else machine
+    key = manifest.problem_key(build_model(model, machine, **params).source, machine.name)
+    entry = next((e for e in manifest.read(package) if e.key == key), None)
+    return dict(entry.tile) if entry is not None else {}
+
+
 def find(model: str, params: dict[str, Any] | None = None, machine: Machine | str = "h100",
          package: str | Path | None = None) -> Schedule | None:
     """The shipped schedule of `model` with `params` on `machine`, or None when the package has none
     (or only a stale one). Parameters left out take the model's defaults, except tile parameters:
     without them any shipped tile matches. A bad parameter is an `InputError`, as in `build_model`."""
-    from models import build_model, get_spec
+    from warpsched.models import build_model, get_spec
 
     params = dict(params or {})
     machine = load_machine(machine) if isinstance(machine, str) else machine

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler import schedule as schedule_io
-from scheduler.errors import InputError
-from scheduler.schedule import Schedule
-from scheduler.yaml_files import read_text
+from warpsched.scheduler import schedule as schedule_io
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.schedule import Schedule
+from warpsched.scheduler.yaml_files import read_text
 
 FORMAT = "warpsched.package/1"
 PACKAGE_DIR = Path(__file__).resolve().parent  # the shipped package: kernels/package
@@ -45,7 +45,7 @@ class ProblemKey:
 
 def problem_key(source: dict, machine: str) -> ProblemKey:
     """The key of a kernel model's problem from its `problem.source`."""
-    from models import split_source
+    from warpsched.models import split_source
 
     problem, _ = split_source(source)
     return ProblemKey(str(source["model"]), machine, tuple(problem.items()))
@@ -97,8 +97,8 @@ PINNED = "pinned: "  # how a pinned entry's origin starts
 
 def entry_for(key: ProblemKey, schedule: Schedule, predicted_cycles_per_mac, points: int, origin: str) -> Entry:
     """The manifest entry of `schedule` chosen for problem `key` (the sweep's choices and pinned schedules)."""
-    from kernels.cuda.render import schedule_digest
-    from models import split_source
+    from warpsched.kernels.cuda.render import schedule_digest
+    from warpsched.models import split_source
 
     _, tile = split_source(schedule.problem.source)
     return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
@@ -109,7 +109,7 @@ def pinned_entry(schedule: Schedule, why: str) -> Entry:
     """An entry for one schedule chosen by hand rather than by a sweep: one that was checked on a GPU
     where the deterministic solve's own choice for the problem was not right (`why` says where and how);
     its origin is PINNED + why. Keep pinned problems out of the sweep catalog, which would replace them."""
-    from kernels.sweep import predicted_time
+    from warpsched.kernels.sweep import predicted_time
 
     key = problem_key(schedule.problem.source, schedule.machine.name)
     return entry_for(key, schedule, predicted_time(key.model, schedule), 1, why if why.startswith(PINNED) else PINNED + why)

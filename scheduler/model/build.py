@@ -7,11 +7,11 @@ from typing import Callable
 
 from ortools.sat.python import cp_model
 
-from scheduler.ir import Problem
-from scheduler.machine import Machine
-from scheduler.model.closure import closure, least_windows
-from scheduler.model import dependences, groups, issue, placement, registers, smem, symmetry, units
-from scheduler.model.variables import Context, ModelVars, new_vars
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.model.closure import closure, least_windows
+from warpsched.scheduler.model import dependences, groups, issue, placement, registers, smem, symmetry, units
+from warpsched.scheduler.model.variables import Context, ModelVars, new_vars
 
 # Constraint families in DESIGN.md order; the names are what a diagnosis reports.
 FAMILIES = {

@@ -18,10 +18,10 @@ import random
 
 from ortools.sat.python import cp_model
 
-from scheduler.ir import Problem
-from scheduler.machine import Machine
-from scheduler.model.closure import Closure, closure
-from scheduler.model.variables import ModelVars, stage_bound
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.model.closure import Closure, closure
+from warpsched.scheduler.model.variables import ModelVars, stage_bound
 
 ROWS_UP_TO = 256  # the lean model is used for fixed IIs up to this
 TIME_LITERALS_UP_TO = 512  # one Boolean per start time when an op's window is at most this wide
@@ -29,7 +29,7 @@ HOLE_PERIODS_UP_TO = 64  # pairwise holes when a difference spans at most this m
 
 
 def build_classic(problem: Problem, machine: Machine, ii: int):
-    from scheduler.model.build import BuiltModel  # build.py imports this module
+    from warpsched.scheduler.model.build import BuiltModel  # build.py imports this module
 
     paths = closure(problem, machine, ii)
     m = cp_model.CpModel()

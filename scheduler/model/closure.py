@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from scheduler.ir import Edge, Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.ir import Edge, Problem
+from warpsched.scheduler.machine import Machine
 
 NEG = float("-inf")
 
@@ -147,7 +147,7 @@ def _arcs(problem: Problem, machine: Machine, mode: str) -> list[tuple[str, str,
     - lat - delay + r_dst - r_src) / II`. Mode ws: through a hub node at row 0 standing for the shared
     stage. The row terms telescope along a path.
     """
-    from scheduler.evaluate import handoff  # evaluate imports nothing from the model
+    from warpsched.scheduler.evaluate import handoff  # evaluate imports nothing from the model
 
     arcs = []
     for e in problem.edges:
@@ -271,7 +271,7 @@ def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, start
                    groups: dict[str, int] | None) -> dict[str, int]:
     """The same schedule in canonical form (stage_limits): the least stages such that the dependences
     hold and no value edge is stretched beyond the original (so no lifetime or ring hold grows)."""
-    from scheduler.evaluate import edge_cost
+    from warpsched.scheduler.evaluate import edge_cost
 
     rows = {n: t % ii for n, t in starts.items()}
     stage = {n: t // ii for n, t in starts.items()}
@@ -294,3 +294,50 @@ def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, start
         if not changed:
             break
     return {n: ii * k[n] + rows[n] for n in starts}
+
+
+def complete_starts(problem: Problem, ii: int, starts: dict[str, int]) -> dict[str, int]:
+    """Every op's start, given those of some ops (a classic solution of the resource-bound ops alone, when
+    no later level completed it): the others as early as their placed predecessors allow, else as late as
+    their placed successors allow, else as early as possible among themselves. In classic scheduling the
+    others occupy no unit, and the reduction (`reduced_classic`) kept the longest paths between the placed
+    ops, so every dependence holds. Shifted by whole periods so that the first stage is 0."""
+    if len(starts) == len(problem.ops):
+        return dict(starts)
+    lat = {op.name: op.latency for op in problem.ops}
+    weight = {id(e): lat[e.src] + e.delay - ii * e.distance for e in problem.edges}
+    t = dict(starts)
+    _relax(problem, t, weight, lambda e: (e.src, e.dst), max, frozenset(starts))  # after placed predecessors
+    _relax(problem, t, weight, lambda e: (e.dst, e.src), min, frozenset(t))  # before placed successors
+    rest = [op.name for op in problem.ops if op.name not in t]
+    t.update({n: 0 for n in rest})
+    _relax(problem, t, weight, lambda e: (e.src, e.dst), max, frozenset(t) - frozenset(rest))  # among themselves
+    broken = next((e for e in problem.edges if t[e.dst] < t[e.src] + weight[id(e)]), None)
+    if broken is not None:
+        raise AssertionError(f"completing a partial schedule broke {broken.src} -> {broken.dst}")
+    shift = ii * (min(t.values()) // ii)
+    return {op.name: t[op.name] - shift for op in problem.ops}
+
+
+def _relax(problem: Problem, t: dict[str, int], weight: dict[int, int], ends, better, fixed: frozenset) -> None:
+    """Bellman-Ford from the ops in `t` along `ends(e) = (from, to)`: `to` (unless fixed) takes `better` of its
+    value and from's value plus (or, backwards, minus) the edge's weight."""
+    sign = 1 if better is max else -1
+    by_from: dict[str, list] = {}
+    for e in problem.edges:
+        by_from.setdefault(ends(e)[0], []).append(e)
+    queue = deque(n for n in t)
+    queued = set(queue)
+    while queue:
+        x = queue.popleft()
+        queued.discard(x)
+        for e in by_from.get(x, ()):
+            y = ends(e)[1]
+            if y in fixed:
+                continue
+            value = t[x] + sign * weight[id(e)]
+            if y not in t or better(t[y], value) != t[y]:
+                t[y] = value
+                if y not in queued:
+                    queue.append(y)
+                    queued.add(y)

@@ -7,8 +7,8 @@ between resource-bound ops, which these constraints imply, are added too.
 
 from __future__ import annotations
 
-from scheduler import evaluate
-from scheduler.model.variables import Context
+from warpsched.scheduler import evaluate
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

@@ -9,8 +9,8 @@ variable-latency op on warpgroup 0 and everything else on one consumer.
 
 from __future__ import annotations
 
-from scheduler.ir import Problem
-from scheduler.model.variables import Context
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.model.variables import Context
 
 
 def candidates(problem: Problem, mode: str, warpgroups: int) -> dict[str, list[int]]:

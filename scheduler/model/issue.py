@@ -8,7 +8,7 @@ in family (2), one no-overlap per warpgroup.
 
 from __future__ import annotations
 
-from scheduler.model.variables import Context
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

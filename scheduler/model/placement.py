@@ -10,7 +10,7 @@ candidate warpgroups in `groups.candidates`.)
 
 from __future__ import annotations
 
-from scheduler.model.variables import Context
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

@@ -23,8 +23,8 @@ from math import ceil
 
 from ortools.sat.python import cp_model
 
-from scheduler import evaluate
-from scheduler.model.variables import Context
+from warpsched.scheduler import evaluate
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

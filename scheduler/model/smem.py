@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from math import ceil
 
-from scheduler.model.variables import Context
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

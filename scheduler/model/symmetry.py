@@ -8,7 +8,7 @@ so no schedule is lost. (Mode `swp` fixes the warpgroups and needs none.)
 
 from __future__ import annotations
 
-from scheduler.model.variables import Context
+from warpsched.scheduler.model.variables import Context
 
 
 def build(ctx: Context) -> None:

@@ -14,8 +14,8 @@ with the intervals; see classic.py, where this matters most).
 
 from __future__ import annotations
 
-from scheduler.model.classic import _holes
-from scheduler.model.variables import Context
+from warpsched.scheduler.model.classic import _holes
+from warpsched.scheduler.model.variables import Context
 
 
 

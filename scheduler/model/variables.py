@@ -10,13 +10,15 @@ through `ModelVars` in their own constraints (see `scheduler.solve(extra=...)`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import ceil
+from typing import TYPE_CHECKING
 
 from ortools.sat.python import cp_model
 
-from scheduler import evaluate
-from scheduler.ir import Problem
-from scheduler.machine import Machine
+from warpsched.scheduler.ir import Problem
+from warpsched.scheduler.machine import Machine
+
+if TYPE_CHECKING:
+    from warpsched.scheduler.model.closure import Closure
 
 Expr = cp_model.LinearExprT
 
@@ -115,7 +117,7 @@ class Context:
 def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> int:
     """Largest stage the canonical form of any feasible schedule can need (DESIGN.md 3.1): a
     simple path takes at most one step per op (closure.stage_limits, without the structure)."""
-    from scheduler.model.closure import op_steps
+    from warpsched.scheduler.model.closure import op_steps
 
     return sum(op_steps(problem, machine, mode, ii, ii_hi).values())
 

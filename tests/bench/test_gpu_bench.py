@@ -83,7 +83,7 @@ def test_bit_packing_by_hand(gb):
     # the kernels' order: inputs 0, 1, 8, 9 of a 16-block first (4 bits: bytes 0x10, 0x98 for codes k = k % 16)
     assert gb.pack_bits_reference(torch.arange(16, dtype=torch.uint8)[None], 4).tolist()[0][:2] == [0x10, 0x98]
     try:
-        from kernels.quant import pack
+        from warpsched.kernels.quant import pack
     except ImportError:
         return
     g = torch.Generator().manual_seed(1)

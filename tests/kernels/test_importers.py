@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels.importers import AWQ_ORDER, from_awq, from_gptq
-from kernels.quant import dequantize, unpack
-from scheduler.errors import InputError
+from warpsched.kernels.importers import AWQ_ORDER, from_awq, from_gptq
+from warpsched.kernels.quant import dequantize, unpack
+from warpsched.scheduler.errors import InputError
 
 
 def _words(codes: torch.Tensor, bits: int, along: int, order=None) -> torch.Tensor:

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 
 import pytest
 
-import kernels
-from kernels.cuda.render import schedule_digest, supported
-from kernels.package import PACKAGE_DIR, find, is_current, precompiled, problem_key, read
-from scheduler import schedule as schedule_io
-from scheduler.errors import InputError
-from scheduler.verify import verify
+from warpsched import kernels
+from warpsched.kernels.cuda.render import schedule_digest, supported
+from warpsched.kernels.package import PACKAGE_DIR, find, is_current, precompiled, problem_key, read
+from warpsched.scheduler import schedule as schedule_io
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.verify import verify
 
-needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None and not os.path.exists("/usr/local/cuda/bin/nvcc"),
-                                reason="nvcc is not installed on this machine")
 
 
 REQUIRED = [  # issue 6: the first targets, quant_gemm bits 2, 3, 4, 8 and attention d64/128/256
@@ -64,9 +61,9 @@ def test_shipped_schedules_verify_and_match_the_manifest():
 
 
 def test_find_answers_from_the_package_without_solving(monkeypatch):
-    import scheduler.api
+    from warpsched.scheduler import api
 
-    monkeypatch.setattr(scheduler.api, "solve", lambda *a, **k: pytest.fail("find must not solve"))
+    monkeypatch.setattr(api, "solve", lambda *a, **k: pytest.fail("find must not solve"))
     target = find("quant_gemm", {"bits": 4}, "h100")  # the issue-4 target: group 128, bf16, m 16 are defaults
     assert target is not None and target.ii_proven_optimal and verify(target).ok
     assert target.problem.source["bits"] == 4 and target.problem.source["m"] == 16
@@ -112,7 +109,6 @@ def test_a_missing_package_is_one_sentence(tmp_path):
         precompiled(package=tmp_path)
 
 
-@needs_nvcc
 def test_build_makes_each_cubin_once_with_one_progress_line(empty_cache, capsys):
     gemm = next(k for k in precompiled() if k.model == "gemm")
     built = {k.name: k for k in precompiled(build=True, names=(gemm.name,))}[gemm.name]

@@ -4,14 +4,13 @@ simulator's semantics."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.quant import KERNEL_ORDER, dequantize, float_values, pack, unpack
-from scheduler.errors import InputError
+from warpsched.kernels.quant import KERNEL_ORDER, dequantize, float_values, pack, unpack
+from warpsched.scheduler.errors import InputError
 
 
 @settings(max_examples=40, deadline=None)

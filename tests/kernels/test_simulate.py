@@ -9,11 +9,11 @@ from functools import cache
 import numpy as np
 import pytest
 
-from kernels.program import Read, lower
-from kernels.semantics import semantics_for
-from kernels.simulate import Barrier, simulate
-from models import build_model
-from scheduler import solve
+from warpsched.kernels.program import Read, lower
+from warpsched.kernels.semantics import semantics_for
+from warpsched.kernels.simulate import Barrier, simulate
+from warpsched.models import build_model
+from warpsched.scheduler import solve
 
 TARGETS = {  # issue 4's first targets
     "gemm": ("gemm", {}),
@@ -107,8 +107,8 @@ def test_a_register_read_of_an_iteration_the_copies_no_longer_hold_is_caught():
 def test_modulo_variable_expansion_keeps_a_value_read_trips_later():
     # a register value read two trips after it is written needs three copies; with fewer the
     # simulator reads a stale copy
-    from scheduler.ir import Edge, Op, Problem
-    from scheduler.machine import Machine
+    from warpsched.scheduler.ir import Edge, Op, Problem
+    from warpsched.scheduler.machine import Machine
 
     machine = Machine("mve", units={"alu": 1}, sync_latency=1, smem_bytes=232448, register_file=65536,
                       max_warpgroups=1, register_overhead=8)

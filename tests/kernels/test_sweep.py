@@ -5,8 +5,6 @@ the package filled from it; config mistakes are one sentence (exit 2 from the CL
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import sys
 from fractions import Fraction
@@ -14,19 +12,17 @@ from fractions import Fraction
 import pytest
 import yaml
 
-from kernels.cuda.render import schedule_digest
-from kernels.package import find, precompiled, read
-from kernels.package.manifest import PINNED
-from kernels.sweep import dask_client, results_json, run_sweep
-from kernels.sweep_config import load_sweep, sweep_from_dict
-from scheduler.errors import InputError
-from scheduler.verify import verify
+from warpsched.kernels.cuda.render import schedule_digest
+from warpsched.kernels.package import find, precompiled, read
+from warpsched.kernels.package.manifest import PINNED
+from warpsched.kernels.sweep import dask_client, results_json, run_sweep
+from warpsched.kernels.sweep_config import load_sweep, sweep_from_dict
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.verify import verify
 from tests.conftest import ROOT
-from tests.scheduler.test_cli import run_all, run_cli
-from models import split_source
+from tests.test_cli import run_all, run_cli
+from warpsched.models import split_source
 
-needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None and not os.path.exists("/usr/local/cuda/bin/nvcc"),
-                                reason="nvcc is not installed on this machine")
 
 
 # Two problems (bf16, fp16) x two tiles; the tile_m 64 rows cannot hold two 64-row consumers: skipped.
@@ -99,8 +95,11 @@ def test_a_real_dask_cluster_gives_the_same_choices(local):
 def test_the_cli_fills_a_package_that_find_and_precompiled_read(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    run = run_cli(["sweep", config, "--workers", "1", "--package", tmp_path / "pkg", "--out", tmp_path / "r.json"], tmp_path)
+    run = run_cli(["sweep", config, "--processes", "1", "--seed", "0", "--workers", "1", "--package", tmp_path / "pkg",
+                   "--out", tmp_path / "r.json"], tmp_path)
     assert run.returncode == 0, run.stderr
+    solver = json.loads((tmp_path / "r.json").read_text())["solver"]
+    assert solver["num_workers"] == 1 and solver["random_seed"] == 0  # --workers: CP-SAT threads, as on every command
     assert "4/4 gemm on h100" in run.stderr and "4/4" not in run.stdout  # progress on stderr
     assert "package written" in run.stdout
     entries = read(tmp_path / "pkg")
@@ -146,11 +145,14 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path):
         "bad": ["sweep", bad],
         "missing": ["sweep", tmp_path / "nope.yaml"],
         "dead_dask": ["sweep", good, "--dask", f"127.0.0.1:{_free_port()}"],
+        "processes": ["sweep", good, "--processes", "0"],
         "workers": ["sweep", good, "--workers", "0"],
+        "time_limit": ["sweep", good, "--time-limit", "0"],
     }
     runs = run_all(jobs, tmp_path)
     for name, words in {"bad": "no parameter 'tile_q'", "missing": "does not exist",
-                        "dead_dask": "no Dask scheduler answers", "workers": "--workers"}.items():
+                        "dead_dask": "no Dask scheduler answers", "processes": "--processes", "workers": "--workers",
+                        "time_limit": "--time-limit"}.items():
         run = runs[name]
         assert run.returncode == 2, (name, run.stderr)
         lines = run.stderr.strip().splitlines()
@@ -179,27 +181,25 @@ def test_the_shipped_sweep_configs_parse():
 
 
 def test_with_compile_a_point_that_does_not_build_clean_is_not_chosen(monkeypatch):
-    import kernels.build
-    import kernels.sweep
+    from warpsched.kernels import build as kbuild, sweep as ksweep
 
     def fake_compile(schedule):  # the 256-wide tile (the best predicted) spills
         if schedule.problem.source["tile_n"] == 256:
             return {"status": "failed", "reason": "12 STL (local memory) in the SASS"}
         return {"status": "clean", "reason": ""}
 
-    monkeypatch.setattr(kernels.build, "toolchain_version", lambda: "test")
-    monkeypatch.setattr(kernels.sweep, "_compile", fake_compile)
+    monkeypatch.setattr(kbuild, "toolchain_version", lambda: "test")
+    monkeypatch.setattr(ksweep, "_compile", fake_compile)
     grid = {"model": "gemm", "params": {"tile_n": [128, 256]}}
     result = run_sweep(sweep_from_dict({"grids": [grid]}), workers=1, compile=True)
     (choice,) = result.choices
     assert choice.schedule.problem.source["tile_n"] == 128 and choice.eligible == 1 and choice.candidates == 2
-    monkeypatch.setattr(kernels.sweep, "_compile", lambda s: {"status": "failed", "reason": "nvcc rejected it"})
+    monkeypatch.setattr(ksweep, "_compile", lambda s: {"status": "failed", "reason": "nvcc rejected it"})
     nothing = run_sweep(sweep_from_dict({"grids": [grid]}), workers=1, compile=True)
     assert not nothing.choices and "nvcc rejected it" in nothing.unresolved[0][1]
 
 
 @pytest.mark.slow
-@needs_nvcc
 def test_compile_builds_every_point_clean(tmp_path, monkeypatch):
     monkeypatch.setenv("WARPSCHED_CACHE", str(tmp_path))
     result = run_sweep(sweep_from_dict({"grids": [{"model": "gemm", "params": {"tile_n": [128, 256]}}]}), workers=1, compile=True)

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import kernels.torch_ops  # noqa: E402,F401  (registers the ops)
-from kernels.runtime import KernelError  # noqa: E402
+import warpsched.kernels.torch_ops  # noqa: E402,F401  (registers the ops)
+from warpsched.kernels.runtime import KernelError  # noqa: E402
 
 
 def test_fake_implementations_give_the_output_shapes():

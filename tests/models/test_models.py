@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from models import MODELS, build_model, parse_assignments
-from models.quant_gemm import dequant_ops
-from scheduler.errors import InputError
-from scheduler.machine import load_machine
+from warpsched.models import MODELS, build_model, parse_assignments
+from warpsched.models.quant_gemm import dequant_ops
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.machine import load_machine
 
 
 @pytest.mark.parametrize("name, machine", [("gemm", "h100"), ("gemm", "h200"), ("gemm", "b200"), ("quant_gemm", "h100"),

@@ -7,9 +7,9 @@ from functools import cache
 
 import pytest
 
-from models import build_model
-from scheduler import solve
-from scheduler.errors import InfeasibleError
+from warpsched.models import build_model
+from warpsched.scheduler import solve
+from warpsched.scheduler.errors import InfeasibleError
 
 
 def tile_of(name: str) -> str:

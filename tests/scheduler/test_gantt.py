@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler import schedule as schedule_io
-from scheduler.errors import InputError
-from scheduler.gantt import MIN_WIDTH, render_text, reservation_table, op_tags
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
-from scheduler.schedule import Buffer, Placement, Schedule, WarpgroupPlan
+from warpsched.scheduler import schedule as schedule_io
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.gantt import MIN_WIDTH, render_text, reservation_table, op_tags
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.schedule import Buffer, Placement, Schedule, WarpgroupPlan
 
 
 # ---------------------------------------------------------------- builders

@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 
 pytest.importorskip("matplotlib")
 
-from scheduler import schedule as schedule_io
-from scheduler.errors import InputError
-from scheduler.gantt import op_tags, reservation_table
-from scheduler.gantt_plot import DPI, _layout, render_figure
-from scheduler.ir import Edge, Op
-from scheduler.schedule import Buffer, Schedule, WarpgroupPlan
+from warpsched.scheduler import schedule as schedule_io
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.gantt import op_tags, reservation_table
+from warpsched.scheduler.gantt_plot import DPI, _layout, render_figure
+from warpsched.scheduler.ir import Edge, Op
+from warpsched.scheduler.schedule import Buffer, Schedule, WarpgroupPlan
 from tests.scheduler.test_gantt import make  # the same toy schedules as the text chart's tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +45,10 @@ def twill_classic() -> Schedule:
 
 
 def twill_joint() -> Schedule:
-    """The same toy on two warpgroups; S and O async (issue 0: only in flight on wg0)."""
+    """The same toy on two warpgroups, each hand-off a cycle; S and O async (issue 0: only in flight on wg0)."""
     ops = [Op("S", "tensor", 1, 1, 0), Op("P", "sfu", 1, 1, 1), Op("O", "tensor", 1, 1, 0)]
     plans = {0: WarpgroupPlan("consumer", 240, 0, ("S", "O")), 1: WarpgroupPlan("consumer", 240, 0, ("P",))}
-    return make(ops, {"S": 0, "P": 1, "O": 3}, 2, edges=(Edge("S", "P"), Edge("P", "O"), Edge("O", "O", 1)),
+    return make(ops, {"S": 0, "P": 2, "O": 5}, 2, edges=(Edge("S", "P"), Edge("P", "O"), Edge("O", "O", 1)),
                 wgs={"S": 0, "P": 1, "O": 0}, plans=plans, mode="joint", proven=False)
 
 
@@ -151,8 +151,8 @@ def test_gpu_sized_schedule_shows_every_op(tmp_path):
 
 
 def test_solved_attention_schedule(tmp_path):
-    from models import build_model
-    from scheduler import solve
+    from warpsched.models import build_model
+    from warpsched.scheduler import solve
 
     s = solve(build_model("attention_fwd", "h100"), "h100").schedule
     texts = check_picture(s, tmp_path, "attention")
@@ -276,15 +276,14 @@ def test_show_writes_png_and_svg(tmp_path):
     path = tmp_path / "toy.json"
     schedule_io.write(twill_joint(), path)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    p = subprocess.run([sys.executable, "-m", "scheduler", "show", str(path), "--png", "out.png", "--svg", "out.svg"],
+    p = subprocess.run([sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.png", "--svg", "out.svg"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "twill_toy" in p.stdout and "II 2" in p.stdout  # the text chart is still printed
     assert p.stdout.rstrip().splitlines()[-2:] == ["wrote out.png", "wrote out.svg"]
     assert png_size(tmp_path / "out.png")[0] == 12 * DPI
     assert "wg0 consumer 240r" in svg_texts(tmp_path / "out.svg")
-    bad = subprocess.run([sys.executable, "-m", "scheduler", "show", str(path), "--png", "out.svg"],
+    bad = subprocess.run([sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.svg"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("warpsched: error: --png needs a file name ending in .png")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler import InfeasibleError, Problem, solve
-from scheduler.ir import Edge, Op
-from scheduler.machine import Machine
+from warpsched.scheduler import InfeasibleError, Problem, solve
+from warpsched.scheduler.ir import Edge, Op
+from warpsched.scheduler.machine import Machine
 from tests.conftest import toy_machine, twill_chain
 
 

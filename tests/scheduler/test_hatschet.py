@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler import solve
-from scheduler.errors import InputError, WarpschedError
-from scheduler.hatschet import default_rm_path, load_hatschet, load_resources
+from warpsched.scheduler import solve
+from warpsched.scheduler.errors import InputError, WarpschedError
+from warpsched.scheduler.hatschet import default_rm_path, load_hatschet, load_resources
 from tests.conftest import DATA
 
 SAMPLE_DIR = DATA / "hatschet"

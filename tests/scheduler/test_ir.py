@@ -9,8 +9,8 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from scheduler.errors import InputError, WarpschedError
-from scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.errors import InputError, WarpschedError
+from warpsched.scheduler.ir import Edge, Op, Problem
 from tests.conftest import toy_machine, twill_chain
 
 
@@ -190,7 +190,7 @@ def test_unknown_unit_lists_the_known_units():
 
 
 def test_unit_of_capacity_zero():
-    from scheduler.machine import Machine
+    from warpsched.scheduler.machine import Machine
     m = Machine("m", units={"tensor": 0})
     with pytest.raises(InputError) as exc:
         problem([Op("a", "tensor", 1)]).check(m)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scheduler.config import LEVELS, SolverConfig, available_presets, config_from_dict, load_config
-from scheduler.errors import InputError, WarpschedError
-from scheduler.machine import Machine, available_machines, load_machine, machine_from_dict
+from warpsched.scheduler.config import LEVELS, SolverConfig, available_presets, config_from_dict, load_config
+from warpsched.scheduler.errors import InputError, WarpschedError
+from warpsched.scheduler.machine import Machine, available_machines, load_machine, machine_from_dict
 from tests.conftest import ROOT
 
 MACHINES_DIR = ROOT / "solver_configs" / "machines"

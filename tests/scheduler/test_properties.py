@@ -17,16 +17,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
-from scheduler import InfeasibleError, heuristic, solve
-from scheduler.api import assemble
-from scheduler.bounds import bounds
-from scheduler.config import SolverConfig
-from scheduler.ir import Edge, Op, Problem
-from scheduler.machine import Machine
-from scheduler.model import build
-from scheduler.model.closure import least_solution
-from scheduler.search import canonical_groups
-from scheduler.verify import verify
+from warpsched.scheduler import InfeasibleError, heuristic, solve
+from warpsched.scheduler.api import assemble
+from warpsched.scheduler.bounds import bounds
+from warpsched.scheduler.config import SolverConfig
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.model import build
+from warpsched.scheduler.model.closure import least_solution
+from warpsched.scheduler.search import canonical_groups
+from warpsched.scheduler.verify import verify
 
 UNITS = {"a": 1, "b": 2, "free": None}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler import InfeasibleError, Problem, solve
-from scheduler.config import SolverConfig, load_config
-from scheduler.ir import Edge, Op
-from scheduler.schedule import Attempt, to_json
-from scheduler.search import proof_covers
+from warpsched.scheduler import InfeasibleError, Problem, solve
+from warpsched.scheduler.config import SolverConfig, load_config
+from warpsched.scheduler.ir import Edge, Op
+from warpsched.scheduler.schedule import Attempt, to_json
+from warpsched.scheduler.search import proof_covers
 from tests.conftest import toy_machine, twill_chain
 
 SCALE = 256  # cycles per toy unit: GPU-sized IIs go through range attempts
@@ -96,3 +96,66 @@ def test_heuristic_hint_is_used_and_optimum_can_beat_it(circt_loop):
     problem, machine = circt_loop
     r = solve(problem, machine, mode="classic")
     assert r.heuristic_ii is not None and r.ii <= r.heuristic_ii
+
+
+# ------------------------------------------------------------------ time limits and levels that time out
+
+GRAPHS = {  # classic: the II search places the resource-bound ops only, the levels complete the rest
+    "stencil3d/graph9": "classic", "md_grid/graph2": "classic", "viterbi/graph4": "classic", "bfs_queue/graph1": "classic",
+    "twill_toy": "joint", "gemm": "joint",
+}
+
+
+def _problem(name: str):
+    from warpsched.models import build_model
+    from warpsched.scheduler import load_hatschet, load_problem
+    from tests.conftest import DATA
+
+    if "/" in name:
+        return load_hatschet(DATA / "hatschet" / f"{name}.graphml")
+    if name == "gemm":
+        return build_model("gemm", "h100"), None
+    return load_problem(name)
+
+
+@pytest.mark.parametrize("first_unknown", range(5))
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_a_level_that_ends_unknown_never_loses_ops(graph, first_unknown, monkeypatch):
+    """Every secondary level from `first_unknown` on ends UNKNOWN (as a time limit makes it): the schedule still
+    places every op, the verifier accepts it, and the II keeps its proof."""
+    from ortools.sat.python import cp_model
+
+    from warpsched.scheduler import search
+    from warpsched.scheduler.config import LEVELS
+
+    run = search._Search._run
+    levels_seen: list[str] = []
+
+    def timing_out(self, built, objective, limit, label):
+        if objective in LEVELS:
+            levels_seen.append(objective)
+            if len(levels_seen) > first_unknown:
+                return cp_model.UNKNOWN, cp_model.CpSolver()
+        return run(self, built, objective, limit, label)
+
+    monkeypatch.setattr(search._Search, "_run", timing_out)
+    problem, machine = _problem(graph)
+    r = solve(problem, machine or "h100", mode=GRAPHS[graph])
+    assert set(r.schedule.ops) == {op.name for op in problem.ops}
+    assert r.verdict.ok and r.proven
+    assert len(r.schedule.objectives) == min(first_unknown, len(levels_seen))
+    assert min(p.stage for p in r.schedule.ops.values()) == 0
+
+
+def test_the_time_limit_bounds_the_whole_solve():
+    """--time-limit S: the heuristic, every attempt and the levels within 10 % + 0.5 s (attention under the
+    deterministic preset needs minutes for its first candidate II)."""
+    import time
+
+    from warpsched.models import build_model
+
+    started = time.perf_counter()
+    r = solve(build_model("attention_fwd", "h100"), "h100", config="deterministic", total_time_limit=3, time_limit=3)
+    took = time.perf_counter() - started
+    assert took <= 3 * 1.1 + 0.5, took
+    assert r.verdict.ok and not r.proven and any(a.status == "UNKNOWN" for a in r.schedule.attempts)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.errors import InputError
-from scheduler.verify import Verdict, _rec_mii, _parse, verify
+from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.verify import Verdict, _rec_mii, _parse, verify
 
 
 # ---------------------------------------------------------------- builders
@@ -456,7 +456,7 @@ def test_not_a_schedule():
 
 
 def test_schedule_object_verifies_like_its_dict():
-    from scheduler.schedule import from_json
+    from warpsched.scheduler.schedule import from_json
 
     d = ws()
     s = from_json(d)
@@ -469,10 +469,10 @@ def test_verifier_shares_no_code_with_the_solver():
     import ast
     import sys
 
-    tree = ast.parse(open(sys.modules["scheduler.verify"].__file__).read())
+    tree = ast.parse(open(sys.modules["warpsched.scheduler.verify"].__file__).read())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "math", "dataclasses", "typing", "scheduler.errors", "scheduler.schedule"}
+    assert imported <= {"__future__", "math", "dataclasses", "typing", "warpsched.scheduler.errors", "warpsched.scheduler.schedule"}
 
 
 # ---------------------------------------------------------------- RecMII and speed

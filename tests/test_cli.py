@@ -1,4 +1,4 @@
-"""Tests of the `warpsched` command (scheduler/cli.py), run as `python -m scheduler` in a subprocess.
+"""Tests of the `warpsched` command (warpsched/cli.py), run as `python -m warpsched` in a subprocess.
 
 Every user mistake must end as exit code 2 and ONE line on stderr, "warpsched: error: <sentence>",
 never a traceback. Each process pays ~0.6 s of imports (OR-Tools), so the independent runs are
@@ -10,18 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from scheduler import cli
-from scheduler.config import available_presets
-from scheduler.machine import available_machines
-from scheduler.verify import verify
+from warpsched import cli
+from warpsched.scheduler.config import available_presets
+from warpsched.scheduler.machine import available_machines
+from warpsched.scheduler.verify import verify
 from tests.conftest import DATA, ROOT
 
 PROBLEMS = ROOT / "solver_configs" / "problems"
@@ -43,11 +45,10 @@ class Run:
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> Run:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["WARPSCHED_CACHE"] = str(cwd / "cache")  # cubins built here stay here
     args = [str(a) for a in args]
     try:
-        p = subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=env,
+        p = subprocess.run([sys.executable, "-m", "warpsched", *args], cwd=cwd, env=env,
                            capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         return Run(args, None, str(exc.stdout or ""), f"timed out after {timeout}s")
@@ -115,6 +116,7 @@ def write_inputs(work: Path) -> None:
     (work / "notschedule.json").write_text(json.dumps({"format": "someone.else/2", "ii": 3, "ops": {}}))
     (work / "two_accumulators.yaml").write_text(TWO_ACCUMULATORS)
     (work / "classic.json").write_text((DATA / "classic_schedule.json").read_text())
+    (work / "array.json").write_text("[1, 2, 3]\n")
 
 
 BAD = {
@@ -151,6 +153,19 @@ BAD = {
     "check-classic-schedule": (["check", "classic.json"], ["no warpgroups", "classic"]),
     "registers-infeasible": (["solve", "two_accumulators.yaml", "--max-ii", "6"],
                              ["no schedule exists", "to 6", "(5a) registers"]),
+    # output paths are checked before any work: missing, a directory, read-only (even for root), a file
+    "json-missing-folder": (["solve", TOY, "--json", "nofolder/out.json"], ["'nofolder'", "does not exist"]),
+    "json-is-a-directory": (["solve", TOY, "--json", "."], ["is a directory"]),
+    "json-read-only": (["solve", TOY, "--json", "/sys/out.json"], ["cannot write", "/sys"]),
+    "out-is-a-file": (["compile", "gemm", "--out", "notjson.json"], ["--out", "is a file"]),
+    "out-read-only": (["compile", "gemm", "--out", "/sys/warpsched_kernel"], ["--out", "cannot be written"]),
+    "compile-b200": (["compile", "gemm", "--machine", "b200", "--out", "b200_kernel"], ["'b200'", "sm_90a", "tcgen05"]),
+    "validate-json-array": (["validate", "array.json"], ["array.json", "JSON array"]),
+    "option-on-a-schedule-file": (["compile", "classic.json", "--seed", "3", "--out", "x"], ["--seed", "schedule file"]),
+    "check-workers-0": (["check", "gemm", "--workers", "0"], ["--workers", "at least 1"]),
+    "compile-time-limit-0": (["compile", "gemm", "--time-limit", "0", "--out", "x"], ["--time-limit", "positive"]),
+    "compile-one-warpgroup": (["compile", "gemm", "--warpgroups", "1", "--out", "x", "--quiet"], ["no schedule exists"]),
+    "check-one-warpgroup": (["check", "gemm", "--warpgroups", "1", "--quiet"], ["no schedule exists"]),
 }
 
 MODES = {  # mode -> (II, proven): the toy's machine has 2 warpgroups
@@ -173,11 +188,19 @@ def work(tmp_path_factory) -> Path:
 def runs(work: Path) -> dict[str, Run]:
     """Every independent command at once, then the ones that read a schedule written by the first wave."""
     jobs: dict[str, list] = {  # the long ones first, so that they overlap the many short ones
-        "compile:gemm": ["compile", "gemm", "--out", "gemm_kernel", "--quiet"],  # nvcc: the longest, first
+        "compile:gemm": ["compile", "gemm", "--out", "gemm_kernel"],  # nvcc: the longest, first
+        # every solver option on a command that compiles (each reaches the solve: schedule.json's solver record)
+        "compile:options": ["compile", "gemm", "--preset", "fast", "--seed", "3", "--workers", "1", "--warpgroups", "3",
+                            "--max-ii", "4096", "--time-limit", "60", "--out", "options_kernel", "--quiet"],
+        "check:options": ["check", "gemm", "--preset", "fast", "--seed", "3", "--workers", "1", "--warpgroups", "3",
+                          "--max-ii", "4096", "--time-limit", "60", "--interleavings", "2", "--sim-seed", "1"],
         # a shipped schedule file: a fresh solve picks one of many optimal schedules, and ptxas spills a few of them
         "compile:attention": ["compile", str(ROOT / "kernels" / "package" / "schedules" /
                                              "attention_fwd_h100_head_dim128_dtypebf16_causaltrue_gqa1.json"),
                               "--out", "attention_kernel", "--quiet"],
+        # the support matrix says causal d64 builds: with no tile given, compile takes the shipped package's tile
+        "compile:d64-causal": ["compile", "attention_fwd", "--param", "head_dim=64", "--param", "causal=true",
+                               "--out", "d64_causal_kernel", "--quiet"],
         "stencil": ["solve", "--hatschet", STENCIL, "--json", "stencil.json"],
         "stencil-quiet": ["solve", "--hatschet", STENCIL, "--rm", STENCIL_RM, "--quiet"],
         "toy": ["solve", TOY, "--json", "out.json"],
@@ -195,11 +218,27 @@ def runs(work: Path) -> dict[str, Run]:
         victim = tamper(data)
         (work / "tampered.json").write_text(json.dumps(data))
         (work / "victim.txt").write_text(victim)
+        (work / "shifted.json").write_text(json.dumps(shift_one_period(json.loads((work / "out.json").read_text()))))
         results.update(run_all({"validate": ["validate", "out.json"], "validate-tampered": ["validate", "tampered.json"],
-                                "show": ["show", "out.json"], "check:toy": ["check", "out.json", "--interleavings", "10"]}, work))
+                                "show": ["show", "out.json"], "check:toy": ["check", "out.json", "--interleavings", "10"],
+                                "show-tampered": ["show", "tampered.json"],
+                                "check-tampered": ["check", "tampered.json"],
+                                "compile-tampered": ["compile", "tampered.json", "--out", "tampered_kernel"],
+                                "validate-shifted": ["validate", "shifted.json"], "show-shifted": ["show", "shifted.json"],
+                                "check-shifted": ["check", "shifted.json", "--interleavings", "5"]}, work))
+    if results["compile:gemm"].returncode == 0:  # the same kernel again: from the cache, and the report says so
+        results["compile:gemm-again"] = run_cli(["compile", "gemm", "--out", "gemm_again"], work)
     if results["model:gemm"].returncode == 0:
         results["show:png"] = run_cli(["show", "gemm.json", "--png", "gemm.png", "--svg", "gemm.svg"], work)
     return results
+
+
+def shift_one_period(data: dict) -> dict:
+    """The same schedule one period later (every start + II, stage + 1): valid, and still 'stages' stages."""
+    shifted = json.loads(json.dumps(data))
+    for p in shifted["ops"].values():
+        p.update(start=p["start"] + data["ii"], stage=p["stage"] + 1)
+    return shifted
 
 
 def tamper(data: dict) -> str:
@@ -331,7 +370,7 @@ def test_quiet_suppresses_progress(runs):
 
 
 def test_models_lists_every_model_with_its_parameters(runs):
-    from models import MODELS
+    from warpsched.models import MODELS
 
     r = runs["models"]
     assert r.returncode == 0, r.stderr
@@ -377,6 +416,46 @@ def test_compile_writes_the_kernel_its_report_and_picture(runs, work):
     assert not (work / "att").exists()  # a refused compile writes nothing
 
 
+def test_compile_says_it_runs_nvcc_and_reports_a_cached_build_only_when_it_was(runs, work):
+    first, again = runs["compile:gemm"], runs["compile:gemm-again"]
+    assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
+    assert "nvcc: building warpsched_gemm" in first.stderr and "nvcc" not in again.stderr
+    assert not json.loads((work / "gemm_kernel" / "report.json").read_text())["cached"]
+    assert json.loads((work / "gemm_again" / "report.json").read_text())["cached"] and "(cached build)" in again.stdout
+
+
+def test_every_solver_option_reaches_the_solve_of_compile_and_check(runs, work):
+    for name in ("compile:options", "check:options"):
+        assert runs[name].returncode == 0, (name, runs[name].stderr)
+    solver = json.loads((work / "options_kernel" / "schedule.json").read_text())["solver"]
+    assert (solver["preset"], solver["random_seed"], solver["num_workers"], solver["time_limit"]) == ("fast", 3, 1, 60)
+    for name in ("compile-one-warpgroup", "check-one-warpgroup"):  # --warpgroups 1: no room for a TMA producer
+        assert "warpgroup" in runs[f"bad:{name}"].stderr
+
+
+def test_a_schedule_the_verifier_rejects_is_refused_by_compile_and_check_and_shown_invalid(runs, work):
+    victim = (work / "victim.txt").read_text()
+    for name in ("compile-tampered", "check-tampered"):
+        assert_user_error(runs[name], "tampered.json", "not a valid schedule", victim)
+    assert not (work / "tampered_kernel").exists()
+    shown = runs["show-tampered"]
+    assert shown.returncode == 1 and shown.stdout.startswith("INVALID schedule: ") and victim in shown.stdout.splitlines()[0]
+
+
+def test_stage_counts_agree_between_solve_show_and_check(runs):
+    """One schedule, written one period later by hand (valid: the same rows, warpgroups and stage count)."""
+    stages = int(re.search(r"(\d+) stage\(s\), solved", runs["toy"].stdout).group(1))
+    assert runs["validate-shifted"].returncode == 0, runs["validate-shifted"].stdout
+    assert f"stages {stages};" in runs["show-shifted"].stdout
+    assert runs["check-shifted"].returncode == 0, runs["check-shifted"].stderr
+    assert f", {stages} stage(s), " in runs["check-shifted"].stdout
+
+
+def test_compile_b200_is_refused_before_any_work(runs, work):
+    r = runs["bad:compile-b200"]
+    assert "[" not in r.stderr.split("error:", 1)[0] and not (work / "b200_kernel").exists()
+
+
 def test_compile_a_causal_attention_schedule_file(runs, work):
     """Causal d128 (FA3's tile) builds peeled, its steady state without guards or masking: the spill
     fallback (one guarded loop) must stay the exception."""
@@ -388,6 +467,14 @@ def test_compile_a_causal_attention_schedule_file(runs, work):
     assert report["steady_state_branch_free"] and "steady state: branch-free" in r.stdout
     source = (work / "attention_kernel" / "kernel.cu").read_text()
     assert "Order::sync" in source and "// steady state" in source  # the ping-pong order; the peel
+
+
+def test_compile_causal_d64_with_the_defaults_builds_clean(runs, work):
+    r = runs["compile:d64-causal"]
+    assert r.returncode == 0, r.stderr
+    assert "tile from the shipped package (its best clean build): q_tiles=2 block_m=64 block_n=176" in r.stdout
+    report = json.loads((work / "d64_causal_kernel" / "report.json").read_text())
+    assert report["sass_ok"] and report["tile"]["causal"] and report["tile"]["head_dim"] == 64
 
 
 def test_check_a_schedule_file_without_numerics(runs):
@@ -452,3 +539,55 @@ def test_in_process_user_errors_match_the_subprocess_contract(tmp_path, capsys):
     # the same contract through cli.main, for a mistake that is handled
     line = main_in_process(["solve", tmp_path / "absent.yaml"], capsys)
     assert "absent.yaml" in line and "does not exist" in line
+
+
+# ------------------------------------------------------------------ Ctrl-C, and machines without torch
+
+
+@pytest.mark.parametrize("write_json", [True, False])
+def test_ctrl_c_stops_a_solve_within_2_seconds_with_the_best_schedule_so_far(tmp_path, write_json):
+    """The deterministic preset spends minutes on attention's first candidate II: Ctrl-C there."""
+    env = {**os.environ, "WARPSCHED_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "warpsched", "solve", "attention_fwd", "--preset", "deterministic"]
+    argv += ["--json", "out.json"] if write_json else []
+    p = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal delivers it
+    try:
+        first = p.stderr.readline()  # progress starts once the solve has run a second: CP-SAT is busy now
+        assert PROGRESS_LINE.match(first), first
+        time.sleep(0.5)
+        sent = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        took = time.perf_counter() - sent
+    finally:
+        p.kill()
+    assert p.returncode == 130 and took < 2.0, (p.returncode, took, err)
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"warpsched: interrupted after \d+\.\ds; the best schedule so far has II \d+ \(not proven optimal\)",
+                        last), last
+    assert "NOT proven optimal" in out
+    if write_json:
+        data = json.loads((tmp_path / "out.json").read_text())
+        assert data["interrupted"] and not data["ii_proven_optimal"] and verify(data).ok
+    else:
+        assert not list(tmp_path.glob("*.json"))
+
+
+def _without_torch(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`warpsched ARGV` in a process where `import torch` fails, as on a machine without it."""
+    code = "import sys; sys.modules['torch'] = None; from warpsched.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "WARPSCHED_CACHE": str(cwd / "cache")})
+
+
+def test_check_without_torch_names_the_extra_to_install(tmp_path):
+    r = _without_torch(["check", "gemm", "--quiet"], tmp_path)
+    assert_user_error(Run(["check"], r.returncode, r.stdout, r.stderr), "torch", "pip install 'warpsched[gpu]'")
+
+
+def test_precompiled_lists_the_package_without_torch(tmp_path):
+    r = _without_torch(["precompiled"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "attention_fwd_h100_head_dim128" in r.stdout and "12 kernels" in r.stdout

@@ -6,11 +6,17 @@
     warpsched show SCHEDULE.json [--png OUT.png] [--svg OUT.svg]
     warpsched check MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...]
     warpsched compile MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...] --out DIR
-    warpsched sweep CONFIG.yaml [--workers N | --dask ADDRESS] [--compile] [--package [DIR]] [--out RESULTS.json]
+    warpsched sweep CONFIG.yaml [--processes N | --dask ADDRESS] [--compile] [--package [DIR]] [--out RESULTS.json]
     warpsched precompiled [--build] [--package DIR]
     warpsched models | machines | presets
 
-User mistakes print one sentence on stderr and exit with code 2, never a traceback.
+Every command that solves (solve, check, compile, sweep) takes the solver options --preset, --seed,
+--workers (CP-SAT threads), --warpgroups, --max-ii, --time-limit and --quiet. User mistakes print one
+sentence on stderr and exit with code 2, never a traceback; Ctrl-C stops a solve within a second and
+exits 130 with the best schedule found so far.
+
+This is the top layer: it reaches every package below it (warpsched.scheduler, .models, .kernels), and
+nothing imports it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_INVALID, EXIT_USER, EXIT_INTERNAL = 1, 2, 3
+EXIT_INVALID, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+SOLVER_OPTIONS = ("preset", "seed", "workers", "warpgroups", "max_ii", "time_limit")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,21 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("solve", help="solve a loop body to a proven-optimal modulo schedule")
-    s.add_argument("problem", nargs="?", help="a kernel model name (see `warpsched models`) or a problem YAML file (see solver_configs/problems/)")
+    s.add_argument("problem", nargs="?", help="a kernel model name (see `warpsched models`), a problem YAML file or the "
+                                              "name of a shipped one (twill_toy, pingpong_toy, ...)")
     s.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable), e.g. --param head_dim=64")
     s.add_argument("--hatschet", metavar="GRAPH.graphml", help="a HatScheT GraphML instance (classic modulo scheduling)")
     s.add_argument("--rm", metavar="RM.xml", help="its resource model (default: GRAPH_RM.xml beside it)")
     s.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
     s.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic", "classic"),
                    help="joint (default), swp, ws, heuristic, or classic (default for --hatschet)")
-    s.add_argument("--preset", default="default", help="solver preset name or YAML path (default, deterministic, fast)")
-    s.add_argument("--time-limit", type=float, metavar="S", help="wall-clock seconds for the whole search")
-    s.add_argument("--seed", type=int, help="CP-SAT random seed")
-    s.add_argument("--workers", type=int, help="CP-SAT worker threads")
-    s.add_argument("--max-ii", type=int, help="largest II to search when no heuristic schedule bounds it")
-    s.add_argument("--warpgroups", type=int, help="size of the warpgroup pool (default: the machine's)")
+    _solver_options(s)
     s.add_argument("--json", metavar="OUT", help="write the schedule file here")
-    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     v = sub.add_parser("validate", help="check a schedule file with the independent verifier")
     v.add_argument("schedule")
@@ -62,20 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     c = _target_parser(sub, "check", "lower a schedule to its pipeline program and run the CPU simulator on it")
     c.add_argument("--interleavings", type=int, default=100, help="interleavings to run (default 100)")
     c.add_argument("--iterations", type=int, default=4, help="loop iterations per run (default 4)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random interleavings and data")
+    c.add_argument("--sim-seed", type=int, default=0, help="seed of the random interleavings and data (default 0)")
 
     k = _target_parser(sub, "compile", "solve, lower and build an sm_90a kernel: schedule, CUDA source, cubin, report, picture")
     k.add_argument("--out", required=True, metavar="DIR", help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
 
     w = sub.add_parser("sweep", help="solve (and compile) a grid of tiles x parameters x machines; pick the best schedule per problem")
-    w.add_argument("config", metavar="CONFIG.yaml", help="a sweep config (see solver_configs/sweeps/, solver_configs/precompiled.yaml)")
-    w.add_argument("--workers", type=int, help="local worker processes (default: cores / the preset's CP-SAT workers)")
+    w.add_argument("config", metavar="CONFIG.yaml", help="a sweep config, or a shipped one by name (quant_gemm_tiles, precompiled)")
+    w.add_argument("--processes", type=int, help="local worker processes (default: cores / the preset's CP-SAT workers)")
     w.add_argument("--dask", metavar="ADDRESS", help="run the points on the Dask distributed cluster at this scheduler address")
     w.add_argument("--compile", action="store_true", help="also build every point with CUDA templates; only clean builds may be chosen")
     w.add_argument("--package", nargs="?", const="", metavar="DIR",
                    help="write the chosen schedules and manifest into this package folder (default: the shipped kernels/package)")
     w.add_argument("--out", metavar="RESULTS.json", help="write every point's result here")
-    w.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _solver_options(w, preset_help="solver preset name or YAML path (default: the config's own)")
 
     pc = sub.add_parser("precompiled", help="list the precompiled kernel package (and build its cubins)")
     pc.add_argument("--build", action="store_true", help="build the cubins not built yet (one progress line each)")
@@ -87,6 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _solver_options(p: argparse.ArgumentParser, preset_help: str = "solver preset name or YAML path (default, deterministic, fast)") -> None:
+    """The options of every command that solves; None where not given (the preset's value holds)."""
+    p.add_argument("--preset", help=preset_help)
+    p.add_argument("--seed", type=int, help="CP-SAT random seed")
+    p.add_argument("--workers", type=int, help="CP-SAT worker threads")
+    p.add_argument("--warpgroups", type=int, help="size of the warpgroup pool (default: the machine's)")
+    p.add_argument("--max-ii", type=int, help="largest II to search when no heuristic schedule bounds it")
+    p.add_argument("--time-limit", type=float, metavar="S", help="wall-clock seconds for the whole search")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def _target_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     """A subcommand taking a model name, a problem file or a schedule file (check, compile)."""
     p = sub.add_parser(name, help=help_text)
@@ -94,8 +107,28 @@ def _target_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable)")
     p.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic"), default="joint")
-    p.add_argument("--quiet", action="store_true", help="no solver progress on stderr")
+    _solver_options(p)
     return p
+
+
+def _overrides(args) -> dict:
+    """The solver options given on the command line, as SolverConfig fields (checked before any work)."""
+    for name in ("workers", "warpgroups", "max_ii"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _usage(f"--{name.replace('_', '-')} must be at least 1")
+    if args.seed is not None and args.seed < 0:
+        raise _usage("--seed must be 0 or more")
+    out = {"random_seed": args.seed, "num_workers": args.workers, "max_ii": args.max_ii, "max_warpgroups": args.warpgroups}
+    if args.time_limit is not None:
+        if not args.time_limit > 0:
+            raise _usage("--time-limit must be a positive number of seconds")
+        out.update(total_time_limit=args.time_limit, time_limit=args.time_limit)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _given_solver_options(args) -> list[str]:
+    return [f"--{n.replace('_', '-')}" for n in SOLVER_OPTIONS if getattr(args, n, None) is not None]
 
 
 class _ProgressPrinter:
@@ -116,126 +149,212 @@ class _ProgressPrinter:
         print(message, file=sys.stderr, flush=True)
 
 
+def _solve(args, problem, machine, mode: str):
+    """`warpsched.scheduler.solve` with the command's solver options, in a worker thread so that Ctrl-C here
+    stops it (CP-SAT holds the main thread otherwise until its attempt ends). Returns the result; an
+    interrupted one is marked (`schedule.interrupted`). A second Ctrl-C abandons the search at once."""
+    import threading
+
+    from warpsched.scheduler import solve
+    from warpsched.scheduler.search import StopSignal
+
+    overrides = _overrides(args)
+    stop, outcome, done = StopSignal(), {}, threading.Event()
+    preset = args.preset or "default"
+
+    def work() -> None:
+        try:
+            outcome["result"] = solve(problem, machine, mode=mode, config=preset, progress=_ProgressPrinter(args.quiet),
+                                      stop=stop, **overrides)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="warpsched-solve", daemon=True).start()
+    try:
+        while not done.wait(0.1):  # an Event, not Thread.join: an interrupted join can leave the thread "stopped"
+            pass
+    except KeyboardInterrupt:
+        stop.stop()
+        print("warpsched: interrupted; stopping the solver ...", file=sys.stderr, flush=True)
+        while not done.wait(0.1):
+            pass
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _interrupted(schedule) -> str:
+    return (f"warpsched: interrupted after {schedule.solve_seconds:.1f}s; the best schedule so far has II {schedule.ii} "
+            f"(not proven optimal)")
+
+
 def _cmd_solve(args) -> int:
-    from scheduler import load_hatschet, load_machine, solve
+    from warpsched.scheduler import load_hatschet, load_machine
+    from warpsched.scheduler.paths import check_writable_file
 
     if bool(args.problem) == bool(args.hatschet):
         raise _usage("give either a problem file or --hatschet GRAPH.graphml")
+    if args.hatschet and args.param:
+        raise _usage("--param goes with a kernel model name")
+    if args.json:
+        check_writable_file(args.json, "--json")
+    _overrides(args)
     if args.hatschet:
         problem, machine = load_hatschet(args.hatschet, args.rm)
         mode = args.mode or "classic"
     else:
         if args.rm:
             raise _usage("--rm goes with --hatschet")
-        problem, machine = _load_problem_or_model(args)
+        problem, machine = _load_problem_or_model(args.problem, args)
         mode = args.mode or "joint"
-    if args.hatschet and args.param:
-        raise _usage("--param goes with a kernel model name")
     if args.machine:
         machine = load_machine(args.machine)
-    machine = machine or load_machine("h100")
-    overrides = {"random_seed": args.seed, "num_workers": args.workers, "max_ii": args.max_ii,
-                 "max_warpgroups": args.warpgroups}
-    if args.time_limit is not None:
-        if args.time_limit <= 0:
-            raise _usage("--time-limit must be a positive number of seconds")
-        overrides.update(total_time_limit=args.time_limit, time_limit=args.time_limit)
-    result = solve(problem, machine, mode=mode, config=args.preset, progress=_ProgressPrinter(args.quiet), **overrides)
+    result = _solve(args, problem, machine or load_machine("h100"), mode)
     s = result.schedule
     print(_summary(s, result.heuristic_ii))
     if args.json:
         result.write_json(args.json)
-        print(f"schedule written to {args.json}")
+        print(f"schedule written to {args.json}" + (" (interrupted: not proven optimal)" if s.interrupted else ""))
+    if s.interrupted:
+        print(_interrupted(s), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 
-def _load_problem_or_model(args):
-    """(problem, machine) from a model name (built for --machine) or a problem YAML file."""
-    from scheduler import load_machine
-    from scheduler.problem_io import problem_from_dict
-    from scheduler.yaml_files import read_yaml
+def _load_problem_or_model(target: str, args, shipped_tiles: bool = False):
+    """(problem, machine) from a model name (built for --machine) or a problem YAML file. `shipped_tiles`: tile
+    parameters not given take the shipped package's choice for the problem (the sweep's best clean build)."""
+    from warpsched.models import MODELS, build_model, model_reference
+    from warpsched.models.params import parse_assignments
+    from warpsched.scheduler import load_machine
+    from warpsched.scheduler.problem_io import problem_from_dict, shipped_problem
+    from warpsched.scheduler.yaml_files import read_yaml
 
-    from models import MODELS, build_model, model_reference, parse_assignments
-
-    if args.problem in MODELS:
+    if target in MODELS:
         machine = load_machine(args.machine or "h100")
-        return build_model(args.problem, machine, **parse_assignments(args.param)), machine
-    if not Path(args.problem).exists() and not args.problem.endswith((".yaml", ".yml")):
-        raise _usage(f"{args.problem!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
-    path = Path(args.problem)
+        params = parse_assignments(args.param)
+        return build_model(target, machine, **_with_shipped_tiles(target, params, machine, shipped_tiles)), machine
+    path = shipped_problem(target)
+    if not path.exists() and path.suffix not in (".yaml", ".yml"):
+        raise _usage(f"{target!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
     data = read_yaml(path, "problem")
-    ref = model_reference(data, args.problem)
+    ref = model_reference(data, target)
     if ref is not None:  # a shipped configuration: a model with its parameters (--param overrides them)
         machine = load_machine(args.machine or ref["machine"] or "h100")
-        return build_model(ref["model"], machine, **{**ref["params"], **parse_assignments(args.param)}), machine
+        params = {**ref["params"], **parse_assignments(args.param)}
+        return build_model(ref["model"], machine, **_with_shipped_tiles(ref["model"], params, machine, shipped_tiles)), machine
     if args.param:
-        raise _usage(f"--param goes with a kernel model name; {args.problem!r} is not one of {', '.join(MODELS)}")
+        raise _usage(f"--param goes with a kernel model name; {target!r} is not one of {', '.join(MODELS)}")
     return problem_from_dict(data, origin=str(path), default_name=path.stem)
 
 
-def _schedule_of(args, accept=None):
-    """The schedule a `check` or `compile` target names: read from JSON, or solved from a model or problem
-    (`accept(problem)` may refuse it before the solve)."""
-    from scheduler import load_machine, solve
-    from scheduler import schedule as schedule_io
+def _with_shipped_tiles(model: str, params: dict, machine, wanted: bool) -> dict:
+    """`params` plus, when `wanted` and no tile parameter is given, the tile the shipped package chose for
+    this problem (a tile that builds clean; the model's own defaults may not: attention d64 causal)."""
+    if not wanted:
+        return params
+    from warpsched.kernels.package import shipped_tile
+
+    tile = shipped_tile(model, params, machine)
+    if tile:
+        print("tile from the shipped package (its best clean build): " + " ".join(f"{k}={v}" for k, v in tile.items()))
+    return {**tile, **params}
+
+
+def _schedule_of(args, machine_check=None, accept=None):
+    """The schedule a `check` or `compile` target names: read from JSON (and refused unless the independent
+    verifier accepts it), or solved from a model or problem. `machine_check(machine)` and `accept(problem)`
+    may refuse the target before any solve."""
+    from warpsched.scheduler import load_machine
 
     if args.target.endswith(".json"):
         if args.param:
             raise _usage("--param goes with a kernel model name, not a schedule file")
-        return schedule_io.read(args.target), None
-    args.problem = args.target
-    problem, machine = _load_problem_or_model(args)
-    if accept is not None:
-        accept(problem)
+        given = _given_solver_options(args)
+        if given:
+            raise _usage(f"{given[0]} goes with a model or problem to solve, not a schedule file")
+        schedule = _verified(args.target)
+        if machine_check is not None:
+            machine_check(schedule.machine)
+        return schedule
+    _overrides(args)
+    problem, machine = _load_problem_or_model(args.target, args, shipped_tiles=True)
     if args.machine:
         machine = load_machine(args.machine)
-    result = solve(problem, machine or load_machine("h100"), mode=args.mode, progress=_ProgressPrinter(args.quiet))
+    machine = machine or load_machine("h100")
+    if machine_check is not None:
+        machine_check(machine)
+    if accept is not None:
+        accept(problem)
+    result = _solve(args, problem, machine, args.mode)
     print(_summary(result.schedule, None).splitlines()[0])
-    return result.schedule, result
+    if result.schedule.interrupted:
+        raise _Interrupted(_interrupted(result.schedule))
+    return result.schedule
+
+
+def _verified(path: str):
+    """The schedule in `path`, refused in one sentence unless the independent verifier accepts it."""
+    from warpsched.scheduler import schedule as schedule_io
+    from warpsched.scheduler.verify import verify
+
+    verdict = verify(schedule_io.read_json(path))
+    if not verdict.ok:
+        raise _usage(f"{path} is not a valid schedule ({verdict.violations[0]}); warpsched validate lists every violation")
+    return schedule_io.read(path)
 
 
 def _cmd_check(args) -> int:
-    from kernels.program import lower
-    from kernels.semantics import semantics_for
-    from kernels.simulate import simulate
+    from warpsched.kernels.program import lower
+    from warpsched.kernels.simulate import simulate
 
     if args.interleavings < 1 or args.iterations < 1:
         raise _usage("--interleavings and --iterations must be at least 1")
-    try:
-        import torch  # noqa: F401  (the reference the simulated outputs are compared with)
-    except ImportError:
-        raise _usage("warpsched check compares with a torch reference; install torch (pip install torch==2.13.0, the CPU build)") from None
-    schedule, _ = _schedule_of(args)
+    semantics_for = _semantics()
+    schedule = _schedule_of(args)
     program = lower(schedule)
     print(program.describe())
-    semantics = semantics_for(schedule.problem, args.iterations, args.seed)
+    semantics = semantics_for(schedule.problem, args.iterations, args.sim_seed)
     latency = {op.name: op.latency for op in schedule.problem.ops}
     verdict = simulate(program, latency, schedule.machine.sync_latency, iterations=args.iterations,
-                       interleavings=args.interleavings, seed=args.seed, semantics=semantics)
+                       interleavings=args.interleavings, seed=args.sim_seed, semantics=semantics)
     print(verdict.summary())
     return 0 if verdict.ok else EXIT_INVALID
+
+
+def _semantics():
+    """kernels.semantics.semantics_for; its numerics compare with a torch reference, so torch is needed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise _usage("warpsched check compares the simulated outputs with a torch reference and torch is not "
+                     "installed; pip install 'warpsched[gpu]' (or the CPU build: pip install torch)") from None
+    from warpsched.kernels.semantics import semantics_for
+
+    return semantics_for
 
 
 def _cmd_compile(args) -> int:
     import json
 
-    from kernels.build import build
-    from kernels.cuda.render import render, render_for_build, supported
-    from kernels.program import lower
-    from scheduler import schedule as schedule_io
-    from scheduler.gantt_plot import render_figure
+    from warpsched.kernels.cuda.render import supported, supported_machine
+    from warpsched.kernels.driver import build_schedule
+    from warpsched.kernels.program import lower
+    from warpsched.scheduler import schedule as schedule_io
+    from warpsched.scheduler.gantt_plot import render_figure
+    from warpsched.scheduler.paths import check_writable_folder
 
-    schedule, _ = _schedule_of(args, accept=supported)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise _usage(f"--out {args.out!r} is a file; give a folder")
+    out = check_writable_folder(args.out, "--out")
+    schedule = _schedule_of(args, machine_check=supported_machine, accept=supported)
     program = lower(schedule)
-    peelable = render(schedule, program).branch_free  # before anything is written: a family without templates writes nothing
-    kernel = render_for_build(schedule, program)  # builds it (nvcc): the branch-free variant unless it spills
+    say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    built = build_schedule(schedule, program, progress=say)  # nvcc: the branch-free variant unless it spills
+    kernel, report = built.kernel, built.report
     out.mkdir(parents=True, exist_ok=True)
     schedule_io.write(schedule, out / "schedule.json")
     (out / "kernel.cu").write_text(kernel.source)
-    report = build(kernel.source, kernel.entry)
     (out / "kernel.cubin").write_bytes(Path(report.cubin).read_bytes())
     render_figure(schedule, out / "schedule.png")
     summary = {
@@ -252,29 +371,43 @@ def _cmd_compile(args) -> int:
     (out / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} registers at launch, "
           f"{report.spill_stores + report.spill_loads} B spilled; SASS " + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
-          + ("" if report.sass_ok else f" ({'; '.join(report.sass_problems)})"))
-    if peelable:
-        print("steady state: branch-free (masked blocks in the epilogue trips)" if kernel.branch_free else
-              "steady state: one guarded loop (ptxas spilled the branch-free one)")
+          + (" (cached build)" if report.cached else ""))
+    if kernel.branch_free:
+        print("steady state: branch-free (masked blocks in the epilogue trips)")
+    elif built.fell_back:
+        print("steady state: one guarded loop (ptxas spilled the branch-free one)")
     print(f"wrote {out}/schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
-    return 0 if report.sass_ok else EXIT_INVALID
+    if not report.sass_ok:
+        print(f"warpsched: error: the kernel failed its SASS checks: {'; '.join(report.sass_problems)} (see {out}/report.json)",
+              file=sys.stderr)
+        return EXIT_INVALID
+    return 0
 
 
 def _cmd_sweep(args) -> int:
     import json
+    from dataclasses import replace
 
-    from kernels import sweep as sweep_run
-    from kernels.package import manifest
-    from kernels.sweep_config import load_sweep
-    from models import split_source
+    from warpsched.kernels import sweep as sweep_run
+    from warpsched.kernels.package import manifest
+    from warpsched.kernels.sweep_config import load_sweep
+    from warpsched.models import split_source
+    from warpsched.scheduler.config import load_config
+    from warpsched.scheduler.paths import check_writable_file
 
-    if args.workers is not None and args.workers < 1:
-        raise _usage("--workers must be at least 1")
-    if args.dask and args.workers is not None:
-        raise _usage("--workers counts local processes; with --dask the cluster's workers run the points")
+    if args.processes is not None and args.processes < 1:
+        raise _usage("--processes must be at least 1")
+    if args.dask and args.processes is not None:
+        raise _usage("--processes counts local processes; with --dask the cluster's workers run the points")
+    if args.out:
+        check_writable_file(args.out, "--out")
+    overrides = _overrides(args)
     config = load_sweep(args.config)
+    if args.preset or overrides:
+        solver = (load_config(args.preset) if args.preset else config.solver).with_overrides(**overrides)
+        config = replace(config, solver=solver, points=tuple(replace(p, config=solver) for p in config.points))
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    result = sweep_run.run_sweep(config, workers=args.workers, dask=args.dask, compile=args.compile, progress=say)
+    result = sweep_run.run_sweep(config, workers=args.processes, dask=args.dask, compile=args.compile, progress=say)
     print(f"sweep {config.name}: {len(result.results)} points, {len(result.choices)} problems chosen in {result.seconds:.1f}s")
     for c in result.choices:
         tile = " ".join(f"{k}={v}" for k, v in split_source(c.schedule.problem.source)[1].items())
@@ -292,7 +425,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_precompiled(args) -> int:
-    from kernels.package import precompiled
+    from warpsched.kernels.package import precompiled
 
     kernels = precompiled(build=args.build, package=args.package)
     for k in kernels:
@@ -305,7 +438,7 @@ def _cmd_precompiled(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from models import MODELS
+    from warpsched.models import MODELS
 
     print("\n\n".join(spec.describe() for spec in MODELS.values()))
     print("\nsolve one with: warpsched solve MODEL --machine h100 [--param key=value ...]")
@@ -329,8 +462,8 @@ def _summary(s, heuristic_ii) -> str:
 
 
 def _cmd_validate(args) -> int:
-    from scheduler import schedule as schedule_io
-    from scheduler.verify import verify
+    from warpsched.scheduler import schedule as schedule_io
+    from warpsched.scheduler.verify import verify
 
     verdict = verify(schedule_io.read_json(args.schedule))
     if verdict.ok:
@@ -343,26 +476,31 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from scheduler import schedule as schedule_io
-    from scheduler.gantt import render_text
+    from warpsched.scheduler import schedule as schedule_io
+    from warpsched.scheduler.gantt import render_text
+    from warpsched.scheduler.verify import verify
 
     pictures = [out for out in (args.png, args.svg) if out is not None]
     for out, suffix in ((args.png, ".png"), (args.svg, ".svg")):
         if out is not None and Path(out).suffix.lower() != suffix:
             raise _usage(f"--{suffix[1:]} needs a file name ending in {suffix} (got {out!r})")
-    schedule = schedule_io.read(args.schedule)
+    data = schedule_io.read_json(args.schedule)
+    verdict = verify(data)
+    schedule = schedule_io.from_json(data)
+    if not verdict.ok:
+        print(f"INVALID schedule: {verdict.violations[0]} (warpsched validate lists every violation)")
     print(render_text(schedule, width=args.width))
     if pictures:
-        from scheduler.gantt_plot import render_figure
+        from warpsched.scheduler.gantt_plot import render_figure
 
         for out in pictures:
             render_figure(schedule, out)
             print(f"wrote {out}")
-    return 0
+    return 0 if verdict.ok else EXIT_INVALID
 
 
 def _cmd_machines(args) -> int:
-    from scheduler.machine import available_machines, load_machine
+    from warpsched.scheduler.machine import available_machines, load_machine
 
     for name in available_machines():
         m = load_machine(name)
@@ -371,7 +509,7 @@ def _cmd_machines(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from scheduler.config import available_presets, load_config
+    from warpsched.scheduler.config import available_presets, load_config
 
     for name in available_presets():
         c = load_config(name)
@@ -382,6 +520,10 @@ def _cmd_presets(args) -> int:
 
 class _UsageError(Exception):
     pass
+
+
+class _Interrupted(Exception):
+    """Ctrl-C stopped a solve that check or compile needed: nothing is lowered or built."""
 
 
 def _usage(message: str) -> _UsageError:
@@ -395,11 +537,17 @@ COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from scheduler.api import VerificationError
-    from scheduler.errors import WarpschedError
+    from warpsched.scheduler.api import VerificationError
+    from warpsched.scheduler.errors import Interrupted, WarpschedError
 
     try:
         return COMMANDS[args.command](args)
+    except _Interrupted as exc:
+        print(f"{exc}; nothing was built", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Interrupted as exc:
+        print(f"warpsched: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except _UsageError as exc:
         print(f"warpsched: error: {exc}", file=sys.stderr)
         return EXIT_USER
@@ -411,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER
     except KeyboardInterrupt:
         print("warpsched: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def entry() -> None:

@@ -1,3 +1,0 @@
-from scheduler.cli import entry
-
-entry()

@@ -1,0 +1,3 @@
+from warpsched.cli import entry
+
+entry()
