@@ -591,3 +591,23 @@ def test_precompiled_lists_the_package_without_torch(tmp_path):
     r = _without_torch(["precompiled"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert "attention_fwd_h100_head_dim128" in r.stdout and "12 kernels" in r.stdout
+
+
+def test_a_solved_schedule_that_spills_gives_way_to_the_shipped_one_of_its_problem(capsys):
+    """compile picks, among optimal schedules of one problem, one that builds clean: the shipped one."""
+    from dataclasses import replace
+
+    from warpsched.kernels.build import BuildReport
+    from warpsched.kernels.cuda.render import schedule_digest
+    from warpsched.kernels.package import find
+
+    shipped = find("attention_fwd", {"head_dim": 64, "causal": True}, "h100")
+    solved = replace(shipped, ii=shipped.ii + 8)  # another schedule of the same problem (its digest differs)
+    spilled = BuildReport("k.cubin", 168, 8, 8, {}, False, ("8 LDL (local memory) in the SASS",), False, "test")
+    clean = replace(spilled, spill_stores=0, spill_loads=0, sass_ok=True, sass_problems=())
+    chosen = cli._shipped_instead(solved, spilled, solved=True)
+    assert chosen is not None and schedule_digest(chosen) == schedule_digest(shipped)
+    assert "the solved schedule spilled 16 B; building the shipped schedule" in capsys.readouterr().out
+    assert cli._shipped_instead(solved, clean, solved=True) is None  # nothing to replace
+    assert cli._shipped_instead(solved, spilled, solved=False) is None  # a schedule file is built as given
+    assert cli._shipped_instead(replace(shipped, ii=shipped.ii - 8), spilled, solved=True) is None  # never a larger II
