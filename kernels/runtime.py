@@ -84,11 +84,12 @@ def _ok(result):
     return values[0] if len(values) == 1 else values
 
 
-def load_kernel(kernel) -> _Loaded:
-    """Build a rendered kernel (or take its cubin from the cache), check its SASS and load it."""
+def load_kernel(kernel, report=None) -> _Loaded:
+    """Load a rendered kernel's cubin (`report`: its build; built now, or taken from the cache, when None),
+    refused unless it passed its SASS checks."""
     from warpsched.kernels.build import build
 
-    report = build(kernel.source, kernel.entry)
+    report = report or build(kernel.source, kernel.entry)
     if not report.sass_ok:
         raise KernelError(f"the generated {kernel.entry} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
     driver = _driver()
@@ -110,15 +111,15 @@ class KernelRuntime:
     def _load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
         if key not in self._loaded:
-            from warpsched.kernels.driver import kernel_for
+            from warpsched.kernels.driver import build_schedule
             from warpsched.kernels.package import find
 
             try:  # the shipped schedule (kernels/package) when there is one, else solve it now
                 schedule = find(model, params, self.machine) or self._solve(model, params)
-                kernel = kernel_for(schedule)
+                built = build_schedule(schedule)
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
-            self._loaded[key] = load_kernel(kernel)
+            self._loaded[key] = load_kernel(built.kernel, built.report)
         return self._loaded[key]
 
     def _solve(self, model: str, params: dict):

@@ -9,6 +9,7 @@ new YAML file. `warpsched models` lists them with their parameters.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from warpsched.scheduler.errors import InputError
@@ -35,6 +36,12 @@ def build_model(name: str, machine: Machine | str = "h100", **params: Any) -> Pr
     problem = spec.build(machine, **spec.resolve(params))
     problem.check(machine)
     return problem
+
+
+def predicted_time(source: dict, ii: int) -> Fraction:
+    """Cycles per useful multiply-accumulate of a schedule of II `ii` for the problem `source` describes:
+    II / the model's work per iteration (what a sweep compares; one iteration starts every II cycles)."""
+    return Fraction(ii) / Fraction(get_spec(str(source.get("model"))).work(source))
 
 
 def split_source(source: dict) -> tuple[dict, dict]:

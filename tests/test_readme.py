@@ -39,11 +39,11 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
 
 
 def test_the_support_matrix_is_the_generated_one():
-    from warpsched.kernels.support import BEGIN, END, support_matrix
+    from warpsched.support import BEGIN, END, support_matrix
 
     assert BEGIN in README and END in README
     published = BEGIN + README.split(BEGIN, 1)[1].split(END, 1)[0] + END
-    assert published == support_matrix(), "README's support matrix drifted: paste `python -m warpsched.kernels.support`"
+    assert published == support_matrix(), "README's support matrix drifted: paste `python -m warpsched.support`"
 
 
 def readme_commands() -> list[list[str]]:

@@ -413,9 +413,10 @@ def _cmd_sweep(args) -> int:
     import json
     from dataclasses import replace
 
-    from warpsched.kernels import sweep as sweep_run
+    from warpsched import sweep as sweep_run
+    from warpsched import package_writer
     from warpsched.kernels.package import manifest
-    from warpsched.kernels.sweep_config import load_sweep
+    from warpsched.sweep_config import load_sweep
     from warpsched.models import split_source
     from warpsched.scheduler.config import load_config
     from warpsched.scheduler.paths import check_writable_file
@@ -444,7 +445,7 @@ def _cmd_sweep(args) -> int:
         Path(args.out).write_text(json.dumps(sweep_run.results_json(result), indent=1) + "\n")
         print(f"results written to {args.out}")
     if args.package is not None and result.choices:
-        path = manifest.write(args.package or manifest.PACKAGE_DIR, sweep_run.package_entries(result))
+        path = package_writer.write(args.package or manifest.PACKAGE_DIR, sweep_run.package_entries(result))
         print(f"package written: {path} ({len(result.choices)} entries added or replaced)")
     return EXIT_INVALID if result.unresolved else 0
 

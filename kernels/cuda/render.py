@@ -21,8 +21,7 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import available_machines, load_machine
 from warpsched.scheduler.schedule import Schedule
 
-REGISTER_FILE = 65536
-SMEM_LIMIT = 232448  # the most dynamic shared memory one H100/H200 block may have (227 KiB)
+MAX_REGISTERS_PER_THREAD = 255  # what a launch may give a thread (the ISA's limit; setmaxnreg moves them after)
 CTYPE_BYTES = {"Element": 2, "uint8_t": 1, "float": 4}
 ORDER_BARRIERS = 8  # named barriers 8..15 (CUTLASS keeps 0..7: __syncthreads and its own)
 
@@ -126,8 +125,9 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) 
     shared = loaders if 1 < len(loaders) <= 4 else []  # TMA-only warpgroups share one, a warp each
     kernel_groups = ([shared] if shared else []) + [[w] for w in program.warpgroups if w not in shared]
     index = {w.index: i for i, ws in enumerate(kernel_groups) for w in ws}  # contiguous warpgroup numbers in the kernel
-    threads = 128 * len(kernel_groups)
-    launch_regs = min(255, (REGISTER_FILE // threads) // 8 * 8)
+    machine = schedule.machine
+    threads = machine.warpgroup_threads * len(kernel_groups)
+    launch_regs = min(MAX_REGISTERS_PER_THREAD, (machine.register_file // threads) // 8 * 8)
     rings = {r.value: r for r in program.rings}
     loads = family.loads()
     for r in program.rings:
@@ -149,8 +149,9 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) 
     for align, size in family.extra_members:
         smem = _align(smem, align) + size
     smem = _align(smem, 1024)
-    if smem > SMEM_LIMIT:
-        raise InputError(f"{program.name}: the rings need {smem} B of shared memory, more than the {SMEM_LIMIT} B a block may have")
+    if smem > machine.smem_bytes:
+        raise InputError(f"{program.name}: the rings need {smem} B of shared memory, more than the {machine.smem_bytes} B a "
+                         f"block may have on {machine.name}")
 
     out = [T.PRELUDE.format(digest=digest, name=program.name, ii=program.ii, stages=program.stages, element=family.element)]
     out.append(family.declarations())

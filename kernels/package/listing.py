@@ -35,7 +35,7 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
     of the buildable entries (only those in `names`, when given) that are not built yet are built
     first, one progress line each on stderr; a missing toolchain is then a `BuildError`. Entries of
     families without CUDA templates are listed as not buildable, never an error."""
-    from warpsched.kernels.build import BuildError, toolchain_version
+    from warpsched.kernels.build import BuildError
 
     directory = Path(package or manifest.PACKAGE_DIR)
     entries = manifest.read(directory)
@@ -46,28 +46,26 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
     out = []
     for entry in entries:
         schedule = manifest.load_schedule(entry, directory)
-        kernel, note = cubins.renderable(schedule, build_now=build and (names is None or entry.name in names))
-        cubin = None
-        if kernel is not None:
+        note = cubins.unsupported(schedule)
+        buildable, cubin = not note, None
+        if buildable:
             try:
-                toolchain = toolchain_version()
+                cubin = cubins.lookup(schedule)
+                if cubin is None and build and (names is None or entry.name in names):
+                    cubin = cubins.build(schedule, entry.name)
             except BuildError as exc:
                 if build:
                     raise
-                toolchain, note = None, f"not built: {exc}"
-            if toolchain is not None:
-                cubin = cubins.lookup(kernel, toolchain)
-                if cubin is None and build and (names is None or entry.name in names):
-                    cubin = cubins.build(kernel, entry.name)
-                if cubin is None:
-                    note = "not built yet: warpsched precompiled --build (or warpsched.kernels.precompiled(build=True)) builds it"
-                elif not cubin.sass_ok:
-                    note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
+                note = f"not built: {exc}"
+            if cubin is None and not note:
+                note = "not built yet: warpsched precompiled --build (or warpsched.kernels.precompiled(build=True)) builds it"
+            elif cubin is not None and not cubin.sass_ok:
+                note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
         current = is_current(schedule)
         if not current:
             note = "stale: the model or machine changed since it was solved; regenerate the package with warpsched sweep"
         out.append(PackagedKernel(entry.name, entry.key.model, entry.params, entry.key.machine, entry.ii,
                                   entry.ii_proven_optimal, entry.schedule_digest, cubin.digest if cubin else None,
                                   cubin.path if cubin else None,
-                                  cubin is not None, kernel is not None, current, note, str(directory / entry.schedule)))
+                                  cubin is not None, buildable, current, note, str(directory / entry.schedule)))
     return tuple(out)

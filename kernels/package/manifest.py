@@ -95,26 +95,6 @@ class Entry:
 PINNED = "pinned: "  # how a pinned entry's origin starts
 
 
-def entry_for(key: ProblemKey, schedule: Schedule, predicted_cycles_per_mac, points: int, origin: str) -> Entry:
-    """The manifest entry of `schedule` chosen for problem `key` (the sweep's choices and pinned schedules)."""
-    from warpsched.kernels.cuda.render import schedule_digest
-    from warpsched.models import split_source
-
-    _, tile = split_source(schedule.problem.source)
-    return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
-                 schedule.makespan, round(float(predicted_cycles_per_mac * 1000), 6), points, origin)
-
-
-def pinned_entry(schedule: Schedule, why: str) -> Entry:
-    """An entry for one schedule chosen by hand rather than by a sweep: one that was checked on a GPU
-    where the deterministic solve's own choice for the problem was not right (`why` says where and how);
-    its origin is PINNED + why. Keep pinned problems out of the sweep catalog, which would replace them."""
-    from warpsched.kernels.sweep import predicted_time
-
-    key = problem_key(schedule.problem.source, schedule.machine.name)
-    return entry_for(key, schedule, predicted_time(key.model, schedule), 1, why if why.startswith(PINNED) else PINNED + why)
-
-
 def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
     """The entries of the package in `directory` (default: the shipped one), sorted by name."""
     path = Path(directory or PACKAGE_DIR) / MANIFEST
@@ -131,19 +111,3 @@ def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
 
 def load_schedule(entry: Entry, directory: str | Path | None = None) -> Schedule:
     return schedule_io.read(Path(directory or PACKAGE_DIR) / entry.schedule)
-
-
-def write(directory: str | Path, chosen: list[tuple[Entry, Schedule]]) -> Path:
-    """Add (or replace, by problem) the `chosen` entries and their schedule files; other entries stay."""
-    folder = Path(directory)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"package directory {str(folder)!r} is a file; give a folder")
-    (folder / SCHEDULES).mkdir(parents=True, exist_ok=True)
-    entries = {e.name: e for e in (read(folder) if (folder / MANIFEST).exists() else ())}
-    for entry, schedule in chosen:
-        schedule_io.write(schedule, folder / entry.schedule)
-        entries[entry.name] = entry
-    manifest = {"format": FORMAT, "entries": [entries[n].to_json() for n in sorted(entries)]}
-    path = folder / MANIFEST
-    path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return path

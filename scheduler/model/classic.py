@@ -20,17 +20,16 @@ from ortools.sat.python import cp_model
 
 from warpsched.scheduler.ir import Problem
 from warpsched.scheduler.machine import Machine
+from warpsched.scheduler.model.build import BuiltModel
 from warpsched.scheduler.model.closure import Closure, closure
+from warpsched.scheduler.model.holes import modulo_holes, var_bounds
 from warpsched.scheduler.model.variables import ModelVars, stage_bound
 
 ROWS_UP_TO = 256  # the lean model is used for fixed IIs up to this
 TIME_LITERALS_UP_TO = 512  # one Boolean per start time when an op's window is at most this wide
-HOLE_PERIODS_UP_TO = 64  # pairwise holes when a difference spans at most this many periods
 
 
 def build_classic(problem: Problem, machine: Machine, ii: int):
-    from warpsched.scheduler.model.build import BuiltModel  # build.py imports this module
-
     paths = closure(problem, machine, ii)
     m = cp_model.CpModel()
     horizon = ii * (stage_bound(problem, machine, "classic", ii) + 2)
@@ -55,7 +54,7 @@ def build_classic(problem: Problem, machine: Machine, ii: int):
             if used:
                 m.add(sum(used) <= cap)
         if machine.units[unit] == 1:
-            _holes(m, t, [op for op in ops if op.occupancy <= ii], ii)
+            modulo_holes(m, t, [op for op in ops if op.occupancy <= ii], ii)
     v = ModelVars(ii=ii, t=t, k={}, r={}, makespan=None, horizon=horizon, anchor=paths.anchor)  # feasibility only
     return BuiltModel(m, v, ii, ii)
 
@@ -83,14 +82,9 @@ def _window(name: str, paths: Closure, horizon: int, ii: int) -> tuple[int, int]
     return (max(lo, 0), min(hi, ii - 1)) if name == paths.anchor else (lo, hi)
 
 
-def _bounds(var: cp_model.IntVar) -> tuple[int, int]:
-    dom = list(var.proto.domain)
-    return dom[0], dom[len(dom) - 1]
-
-
 def _rows(m: cp_model.CpModel, t: cp_model.IntVar, ii: int, name: str) -> list:
     """Per row x, a 0/1 expression: the op starts at row x."""
-    lo, hi = _bounds(t)
+    lo, hi = var_bounds(t)
     if hi - lo + 1 <= TIME_LITERALS_UP_TO:
         at = {tau: m.new_bool_var(f"start[{name}]={tau}") for tau in range(lo, hi + 1)}
         m.add_exactly_one(at.values())
@@ -101,18 +95,3 @@ def _rows(m: cp_model.CpModel, t: cp_model.IntVar, ii: int, name: str) -> list:
     stage = m.new_int_var(lo // ii - 1, hi // ii + 1, f"k[{name}]")
     m.add(t == ii * stage + sum(x * lit for x, lit in enumerate(row)))
     return row
-
-
-def _holes(m: cp_model.CpModel, t: dict, ops, ii: int) -> None:
-    """On a capacity-1 unit, op b starts (occupancy_a .. II - occupancy_b) mod II after op a."""
-    for i, a in enumerate(ops):
-        lo_a, hi_a = _bounds(t[a.name])
-        for b in ops[i + 1:]:
-            lo_b, hi_b = _bounds(t[b.name])
-            d_lo, d_hi = lo_b - hi_a, hi_b - lo_a
-            if (d_hi - d_lo) // ii > HOLE_PERIODS_UP_TO:
-                continue
-            # Trimmed to the reachable differences: presolve probes far better on exact domains.
-            gaps = [[max(d_lo, p * ii + a.occupancy), min(d_hi, p * ii + ii - b.occupancy)]
-                    for p in range(d_lo // ii - 1, d_hi // ii + 1)]
-            m.add_linear_expression_in_domain(t[b.name] - t[a.name], cp_model.Domain.from_intervals([g for g in gaps if g[0] <= g[1]]))

@@ -14,7 +14,7 @@ with the intervals; see classic.py, where this matters most).
 
 from __future__ import annotations
 
-from warpsched.scheduler.model.classic import _holes
+from warpsched.scheduler.model.holes import modulo_holes
 from warpsched.scheduler.model.variables import Context
 
 
@@ -47,4 +47,4 @@ def build(ctx: Context) -> None:
         elif intervals:
             m.add_cumulative(intervals, [1] * len(intervals), left)
         if ctx.fixed_ii is not None and ctx.closure is not None and cap == 1 and ctx.enabled is None:
-            _holes(ctx.model, ctx.vars.t, [op for op in ops if op.occupancy <= ctx.fixed_ii], ctx.fixed_ii)
+            modulo_holes(ctx.model, ctx.vars.t, [op for op in ops if op.occupancy <= ctx.fixed_ii], ctx.fixed_ii)

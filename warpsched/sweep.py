@@ -33,8 +33,10 @@ from urllib.parse import urlsplit
 from warpsched.scheduler.errors import InfeasibleError, InputError, WarpschedError
 from warpsched.scheduler.schedule import Schedule, from_json, to_json
 
+from warpsched import package_writer
 from warpsched.kernels.package import manifest
-from warpsched.kernels.sweep_config import Point, SweepConfig
+from warpsched.models import predicted_time
+from warpsched.sweep_config import Point, SweepConfig
 
 Progress = Callable[[str], None]
 DASK_TIMEOUT = 10.0  # seconds to reach a Dask scheduler
@@ -71,14 +73,6 @@ class SweepResult:
     choices: tuple[Choice, ...]  # sorted by problem name
     unresolved: tuple[tuple[manifest.ProblemKey, str], ...]  # problems without an eligible point, and why
     seconds: float
-
-
-def predicted_time(model: str, schedule: Schedule) -> Fraction:
-    """Cycles per useful multiply-accumulate: II / work per iteration (see the module docstring)."""
-    from warpsched.models import get_spec
-
-    work = get_spec(model).work(schedule.problem.source)
-    return Fraction(schedule.ii) / Fraction(work)
 
 
 def solve_point(point: Point) -> PointResult:
@@ -162,7 +156,7 @@ def _outcome(point: Point, result: PointResult) -> str:
         return f"{result.status} ({result.reason}) in {result.seconds:.1f}s"
     schedule = from_json(result.schedule)
     text = (f"II {schedule.ii} ({'proven' if schedule.ii_proven_optimal else 'not proven'}), "
-            f"{float(predicted_time(point.model, schedule) * 1000):.4g} cycles/kMAC in {result.seconds:.1f}s")
+            f"{float(predicted_time(schedule.problem.source, schedule.ii) * 1000):.4g} cycles/kMAC in {result.seconds:.1f}s")
     if result.build is not None:
         text += f", build {result.build['status']}" + (f" ({result.build['reason']})" if result.build["status"] == "failed" else "")
     return text
@@ -179,7 +173,7 @@ def choose(points: tuple[Point, ...], results: tuple[PointResult, ...]):
         for i in groups[key]:
             if results[i].eligible:
                 schedule = from_json(results[i].schedule)
-                ranked.append(((predicted_time(key.model, schedule), schedule.makespan, schedule.smem_bytes, i), schedule))
+                ranked.append(((predicted_time(schedule.problem.source, schedule.ii), schedule.makespan, schedule.smem_bytes, i), schedule))
         if not ranked:
             why = "; ".join(sorted({_why(results[i]) for i in groups[key]}))
             unresolved.append((key, f"no point solved{' and built clean' if any(results[i].build for i in groups[key]) else ''}: {why}"))
@@ -197,7 +191,7 @@ def _why(result: PointResult) -> str:
 
 def package_entries(result: SweepResult) -> list[tuple[manifest.Entry, Schedule]]:
     """The manifest entries (and schedules) of the sweep's choices."""
-    return [(manifest.entry_for(c.key, c.schedule, c.predicted, c.candidates, result.config.origin), c.schedule)
+    return [(package_writer.entry_for(c.key, c.schedule, c.predicted, c.candidates, result.config.origin), c.schedule)
             for c in result.choices]
 
 
@@ -211,7 +205,7 @@ def results_json(result: SweepResult) -> dict:
         if r.schedule is not None:
             s = from_json(r.schedule)
             row.update(ii=s.ii, ii_proven_optimal=s.ii_proven_optimal, makespan=s.makespan, smem_bytes=s.smem_bytes,
-                       predicted_cycles_per_kmac=round(float(predicted_time(point.model, s) * 1000), 6))
+                       predicted_cycles_per_kmac=round(float(predicted_time(s.problem.source, s.ii) * 1000), 6))
         if r.build is not None:
             row["build"] = r.build
         points.append(row)
