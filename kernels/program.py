@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.schedule import Placement, Schedule
+from warpsched.models.kinds import OpKind
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Step:
     # it - distance once every read of it in this warpgroup completed, `finish` cycles after this step's start
     writes_ring: bool  # the value goes to a ring (TMA load or a register value other warpgroups read)
     token: tuple[str, int] | None  # (unit, position in the period's order) where a unit is shared in order
+    index: int | None = None  # the op's replica index (Op.index: its query tile or MMA slice)
+    unit: str = ""  # the op's functional unit ("tensor": the tensor core reads shared memory in the async proxy)
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     token_units = []
     units: dict[str, list[str]] = {}
     for n in s.ops:
-        if ops[n].issue < ops[n].occupancy and ops[n].kind != "tma_load" and not ops[n].variable_latency:
+        if ops[n].issue < ops[n].occupancy and ops[n].kind != OpKind.TMA_LOAD and not ops[n].variable_latency:
             units.setdefault(ops[n].unit, []).append(n)
     for unit, names in sorted(units.items()):
         if len({wg_of[n] for n in names}) < 2:
@@ -184,7 +187,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                 via = "ring" if e.src in rings and (rings[e.src].kind == "tma" or wg_of[e.src] != w) else "register"
                 reads.append(Read(e.src, e.distance, via))
             steps.append(Step(n, ops[n].kind, s.ops[n].stage, s.ops[n].row, tuple(reads), tuple(releases.get(n, ())),
-                              n in rings, token_of.get(n)))
+                              n in rings, token_of.get(n), ops[n].index, ops[n].unit))
         programs.append(WarpgroupProgram(w, plan.role if plan else "consumer", plan.registers if plan else 0, tuple(steps),
                                          tuple(sorted(copies.get(w, {}).items()))))
     return PipelineProgram(problem.name, s.ii, s.stages, tuple(programs), tuple(rings.values()), tuple(token_units),

@@ -12,12 +12,13 @@ is float32 as in wgmma.
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import torch
 
 from warpsched.kernels.quant import float_values
+from warpsched.models import attention, gemm, quant_gemm
+from warpsched.models.kinds import OpKind
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.ir import Problem
 
@@ -29,16 +30,16 @@ def _round(x: np.ndarray, dtype: str) -> np.ndarray:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(TORCH_DTYPES[dtype]).float().numpy()
 
 
-def _index(name: str) -> int:
-    m = re.search(r"(\d+)$", name)
-    return int(m.group(1)) if m else 0
-
-
 class _Family:
     tolerance = 1e-2
 
     def __init__(self, problem: Problem):
         self.kind_of = {op.name: op.kind for op in problem.ops}
+        self.index_of = {op.name: op.index for op in problem.ops}
+
+    def replicas(self, kind: str) -> list[str]:
+        """The ops of `kind` in replica order (MMA slices, query tiles)."""
+        return sorted((n for n, k in self.kind_of.items() if k == kind), key=self.index_of.get)
 
     def take(self, inputs: dict, kind: str, distance: int = 0):
         for (src, d), value in inputs.items():
@@ -62,20 +63,20 @@ class GemmSemantics(_Family):
         self.a = torch.randn(tm, tk * iterations, generator=g).to(TORCH_DTYPES[self.dtype]).float().numpy()
         self.b = torch.randn(tk * iterations, tn, generator=g).to(TORCH_DTYPES[self.dtype]).float().numpy()
         self.tk, self.tn = tk, tn
-        self.mmas = sorted((n for n, k in self.kind_of.items() if k == "mma"), key=_index)
+        self.mmas = self.replicas(OpKind.MMA)
 
     def initial(self, value: str):
         return np.zeros((self.rows, self.tn), np.float32)
 
     def apply(self, op: str, kind: str, it: int, inputs: dict):
         k = slice(it * self.tk, (it + 1) * self.tk)
-        if op == "load_a":
+        if op == gemm.LOAD_A:
             return self.a[:, k]
-        if op == "load_b":
+        if op == gemm.LOAD_B:
             return self.b[k, :]
-        c = _index(op)
-        a = inputs[("load_a", 0)][c * self.rows:(c + 1) * self.rows]
-        return inputs[(op, 1)] + a @ inputs[("load_b", 0)]
+        c = self.index_of[op]
+        a = inputs[(gemm.LOAD_A, 0)][c * self.rows:(c + 1) * self.rows]
+        return inputs[(op, 1)] + a @ inputs[(gemm.LOAD_B, 0)]
 
     def error(self, outputs: dict) -> float:
         out = np.concatenate([outputs[m] for m in self.mmas])
@@ -97,12 +98,12 @@ class QuantGemmSemantics(_Family):
         self.codes = rng.integers(0, 1 << self.bits, size=(tn, K))
         groups = -(-K // group)
         self.scales = _round(rng.uniform(0.5, 1.5, size=(tn, groups)) / (1 << max(self.bits - 1, 0)), self.dtype)
-        if self.fmt.startswith("e"):  # float codes carry their own magnitude
+        if self.fmt in quant_gemm.FLOAT_FORMATS:  # float codes carry their own magnitude
             self.scales = _round(rng.uniform(0.5, 1.5, size=(tn, groups)), self.dtype)
         self.zeros = rng.integers(0, 1 << self.bits, size=(tn, groups)) if self.fmt == "int_zp" else None
         self.group = group
         self.x = _round(rng.standard_normal((tm, K)), self.dtype)
-        self.mmas = sorted((n for n, k in self.kind_of.items() if k == "wgmma_rs"), key=_index)
+        self.mmas = self.replicas(OpKind.WGMMA_RS)
 
     def values(self, codes: np.ndarray, cols: slice, scale: np.ndarray | None = None) -> np.ndarray:
         """Dequantized weights (before rounding to the MMA type) of `codes` over K columns `cols`, with
@@ -120,18 +121,18 @@ class QuantGemmSemantics(_Family):
 
     def apply(self, op: str, kind: str, it: int, inputs: dict):
         k = slice(it * self.tk, (it + 1) * self.tk)
-        if op == "load_w":
+        if op == quant_gemm.LOAD_W:
             return self.codes[:, k]
-        if op == "load_x":
+        if op == quant_gemm.LOAD_X:
             return self.x[:, k]
-        if op in ("load_s", "load_z"):
+        if op == quant_gemm.LOAD_S:
             return self.scales[:, np.arange(k.start, k.stop) // self.group]
-        c = _index(op)
-        if kind == "dequant":  # this consumer's rows of the block, in the MMA's type
+        c = self.index_of[op]
+        if kind == OpKind.DEQUANT:  # this consumer's rows of the block, in the MMA's type
             rows = slice(c * self.rows, (c + 1) * self.rows)
-            scale = inputs.get(("load_s", 0))  # what the scale load delivered (channelwise: none in the loop)
-            return _round(self.values(inputs[("load_w", 0)], k, scale)[rows], self.dtype)
-        return inputs[(op, 1)] + self.take(inputs, "dequant") @ inputs[("load_x", 0)].T
+            scale = inputs.get((quant_gemm.LOAD_S, 0))  # what the scale load delivered (channelwise: none in the loop)
+            return _round(self.values(inputs[(quant_gemm.LOAD_W, 0)], k, scale)[rows], self.dtype)
+        return inputs[(op, 1)] + self.take(inputs, OpKind.DEQUANT) @ inputs[(quant_gemm.LOAD_X, 0)].T
 
     def error(self, outputs: dict) -> float:
         out = np.concatenate([outputs[m] for m in self.mmas])
@@ -157,9 +158,9 @@ class AttentionSemantics(_Family):
 
     def initial(self, value: str):
         kind = self.kind_of[value]
-        if kind == "row_max":
+        if kind == OpKind.ROW_MAX:
             return np.full(self.bm, -np.inf, np.float32), np.full(self.bm, -np.inf, np.float32)
-        if kind == "row_sum":
+        if kind == OpKind.ROW_SUM:
             return np.zeros(self.bm, np.float32)
         return np.zeros((self.bm, self.q.shape[1]), np.float32)  # O
 
@@ -171,34 +172,32 @@ class AttentionSemantics(_Family):
 
     def apply(self, op: str, kind: str, it: int, inputs: dict):
         blk = slice(it * self.bn, (it + 1) * self.bn)
-        if op == "load_k":
+        if op == attention.LOAD_K:
             return self.k[blk]
-        if op == "load_v":
+        if op == attention.LOAD_V:
             return self.v[blk]
-        t = _index(op)
-        if kind == "wgmma_qk":
-            return (self.q[t * self.bm:(t + 1) * self.bm] @ inputs[("load_k", 0)].T) * self.scale_log2
-        if kind == "row_max":
+        t = self.index_of[op]
+        if kind == OpKind.WGMMA_QK:
+            return (self.q[t * self.bm:(t + 1) * self.bm] @ inputs[(attention.LOAD_K, 0)].T) * self.scale_log2
+        if kind == OpKind.ROW_MAX:
             old = inputs[(op, 1)][0]
-            return np.maximum(old, self.take(inputs, "wgmma_qk").max(axis=1)), old
-        if kind == "scale":
-            return self.take(inputs, "wgmma_qk") - self.take(inputs, "row_max")[0][:, None]
-        if kind == "exp2":
-            return _round(np.exp2(self.take(inputs, "scale")), self.dtype)
-        if kind == "row_sum":
-            return inputs[(op, 1)] * self._correction(self.take(inputs, "row_max")) + self.take(inputs, "exp2").sum(axis=1)
-        if kind == "rescale_o":
-            return self.take(inputs, "wgmma_pv", 1) * self._correction(self.take(inputs, "row_max"))[:, None]
-        if kind == "wgmma_pv":
-            return self.take(inputs, "rescale_o") + self.take(inputs, "exp2") @ inputs[("load_v", 0)]
+            return np.maximum(old, self.take(inputs, OpKind.WGMMA_QK).max(axis=1)), old
+        if kind == OpKind.SCALE:
+            return self.take(inputs, OpKind.WGMMA_QK) - self.take(inputs, OpKind.ROW_MAX)[0][:, None]
+        if kind == OpKind.EXP2:
+            return _round(np.exp2(self.take(inputs, OpKind.SCALE)), self.dtype)
+        if kind == OpKind.ROW_SUM:
+            correction = self._correction(self.take(inputs, OpKind.ROW_MAX))
+            return inputs[(op, 1)] * correction + self.take(inputs, OpKind.EXP2).sum(axis=1)
+        if kind == OpKind.RESCALE_O:
+            return self.take(inputs, OpKind.WGMMA_PV, 1) * self._correction(self.take(inputs, OpKind.ROW_MAX))[:, None]
+        if kind == OpKind.WGMMA_PV:
+            return self.take(inputs, OpKind.RESCALE_O) + self.take(inputs, OpKind.EXP2) @ inputs[(attention.LOAD_V, 0)]
         raise InputError(f"attention_fwd semantics know no op kind {kind!r} ({op})")
 
     def error(self, outputs: dict) -> float:
-        out = []
-        for t in range(self.tiles):
-            o = next(v for n, v in outputs.items() if self.kind_of[n] == "wgmma_pv" and _index(n) == t)
-            l = next(v for n, v in outputs.items() if self.kind_of[n] == "row_sum" and _index(n) == t)
-            out.append(o / l[:, None])
+        out = [outputs[o] / outputs[l][:, None]
+               for o, l in zip(self.replicas(OpKind.WGMMA_PV), self.replicas(OpKind.ROW_SUM))]
         s = torch.from_numpy(self.q) @ torch.from_numpy(self.k).T / math.sqrt(self.q.shape[1])
         ref = (torch.softmax(s, dim=-1) @ torch.from_numpy(self.v)).numpy()
         return self.relative_error(np.concatenate(out), ref)

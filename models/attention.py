@@ -28,7 +28,10 @@ from warpsched.scheduler.ir import Edge, Op, Problem
 from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
+from warpsched.models.kinds import OpKind
 from warpsched.models.params import ModelSpec, Param
+
+LOAD_K, LOAD_V = "load_k", "load_v"  # the TMA loads of a K and a V block
 
 HEAD_DIMS = (64, 128, 256)
 FA3_BLOCK_N = {64: 192, 128: 176, 256: 80}
@@ -54,9 +57,9 @@ def build(machine: Machine, head_dim: int, dtype: str, causal: bool, gqa: int, q
     d, size = head_dim, costs.DTYPE_BYTES[dtype]
     ops, edges = [], []
     kv_bytes = bn * d * size
-    for name in ("load_k", "load_v"):
+    for name in (LOAD_K, LOAD_V):
         ops.append(Op(name, "tma", costs.tma_latency(machine, kv_bytes, True), costs.tma_cycles(machine, kv_bytes, True),
-                      costs.latency(machine, "tma_issue"), kind="tma_load", issuer="thread", bytes=kv_bytes,
+                      costs.latency(machine, "tma_issue"), kind=OpKind.TMA_LOAD, issuer="thread", bytes=kv_bytes,
                       space="smem", variable_latency=True))
     chain = _blackwell_tile if blackwell else _hopper_tile
     for t in range(q_tiles):
@@ -80,13 +83,13 @@ def _softmax_ops(machine: Machine, t: int, bm: int, bn: int, d: int, s_value: tu
     exp_occ = costs.mufu_cycles(machine, elems)
     s_bytes, s_space = s_value
     return [
-        Op(f"max{t}", "alu", alu + reduce + fp32, alu, alu + reduce, kind="row_max", bytes=row, space="regs",
+        Op(f"max{t}", "alu", alu + reduce + fp32, alu, alu + reduce, kind=OpKind.ROW_MAX, index=t, bytes=row, space="regs",
            regs_per_thread=costs.regs(row)),
-        Op(f"scale{t}", "alu", alu + fp32, alu, alu, kind="scale", bytes=s_bytes, space=s_space,
+        Op(f"scale{t}", "alu", alu + fp32, alu, alu, kind=OpKind.SCALE, index=t, bytes=s_bytes, space=s_space,
            regs_per_thread=costs.regs(s_bytes)),
-        Op(f"exp{t}", "mufu", exp_occ + costs.latency(machine, "mufu"), exp_occ, exp_occ, kind="exp2",
+        Op(f"exp{t}", "mufu", exp_occ + costs.latency(machine, "mufu"), exp_occ, exp_occ, kind=OpKind.EXP2, index=t,
            bytes=elems * 2, space="regs", regs_per_thread=costs.regs(elems * 2)),
-        Op(f"sum{t}", "alu", alu + reduce + fp32, alu, alu + reduce, kind="row_sum", bytes=row, space="regs",
+        Op(f"sum{t}", "alu", alu + reduce + fp32, alu, alu + reduce, kind=OpKind.ROW_SUM, index=t, bytes=row, space="regs",
            regs_per_thread=costs.regs(row)),
     ]
 
@@ -96,17 +99,17 @@ def _hopper_tile(machine: Machine, t: int, bm: int, bn: int, d: int, dtype: str)
     g0 = costs.mma_cycles(machine, bm, bn, d, dtype)
     g1 = costs.mma_cycles(machine, bm, d, bn, dtype)
     rescale = costs.fp32_cycles(machine, bm * d)
-    ops = [Op(f"gemm0_{t}", "tensor", costs.mma_latency(machine, g0), g0, costs.mma_issue(machine, d), kind="wgmma_qk",
+    ops = [Op(f"gemm0_{t}", "tensor", costs.mma_latency(machine, g0), g0, costs.mma_issue(machine, d), kind=OpKind.WGMMA_QK, index=t,
               bytes=s_bytes, space="regs", regs_per_thread=costs.regs(s_bytes))]
     ops += _softmax_ops(machine, t, bm, bn, d, (s_bytes, "regs"))
-    ops += [Op(f"rescale{t}", "alu", rescale + costs.latency(machine, "fp32"), rescale, rescale, kind="rescale_o",
+    ops += [Op(f"rescale{t}", "alu", rescale + costs.latency(machine, "fp32"), rescale, rescale, kind=OpKind.RESCALE_O, index=t,
                bytes=o_bytes, space="regs", regs_per_thread=costs.regs(o_bytes)),
-            Op(f"gemm1_{t}", "tensor", costs.mma_latency(machine, g1), g1, costs.mma_issue(machine, bn), kind="wgmma_pv",
+            Op(f"gemm1_{t}", "tensor", costs.mma_latency(machine, g1), g1, costs.mma_issue(machine, bn), kind=OpKind.WGMMA_PV, index=t,
                bytes=o_bytes, space="regs", regs_per_thread=costs.regs(o_bytes))]
     g0n, g1n = f"gemm0_{t}", f"gemm1_{t}"
     mx, sc, ex, sm, rs = (f"{k}{t}" for k in ("max", "scale", "exp", "sum", "rescale"))
-    edges = [Edge("load_k", g0n), Edge(g0n, mx), Edge(g0n, sc), Edge(mx, sc), Edge(sc, ex), Edge(ex, sm), Edge(mx, sm),
-             Edge(mx, mx, 1), Edge(sm, sm, 1), Edge(ex, g1n), Edge("load_v", g1n), Edge(mx, rs), Edge(g1n, rs, 1),
+    edges = [Edge(LOAD_K, g0n), Edge(g0n, mx), Edge(g0n, sc), Edge(mx, sc), Edge(sc, ex), Edge(ex, sm), Edge(mx, sm),
+             Edge(mx, mx, 1), Edge(sm, sm, 1), Edge(ex, g1n), Edge(LOAD_V, g1n), Edge(mx, rs), Edge(g1n, rs, 1),
              Edge(rs, g1n)]
     return ops, edges
 
@@ -120,23 +123,23 @@ def _blackwell_tile(machine: Machine, t: int, bm: int, bn: int, d: int, dtype: s
 
     def tmem(name, kind, nbytes, regs_out):
         occ = costs.tmem_cycles(machine, nbytes)  # blocking: the warpgroup waits for the transfer
-        return Op(name, "tmem", occ + wait, occ, occ + wait, kind=kind, bytes=nbytes if regs_out else 0,
+        return Op(name, "tmem", occ + wait, occ, occ + wait, kind=kind, index=t, bytes=nbytes if regs_out else 0,
                   space="regs" if regs_out else "none", regs_per_thread=costs.regs(nbytes) if regs_out else 0)
 
     rescale = costs.fp32_cycles(machine, bm * d)
-    ops = [Op(f"mma_s{t}", "tensor", costs.mma_latency(machine, g0), g0, issue, kind="tcgen05_qk", issuer="thread"),
-           tmem(f"ld_s{t}", "tmem_load_s", s_bytes, True)]
+    ops = [Op(f"mma_s{t}", "tensor", costs.mma_latency(machine, g0), g0, issue, kind=OpKind.TCGEN05_QK, index=t, issuer="thread"),
+           tmem(f"ld_s{t}", OpKind.TMEM_LOAD_S, s_bytes, True)]
     ops += _softmax_ops(machine, t, bm, bn, d, (s_bytes, "regs"))
-    ops += [tmem(f"st_p{t}", "tmem_store_p", p_bytes, False),
-            Op(f"mma_o{t}", "tensor", costs.mma_latency(machine, g1), g1, issue, kind="tcgen05_pv", issuer="thread"),
-            tmem(f"ld_o{t}", "tmem_load_o", o_bytes, True),
-            Op(f"rescale{t}", "alu", rescale + costs.latency(machine, "fp32"), rescale, rescale, kind="rescale_o",
+    ops += [tmem(f"st_p{t}", OpKind.TMEM_STORE_P, p_bytes, False),
+            Op(f"mma_o{t}", "tensor", costs.mma_latency(machine, g1), g1, issue, kind=OpKind.TCGEN05_PV, index=t, issuer="thread"),
+            tmem(f"ld_o{t}", OpKind.TMEM_LOAD_O, o_bytes, True),
+            Op(f"rescale{t}", "alu", rescale + costs.latency(machine, "fp32"), rescale, rescale, kind=OpKind.RESCALE_O, index=t,
                bytes=o_bytes, space="regs", regs_per_thread=costs.regs(o_bytes)),
-            tmem(f"st_o{t}", "tmem_store_o", o_bytes, False)]
+            tmem(f"st_o{t}", OpKind.TMEM_STORE_O, o_bytes, False)]
     ms, ls, mx, sc, ex, sm, sp, mo, lo, rs, so = (f"{k}{t}" for k in
                                                   ("mma_s", "ld_s", "max", "scale", "exp", "sum", "st_p", "mma_o", "ld_o", "rescale", "st_o"))
-    edges = [Edge("load_k", ms), Edge(ms, ls), Edge(ls, mx), Edge(ls, sc), Edge(mx, sc), Edge(sc, ex), Edge(ex, sm),
-             Edge(mx, sm), Edge(mx, mx, 1), Edge(sm, sm, 1), Edge(ex, sp), Edge(sp, mo), Edge("load_v", mo),
+    edges = [Edge(LOAD_K, ms), Edge(ms, ls), Edge(ls, mx), Edge(ls, sc), Edge(mx, sc), Edge(sc, ex), Edge(ex, sm),
+             Edge(mx, sm), Edge(mx, mx, 1), Edge(sm, sm, 1), Edge(ex, sp), Edge(sp, mo), Edge(LOAD_V, mo),
              Edge(mo, lo, 1), Edge(mx, rs), Edge(lo, rs), Edge(rs, so), Edge(so, mo)]
     return ops, edges
 

@@ -12,7 +12,10 @@ from warpsched.scheduler.ir import Edge, Op, Problem
 from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
+from warpsched.models.kinds import OpKind
 from warpsched.models.params import ModelSpec, Param
+
+LOAD_A, LOAD_B = "load_a", "load_b"  # the TMA loads of the A and B operands (the rings are named after them)
 
 PARAMS = (
     Param("dtype", "bf16", "operand type (fp32 accumulation)", str, ("bf16", "fp16")),
@@ -30,20 +33,20 @@ def build(machine: Machine, dtype: str, tile_m: int, tile_n: int, tile_k: int, c
     size = costs.DTYPE_BYTES[dtype]
     issue_tma = costs.latency(machine, "tma_issue")
     ops, edges = [], []
-    for name, rows in (("load_a", tile_m), ("load_b", tile_n)):
+    for name, rows in ((LOAD_A, tile_m), (LOAD_B, tile_n)):
         nbytes = rows * tile_k * size
         ops.append(Op(name, "tma", costs.tma_latency(machine, nbytes, True), costs.tma_cycles(machine, nbytes, True),
-                      issue_tma, kind="tma_load", issuer="thread", bytes=nbytes, space="smem", variable_latency=True))
+                      issue_tma, kind=OpKind.TMA_LOAD, issuer="thread", bytes=nbytes, space="smem", variable_latency=True))
     rows = tile_m // consumers
     occ = costs.mma_cycles(machine, rows, tile_n, tile_k, dtype)
     acc = rows * tile_n * 4
     in_regs = costs.feature(machine, "accumulators", "regs") == "regs"  # Blackwell: tensor memory
     for c in range(consumers):
         mma = f"mma{c}"
-        ops.append(Op(mma, "tensor", costs.mma_latency(machine, occ), occ, costs.mma_issue(machine, tile_k), kind="mma",
+        ops.append(Op(mma, "tensor", costs.mma_latency(machine, occ), occ, costs.mma_issue(machine, tile_k), kind=OpKind.MMA, index=c,
                       bytes=acc if in_regs else 0, space="regs" if in_regs else "none",
                       regs_per_thread=costs.regs(acc) if in_regs else 0))
-        edges += [Edge("load_a", mma), Edge("load_b", mma), Edge(mma, mma, 1)]
+        edges += [Edge(LOAD_A, mma), Edge(LOAD_B, mma), Edge(mma, mma, 1)]
     return Problem.build(f"gemm_{dtype}_{tile_m}x{tile_n}x{tile_k}", ops, edges,
                          {"model": "gemm", "dtype": dtype, "tile_m": tile_m, "tile_n": tile_n, "tile_k": tile_k,
                           "consumers": consumers})

@@ -42,7 +42,10 @@ from warpsched.scheduler.ir import Edge, Op, Problem
 from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
+from warpsched.models.kinds import OpKind
 from warpsched.models.params import ModelSpec, Param
+
+LOAD_W, LOAD_X, LOAD_S = "load_w", "load_x", "load_s"  # packed weights, activations, scales (and zeros)
 
 FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
 FORMATS = ("int", "int_zp") + tuple(FLOAT_FORMATS)
@@ -108,15 +111,15 @@ def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: 
 
     def tma(name, nbytes, reused):
         return Op(name, "tma", costs.tma_latency(machine, nbytes, reused), costs.tma_cycles(machine, nbytes, reused),
-                  issue_tma, kind="tma_load", issuer="thread", bytes=nbytes, space="smem", variable_latency=True)
+                  issue_tma, kind=OpKind.TMA_LOAD, issuer="thread", bytes=nbytes, space="smem", variable_latency=True)
 
-    ops = [tma("load_w", ceil(tile_n * tile_k * bits / 8), weights_shared), tma("load_x", tm * tile_k * size, True)]
+    ops = [tma(LOAD_W, ceil(tile_n * tile_k * bits / 8), weights_shared), tma(LOAD_X, tm * tile_k * size, True)]
     per_scale = size * (2 if fmt == "int_zp" else 1)
     reserved = 0
     if group_size == -1:
         reserved = tile_n * per_scale  # channelwise scales stay in shared memory
     else:
-        ops.append(tma("load_s", tile_n * per_scale * max(1, tile_k // group_size), weights_shared))
+        ops.append(tma(LOAD_S, tile_n * per_scale * max(1, tile_k // group_size), weights_shared))
     rows = tile_n // consumers
     int_ops, half2_ops = dequant_ops(bits, fmt)
     elems = rows * tile_k
@@ -126,13 +129,13 @@ def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: 
     edges = []
     for c in range(consumers):
         dq, mma = f"dequant{c}", f"mma{c}"
-        ops += [Op(dq, "alu", deq + costs.latency(machine, "fp32"), deq, deq, kind="dequant", bytes=w_bytes, space="regs",
+        ops += [Op(dq, "alu", deq + costs.latency(machine, "fp32"), deq, deq, kind=OpKind.DEQUANT, index=c, bytes=w_bytes, space="regs",
                    regs_per_thread=costs.regs(w_bytes)),
-                Op(mma, "tensor", costs.mma_latency(machine, mma_occ), mma_occ, costs.mma_issue(machine, tile_k), kind="wgmma_rs",
+                Op(mma, "tensor", costs.mma_latency(machine, mma_occ), mma_occ, costs.mma_issue(machine, tile_k), kind=OpKind.WGMMA_RS, index=c,
                    bytes=acc, space="regs", regs_per_thread=costs.regs(acc))]
-        edges += [Edge("load_w", dq), Edge(dq, mma), Edge("load_x", mma), Edge(mma, mma, 1)]
+        edges += [Edge(LOAD_W, dq), Edge(dq, mma), Edge(LOAD_X, mma), Edge(mma, mma, 1)]
         if group_size != -1:
-            edges.append(Edge("load_s", dq))
+            edges.append(Edge(LOAD_S, dq))
     name = f"quant_gemm_{fmt}{bits}_g{group_size}_{dtype}_m{m}_{tile_n}x{tm}x{tile_k}"
     return Problem.build(name, ops, edges,
                          {"model": "quant_gemm", "bits": bits, "fmt": fmt, "group_size": group_size, "dtype": dtype, "m": m,

@@ -33,7 +33,9 @@ class Op:
     `space` (`regs`, `smem` or `none`) and takes `bytes` (per iteration) and,
     in registers, `regs_per_thread` of its warpgroup. `variable_latency` marks
     ops (TMA loads) whose latency varies too much to schedule statically next
-    to fixed-latency work: they get warpgroups of their own.
+    to fixed-latency work: they get warpgroups of their own. `index` tells the
+    replicas of a repeated op apart (a query tile, an MMA slice: 0, 1, ...;
+    None for an op of its own), so that no pass parses names.
     """
 
     name: str
@@ -47,6 +49,7 @@ class Op:
     space: str = "none"
     regs_per_thread: int = 0
     variable_latency: bool = False
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def _check_op(op: Op) -> None:
             raise InputError(f"op {op.name!r} has {attr} {value!r}; it must be a whole number of cycles or bytes")
         if value < 0:
             raise InputError(f"op {op.name!r} has negative {attr} {value}; it must be >= 0")
+    if op.index is not None and (not isinstance(op.index, int) or isinstance(op.index, bool) or op.index < 0):
+        raise InputError(f"op {op.name!r} has index {op.index!r}; a replica index is a whole number >= 0 (or absent)")
     if op.issuer not in ISSUERS:
         raise InputError(f"op {op.name!r} has issuer {op.issuer!r}; use one of {', '.join(ISSUERS)}")
     if op.space not in SPACES:

@@ -113,7 +113,8 @@ def graph_to_json(problem: Problem) -> dict:
         "ops": [
             {"name": o.name, "kind": o.kind, "unit": o.unit, "occupancy": o.occupancy, "issue": o.issue,
              "latency": o.latency, "issuer": o.issuer, "bytes": o.bytes, "space": o.space,
-             "regs_per_thread": o.regs_per_thread, "variable_latency": o.variable_latency}
+             "regs_per_thread": o.regs_per_thread, "variable_latency": o.variable_latency,
+             **({"index": o.index} if o.index is not None else {})}
             for o in problem.ops
         ],
         "edges": [{"src": e.src, "dst": e.dst, "distance": e.distance, "delay": e.delay} for e in problem.edges],

@@ -112,3 +112,11 @@ def test_import_warpsched_loads_neither_ortools_nor_torch():
             "print(loaded); sys.exit(bool(loaded))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_pass_identifies_ops_by_parsing_their_names():
+    """Ops carry their kind (models.kinds.OpKind) and replica index (Op.index); the lowering reads those."""
+    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in python_files("kernels")
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if "startswith(" in line or "_index(" in line or 're.search(r"(\\d+)$"' in line]
+    assert not found, "\n".join(found)

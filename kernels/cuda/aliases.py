@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from warpsched.kernels.program import PipelineProgram
+from warpsched.models.kinds import OpKind
 
 
 @dataclass(frozen=True, order=True)
@@ -38,7 +39,7 @@ def clobbered_reads(program: PipelineProgram, array_of: Callable[[str], str | No
     in a warpgroup (None: not in registers, e.g. a TMA ring's shared memory)."""
     problems = []
     for w in program.warpgroups:
-        steps = [st for st in w.steps if st.kind != "tma_load"]
+        steps = [st for st in w.steps if st.kind != OpKind.TMA_LOAD]
         if not steps:
             continue
         stages = max(st.stage for st in steps) + 1

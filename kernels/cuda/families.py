@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from warpsched.kernels.cuda import templates as T
 from warpsched.kernels.cuda.aliases import clobbered_reads
-from warpsched.models.quant_gemm import float_fields
+from warpsched.models import attention, gemm, quant_gemm
+from warpsched.models.kinds import OpKind
+from warpsched.models.quant_gemm import FLOAT_FORMATS, float_fields
 from warpsched.scheduler.errors import InputError
 
 ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
@@ -25,10 +27,6 @@ ELEMENTS = {"bf16": "cutlass::bfloat16_t", "fp16": "cutlass::half_t"}
 
 def ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
-
-
-def _index(name: str) -> int:
-    return int(re.search(r"(\d+)$", name).group(1))
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,8 @@ class _Family:
         self.src = schedule.problem.source
         self.element = ELEMENTS[self.src["dtype"]]
         self.kind_of = {op.name: op.kind for op in schedule.problem.ops}
+        self.index_of = {op.name: op.index for op in schedule.problem.ops}
+        self.op_of = {(op.kind, op.index): op.name for op in schedule.problem.ops}  # (kind, replica) -> op
 
     def before_loop(self, w) -> str:
         return ""
@@ -117,24 +117,24 @@ class GemmFamily(_Family):
 
     def loads(self) -> dict:
         a, b = self.tm * self.tk, self.tn * self.tk
-        return {"load_a": LoadPlan("Element", a, 2 * a, (T.TMA_2D.format(map="tma_a", dst="dst", c0="it * TILE_K", c1="blockIdx.x * TILE_M"),)),
-                "load_b": LoadPlan("Element", b, 2 * b, (T.TMA_2D.format(map="tma_b", dst="dst", c0="it * TILE_K", c1="blockIdx.y * TILE_N"),))}
+        return {gemm.LOAD_A: LoadPlan("Element", a, 2 * a, (T.TMA_2D.format(map="tma_a", dst="dst", c0="it * TILE_K", c1="blockIdx.x * TILE_M"),)),
+                gemm.LOAD_B: LoadPlan("Element", b, 2 * b, (T.TMA_2D.format(map="tma_b", dst="dst", c0="it * TILE_K", c1="blockIdx.y * TILE_N"),))}
 
     def setup(self, step) -> str:
-        return T.MMA_SETUP.format(op=ident(step.op), rows=self.rows, cols=self.tn) if step.kind == "mma" else ""
+        return T.MMA_SETUP.format(op=ident(step.op), rows=self.rows, cols=self.tn) if step.kind == OpKind.MMA else ""
 
     def issue(self, step) -> str:
-        if step.kind != "mma":
+        if step.kind != OpKind.MMA:
             self._unknown(step)
-        return T.MMA_ISSUE.format(op=ident(step.op), ring_a="load_a", ring_b="load_b", layout_a="LayoutA", layout_b="LayoutB",
-                                  a_offset=f"{_index(step.op)} * SLICE_M * TILE_K", b_offset=0)
+        return T.MMA_ISSUE.format(op=ident(step.op), ring_a=ident(gemm.LOAD_A), ring_b=ident(gemm.LOAD_B), layout_a="LayoutA",
+                                  layout_b="LayoutB", a_offset=f"{step.index} * SLICE_M * TILE_K", b_offset=0)
 
     def complete(self, step) -> str:
         return T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
 
     def epilogue(self, step) -> str:
-        return (T.MMA_EPILOGUE.format(op=ident(step.op), rows=self.rows, cols=self.tn, slices=self.consumers, slice=_index(step.op))
-                if step.kind == "mma" else "")
+        return (T.MMA_EPILOGUE.format(op=ident(step.op), rows=self.rows, cols=self.tn, slices=self.consumers, slice=step.index)
+                if step.kind == OpKind.MMA else "")
 
 
 class QuantGemmFamily(_Family):
@@ -180,7 +180,7 @@ class QuantGemmFamily(_Family):
                      "group_size": self.group, "dtype": s["dtype"]}
 
     def declarations(self) -> str:
-        exp, man = float_fields(self.fmt) if self.fmt.startswith("e") else (0, 0)
+        exp, man = float_fields(self.fmt) if self.fmt in FLOAT_FORMATS else (0, 0)
         fmt = 0 if self.fmt == "int" else 1 if self.fmt == "int_zp" else 2
         values = (("TILE_N", self.tn), ("TILE_M", self.tm), ("TILE_K", self.tk), ("BITS", self.bits), ("FMT", fmt),
                   ("EXP_BITS", exp), ("MAN_BITS", man), ("ROW_BYTES", self.tk * self.bits // 8),
@@ -194,8 +194,8 @@ class QuantGemmFamily(_Family):
     def loads(self) -> dict:
         w, x = self.tn * self.tk * self.bits // 8, self.tm * self.tk
         plans = {
-            "load_w": LoadPlan("uint8_t", w, w, (T.TMA_2D.format(map="tma_w", dst="dst", c0="(k_tile0 + it) * ROW_BYTES", c1="blockIdx.x * TILE_N"),)),
-            "load_x": LoadPlan("Element", x, 2 * x, tuple(
+            quant_gemm.LOAD_W: LoadPlan("uint8_t", w, w, (T.TMA_2D.format(map="tma_w", dst="dst", c0="(k_tile0 + it) * ROW_BYTES", c1="blockIdx.x * TILE_N"),)),
+            quant_gemm.LOAD_X: LoadPlan("Element", x, 2 * x, tuple(
                 T.TMA_2D.format(map="tma_x", dst=f"dst + {h} * TILE_M * 64", c0=f"(k_tile0 + it) * TILE_K + {h * 64}", c1="blockIdx.y * TILE_M")
                 for h in range(self.tk // 64))),
         }
@@ -205,52 +205,56 @@ class QuantGemmFamily(_Family):
             if self.zero:
                 copies.append(T.TMA_2D.format(map="tma_z", dst=f"dst + {per}", c0="blockIdx.x * TILE_N", c1="(k_tile0 + it) * TILE_K / GROUP"))
             n = per * (2 if self.zero else 1)
-            plans["load_s"] = LoadPlan("Element", n, 2 * n, tuple(copies))
+            plans[quant_gemm.LOAD_S] = LoadPlan("Element", n, 2 * n, tuple(copies))
         return plans
 
-    @staticmethod
-    def _staged_a(step) -> bool:
+    def _staged_a(self, step) -> bool:
         """Whether this MMA reads its dequantized slice from a staging ring (another warpgroup dequantized it)."""
-        return any(r.value.startswith("dequant") and r.via == "ring" for r in step.reads)
+        return any(self.kind_of[r.value] == OpKind.DEQUANT and r.via == "ring" for r in step.reads)
+
+    def _slice(self, c: int) -> str:
+        """The C++ name of MMA slice c's dequantized weights (the dequant op's value)."""
+        return ident(self.op_of[OpKind.DEQUANT, c])
 
     def setup(self, step) -> str:
-        if step.kind == "dequant":
+        if step.kind == OpKind.DEQUANT:
             return "" if step.writes_ring else T.DEQUANT_SETUP.format(value=ident(step.op))
-        if step.kind == "wgmma_rs":
+        if step.kind == OpKind.WGMMA_RS:
             if self._staged_a(step):
                 return T.MMA_SETUP.format(op=ident(step.op), rows=64, cols=self.tm)
             return T.MMA_RS_SETUP.format(op=ident(step.op))
         return ""
 
     def issue(self, step) -> str:
-        c = _index(step.op)
-        if step.kind == "dequant":
-            scale = (T.DEQUANT_GROUP_SCALE.format(ring_s="load_s", slice=c) if self.grouped else T.DEQUANT_UNIT_SCALE)
+        c = step.index
+        ring_w, ring_x, ring_s = ident(quant_gemm.LOAD_W), ident(quant_gemm.LOAD_X), ident(quant_gemm.LOAD_S)
+        if step.kind == OpKind.DEQUANT:
+            scale = (T.DEQUANT_GROUP_SCALE.format(ring_s=ring_s, slice=c) if self.grouped else T.DEQUANT_UNIT_SCALE)
             template = T.DEQUANT_STAGED if step.writes_ring else T.DEQUANT
-            return template.format(ring_w="load_w", slice=c, value=ident(step.op), scale=scale)
-        if step.kind == "wgmma_rs":
+            return template.format(ring_w=ring_w, slice=c, value=ident(step.op), scale=scale)
+        if step.kind == OpKind.WGMMA_RS:
             if self._staged_a(step):
-                return T.MMA_ISSUE.format(op=ident(step.op), ring_a=f"dequant{c}", ring_b="load_x", layout_a="LayoutW",
+                return T.MMA_ISSUE.format(op=ident(step.op), ring_a=self._slice(c), ring_b=ring_x, layout_a="LayoutW",
                                           layout_b="LayoutX", a_offset=0, b_offset=0)
-            return T.MMA_RS_ISSUE.format(op=ident(step.op), ring_x="load_x", a=f"dequant{c}",
-                                         a_fence=T.A_OPERAND_FENCE.format(a=f"dequant{c}"))
+            return T.MMA_RS_ISSUE.format(op=ident(step.op), ring_x=ring_x, a=self._slice(c),
+                                         a_fence=T.A_OPERAND_FENCE.format(a=self._slice(c)))
         self._unknown(step)
 
     def staging(self, value: str) -> LoadPlan:
-        if not value.startswith("dequant"):
+        if self.kind_of[value] != OpKind.DEQUANT:
             return super().staging(value)
         return LoadPlan("Element", 64 * self.tk, 2 * 64 * self.tk, ())  # written by the dequant, read by wgmma
 
     def complete(self, step) -> str:
-        if step.kind != "wgmma_rs":
+        if step.kind != OpKind.WGMMA_RS:
             return ""
         complete = T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
-        return complete if self._staged_a(step) else complete + T.A_OPERAND_FENCE.format(a=f"dequant{_index(step.op)}")
+        return complete if self._staged_a(step) else complete + T.A_OPERAND_FENCE.format(a=self._slice(step.index))
 
     def epilogue(self, step) -> str:
-        if step.kind != "wgmma_rs":
+        if step.kind != OpKind.WGMMA_RS:
             return ""
-        return T.QUANT_EPILOGUE.format(op=ident(step.op), slice=_index(step.op),
+        return T.QUANT_EPILOGUE.format(op=ident(step.op), slice=step.index,
                                        channel_scale="" if self.grouped else " * float(scales[row])")
 
 
@@ -279,7 +283,7 @@ class AttentionFamily(_Family):
               f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n")
     storage = T.ATTENTION_STORAGE
     init = T.ATTENTION_INIT
-    masked_kinds = frozenset({"row_max"})  # the masked blocks (partial last block, causal diagonal): epilogue trips only
+    masked_kinds = frozenset({OpKind.ROW_MAX})  # the masked blocks (partial last block, causal diagonal): epilogue trips only
 
     @staticmethod
     def check(src):
@@ -296,21 +300,24 @@ class AttentionFamily(_Family):
         self.tile = {"head_dim": self.d, "block_m": self.bm, "block_n": self.bn, "q_tiles": self.tiles, "dtype": s["dtype"],
                      "causal": s["causal"]}
         wg = {n: p.warpgroup for n, p in schedule.ops.items()}
+
+        def wg_of(kind, t):
+            return wg[self.op_of[kind, t]]
         for t in range(self.tiles):
-            if wg[f"sum{t}"] != wg[f"gemm1_{t}"]:
+            if wg_of(OpKind.ROW_SUM, t) != wg_of(OpKind.WGMMA_PV, t):
                 raise InputError(f"{program.name}: tile {t}'s row sums and its O accumulator end on different warpgroups; the "
                                  f"CUDA epilogue needs both in one")
-        self.loader = wg["load_k"]
+        self.loader = wg[attention.LOAD_K]
         # the log-sum-exp needs the running maximum where the epilogue is (it is, unless the schedule moved the max away)
-        self.lse = all(wg[f"max{t}"] == wg[f"sum{t}"] for t in range(self.tiles))
+        self.lse = all(wg_of(OpKind.ROW_MAX, t) == wg_of(OpKind.ROW_SUM, t) for t in range(self.tiles))
         self.tile["lse"] = self.lse
         # each warpgroup declares a tile's registers before its first op of that tile
         self.declares = set()
         for w in program.warpgroups:
             seen = set()
             for st in w.steps:
-                if st.kind != "tma_load" and _index(st.op) not in seen:
-                    seen.add(_index(st.op))
+                if st.kind != OpKind.TMA_LOAD and st.index not in seen:
+                    seen.add(st.index)
                     self.declares.add(st.op)
         self.readers = {}  # value -> op kinds that read it on another warpgroup
         for e in schedule.problem.edges:
@@ -319,7 +326,8 @@ class AttentionFamily(_Family):
         # S * scale - m overwrites S in place unless the schedule issues the next QK^T before exp2 has read
         # it: then those tiles keep the scaled scores in an array of their own (x{t}, as many registers as S)
         self.own_scaled: set[int] = set()  # none yet: _array_of, which the first replay uses, reads it
-        self.own_scaled = {_index(c.value) for c in clobbered_reads(program, self._array_of) if self.kind_of[c.value] == "scale"}
+        self.own_scaled = {self.index_of[c.value] for c in clobbered_reads(program, self._array_of)
+                           if self.kind_of[c.value] == OpKind.SCALE}
         clobbered = clobbered_reads(program, self._array_of)
         if clobbered:
             raise InputError(f"{program.name}: the attention templates share registers between values this schedule keeps "
@@ -328,11 +336,11 @@ class AttentionFamily(_Family):
     def _array_of(self, value: str) -> str | None:
         """The C++ register array holding `value` on its warpgroups (None: not in registers)."""
         kind = self.kind_of[value]
-        if kind == "tma_load":
+        if kind == OpKind.TMA_LOAD:
             return None
-        if kind == "row_sum":
-            return f"l{_index(value)}"
-        return self._staged_as(value)[0] if kind != "row_max" else f"m{_index(value)}"
+        if kind == OpKind.ROW_SUM:
+            return f"l{self.index_of[value]}"
+        return self._staged_as(value)[0] if kind != OpKind.ROW_MAX else f"m{self.index_of[value]}"
 
     def declarations(self) -> str:
         values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles),
@@ -349,7 +357,8 @@ class AttentionFamily(_Family):
         def copies(tensor_map):
             return tuple(T.TMA_3D.format(map=tensor_map, dst=f"dst + {h} * BLOCK_N * 64", c0=h * 64, c1="it * BLOCK_N", c2="kv_head")
                          for h in range(self.d // 64))
-        return {"load_k": LoadPlan("Element", n, 2 * n, copies("tma_k")), "load_v": LoadPlan("Element", n, 2 * n, copies("tma_v"))}
+        return {attention.LOAD_K: LoadPlan("Element", n, 2 * n, copies("tma_k")),
+                attention.LOAD_V: LoadPlan("Element", n, 2 * n, copies("tma_v"))}
 
     def before_loop(self, w) -> str:
         return T.ATTENTION_Q_LOAD.format() if w.index == self.loader else ""
@@ -357,22 +366,22 @@ class AttentionFamily(_Family):
     def setup(self, step) -> str:
         if step.op not in self.declares:
             return ""
-        t = _index(step.op)
+        t = step.index
         return T.ATTENTION_SETUP.format(t=t, scaled=T.ATTENTION_OWN_SCALED.format(t=t) if t in self.own_scaled else "")
 
     # what a value is in registers, when staged: (C++ name, "fragment" | "rows", slot type)
     def _staged_as(self, value: str) -> tuple[str, str, str]:
-        t, kind = _index(value), self.kind_of[value]
-        if kind == "scale" and t in self.own_scaled:
+        t, kind = self.index_of[value], self.kind_of[value]
+        if kind == OpKind.SCALE and t in self.own_scaled:
             return f"x{t}", "fragment", "float"
-        if kind in ("wgmma_qk", "scale"):
+        if kind in (OpKind.WGMMA_QK, OpKind.SCALE):
             return f"s{t}", "fragment", "float"
-        if kind == "exp2":
+        if kind == OpKind.EXP2:
             return f"p{t}", "fragment", "Element"
-        if kind in ("rescale_o", "wgmma_pv"):
+        if kind in (OpKind.RESCALE_O, OpKind.WGMMA_PV):
             return f"o{t}", "fragment", "float"
-        if kind == "row_max":  # the new maximum (for scale) or the correction factor (for sum and rescale)
-            needs = {"scale": "m", "row_sum": "correction", "rescale_o": "correction"}
+        if kind == OpKind.ROW_MAX:  # the new maximum (for scale) or the correction factor (for sum and rescale)
+            needs = {OpKind.SCALE: "m", OpKind.ROW_SUM: "correction", OpKind.RESCALE_O: "correction"}
             wanted = {needs.get(k, "?") for k in self.readers.get(value, ())}
             if len(wanted) != 1 or "?" in wanted:
                 raise InputError(f"{self.program.name}: {value} is read on another warpgroup by {sorted(self.readers[value])}; the "
@@ -395,28 +404,28 @@ class AttentionFamily(_Family):
         return (T.STAGE_ROWS_IN if form == "rows" else T.STAGE_FRAGMENT_IN).format(value=name, src=f"src_{ident(read.value)}")
 
     def initial(self, read, step) -> str:
-        if self.kind_of[read.value] in ("wgmma_pv", "rescale_o"):  # O starts at zero
-            return f"            clear(o{_index(read.value)});\n"
+        if self.kind_of[read.value] in (OpKind.WGMMA_PV, OpKind.RESCALE_O):  # O starts at zero
+            return f"            clear(o{self.index_of[read.value]});\n"
         return super().initial(read, step)
 
     def issue(self, step) -> str:
-        t = _index(step.op)
-        table = {"wgmma_qk": T.ATTENTION_QK_ISSUE, "row_max": T.ATTENTION_MAX, "scale": T.ATTENTION_SCALE,
-                 "exp2": T.ATTENTION_EXP, "row_sum": T.ATTENTION_SUM, "rescale_o": T.ATTENTION_RESCALE,
-                 "wgmma_pv": T.ATTENTION_PV_ISSUE}
+        t = step.index
+        table = {OpKind.WGMMA_QK: T.ATTENTION_QK_ISSUE, OpKind.ROW_MAX: T.ATTENTION_MAX, OpKind.SCALE: T.ATTENTION_SCALE,
+                 OpKind.EXP2: T.ATTENTION_EXP, OpKind.ROW_SUM: T.ATTENTION_SUM, OpKind.RESCALE_O: T.ATTENTION_RESCALE,
+                 OpKind.WGMMA_PV: T.ATTENTION_PV_ISSUE}
         if step.kind not in table:
             self._unknown(step)
-        ring = "load_k" if step.kind == "wgmma_qk" else "load_v"
+        ring = ident(attention.LOAD_K if step.kind == OpKind.WGMMA_QK else attention.LOAD_V)
         return table[step.kind].format(t=t, ring=ring, x=f"x{t}" if t in self.own_scaled else f"s{t}")
 
     def complete(self, step) -> str:
-        acc = {"wgmma_qk": "s", "wgmma_pv": "o"}.get(step.kind)
-        return T.WGMMA_COMPLETE.format(acc=f"{acc}{_index(step.op)}") if acc else ""
+        acc = {OpKind.WGMMA_QK: "s", OpKind.WGMMA_PV: "o"}.get(step.kind)
+        return T.WGMMA_COMPLETE.format(acc=f"{acc}{step.index}") if acc else ""
 
     def epilogue(self, step) -> str:
-        if step.kind != "wgmma_pv":
+        if step.kind != OpKind.WGMMA_PV:
             return ""
-        t = _index(step.op)
+        t = step.index
         return T.ATTENTION_EPILOGUE.format(t=t, lse=T.ATTENTION_LSE.format(t=t) if self.lse else "")
 
 

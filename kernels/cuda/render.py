@@ -20,6 +20,7 @@ from warpsched.kernels.program import PipelineProgram, lower
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import available_machines, load_machine
 from warpsched.scheduler.schedule import Schedule
+from warpsched.models.kinds import OpKind
 
 MAX_REGISTERS_PER_THREAD = 255  # what a launch may give a thread (the ISA's limit; setmaxnreg moves them after)
 CTYPE_BYTES = {"Element": 2, "uint8_t": 1, "float": 4}
@@ -74,9 +75,9 @@ def render(schedule: Schedule, program: PipelineProgram | None = None, peel: boo
     return _assemble(schedule, program, family, peel)
 
 
-# op kinds whose shared-memory reads are the tensor core's (async proxy): no proxy fence before their
-# releases; any other kind reading a TMA ring gets one (an unknown kind: the safe side)
-TENSOR_CORE_KINDS = frozenset({"mma", "wgmma_rs", "wgmma_qk", "wgmma_pv", "tcgen05_qk", "tcgen05_pv"})
+# the unit whose shared-memory reads are asynchronous-proxy reads (wgmma, tcgen05.mma): no proxy fence before
+# their releases; a step on any other unit reading a TMA ring gets one
+TENSOR_UNIT = "tensor"
 
 
 def _align(offset: int, alignment: int) -> int:
@@ -121,7 +122,7 @@ def _order(program: PipelineProgram) -> tuple[dict, dict, dict]:
 
 
 def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) -> RenderedKernel:
-    loaders = [w for w in program.warpgroups if all(st.kind == "tma_load" for st in w.steps)]
+    loaders = [w for w in program.warpgroups if all(st.kind == OpKind.TMA_LOAD for st in w.steps)]
     shared = loaders if 1 < len(loaders) <= 4 else []  # TMA-only warpgroups share one, a warp each
     kernel_groups = ([shared] if shared else []) + [[w] for w in program.warpgroups if w not in shared]
     index = {w.index: i for i, ws in enumerate(kernel_groups) for w in ws}  # contiguous warpgroup numbers in the kernel
@@ -182,7 +183,7 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) 
             body = "".join(_step(step, rings, loads, family, waits, passes, peeled) for step in w.steps)
             out.append(_loops(w, body, family, passes) if peeled else T.ONE_LOOP.format(body=body))
             peeled_any = peeled_any or peeled
-            drain = "".join(family.complete(s) for s in w.steps if s.kind in TENSOR_CORE_KINDS)
+            drain = "".join(family.complete(s) for s in w.steps if s.unit == TENSOR_UNIT)
             drain = textwrap.indent(textwrap.dedent(drain), "    ")
             epilogue = (T.TENSOR_CORE_DRAIN + drain if drain else "") + "".join(family.epilogue(s) for s in w.steps)
             out.append((T.PRODUCER_WARP_CLOSE if len(group) > 1 else T.WARPGROUP_CLOSE).format(epilogue=epilogue))
@@ -214,14 +215,14 @@ def _loops(w, body: str, family, passes) -> str:
 
 
 def _step(step, rings, loads, family, waits, passes, peeled: bool) -> str:
-    if step.kind == "tma_load":
+    if step.kind == OpKind.TMA_LOAD:
         ring, load = rings[step.op], loads[step.op]
         issue = T.TMA_LOAD.format(ring=ident(step.op), depth=ring.depth, bytes=load.bytes, ctype=load.ctype,
                                   copies="".join(load.copies))
         complete = ""
     else:
         issue = ""
-        tensor_core = step.kind in TENSOR_CORE_KINDS  # reads shared memory in the async proxy, as TMA writes it
+        tensor_core = step.unit == TENSOR_UNIT  # reads shared memory in the async proxy, as TMA writes it
         staged = step.writes_ring  # a register value another warpgroup reads: written to a staging ring
         if staged:
             issue += T.STAGE_ACQUIRE.format(ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype)
