@@ -45,6 +45,7 @@ def main() -> int:
     from warpsched.kernels.build import build
     from warpsched.kernels.package import find
     from warpsched.kernels.quant import dequantize, pack
+    from warpsched.kernels import gemm, quant_gemm
     from warpsched.kernels.runtime import PinnedRuntime
     from gpu_bench import Device  # the GPU benchmark's timing harness (this script's folder is on sys.path)
 
@@ -71,14 +72,14 @@ def main() -> int:
     for family, label, kernel in cases:
         rt = PinnedRuntime(kernel)
         if family == "gemm":
-            out = rt.gemm(a[0], a[1])[:256].float()
+            out = gemm(a[0], a[1], runtime=rt)[:256].float()
             err = ((out - ref_gemm).norm() / ref_gemm.norm()).item()
-            ms = dev.time_ms(lambda i: rt.gemm(a[i % 2], a[1 - i % 2]), 2)["ms"]
+            ms = dev.time_ms(lambda i: gemm(a[i % 2], a[1 - i % 2], runtime=rt), 2)["ms"]
             rate = f"{2 * n ** 3 / ms / 1e9:.0f} TFLOP/s"
         else:
-            out = rt.quant_gemm(x, w[0], scales, bits=4, group_size=128, fmt="int").float()
+            out = quant_gemm(x, w[0], scales, bits=4, group_size=128, fmt="int", runtime=rt).float()
             err = ((out - ref_quant).norm() / ref_quant.norm()).item()
-            ms = dev.time_ms(lambda i: rt.quant_gemm(x, w[i], scales, bits=4, group_size=128, fmt="int"), 4)["ms"]
+            ms = dev.time_ms(lambda i: quant_gemm(x, w[i], scales, bits=4, group_size=128, fmt="int", runtime=rt), 4)["ms"]
             rate = f"{(n * n // 2 + scales.numel() * 2) / ms / 1e9:.2f} TB/s"
         rows.append({"family": family, "variant": label, "ms": ms, "rel_err": err, "rate": rate})
         print(f"{family:10s} {label:44s} {ms * 1e3:9.1f} us  {rate:>14s}  rel err {err:.1e}", flush=True)

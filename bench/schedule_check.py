@@ -38,6 +38,7 @@ def main() -> int:
     from warpsched.kernels.build import build
     from warpsched.kernels.cuda.render import render
     from warpsched.kernels.quant import dequantize, pack
+    from warpsched.kernels.families.quant_gemm.launch import quant_gemm
     from warpsched.kernels.runtime import PinnedRuntime
     from warpsched.scheduler.schedule import read
 
@@ -67,7 +68,7 @@ def main() -> int:
             w = pack(codes, bits)
             errs = []
             for _ in range(args.repeats):
-                y = rt.quant_gemm(x, w, scales, bits=bits, group_size=group, fmt="int").float()
+                y = quant_gemm(x, w, scales, bits=bits, group_size=group, fmt="int", runtime=rt).float()
                 errs.append(((y - ref).norm() / ref.norm()).item())
             worst[f"{n}x{kdim}"] = max(errs)
         rows.append({"schedule": name, "variant": variant, "bits": bits, "m": args.m or src["m"], "worst_rel_err": worst})

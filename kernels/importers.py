@@ -44,7 +44,7 @@ class QuantizedWeight:
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x @ W.T of the imported layer, with the generated kernel (x (M, K) on an sm_90 GPU)."""
-        from warpsched.kernels.runtime import quant_gemm
+        from warpsched.kernels.families.quant_gemm.launch import quant_gemm
 
         x = x if self.perm is None else x[:, self.perm.to(x.device)].contiguous()
         return quant_gemm(x, self.packed, self.scales, self.zeros, bits=self.bits, group_size=self.group_size, fmt=self.fmt)

@@ -4,8 +4,8 @@ The renderer states the schedule only: one block per warpgroup with its `setmaxn
 its steps in program order, each guarded by the iteration it works for (`j - stage`); one
 shared-memory ring per TMA load with the schedule's depth and one full/empty mbarrier pair per
 slot; releases where the program puts them; the tensor core's order across warpgroups as a token
-passed along named barriers. What an op does is its family's template (kernels/cuda/families.py
-over kernels/cuda/templates.py). Families with templates: gemm, quant_gemm, attention_fwd.
+passed along named barriers. What an op does is its family's (kernels/families/<family>/cuda.py over
+the generic kernels/cuda/templates.py and its own templates.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import textwrap
 from dataclasses import dataclass
 
 from warpsched.kernels.cuda import templates as T
-from warpsched.kernels.cuda.families import FAMILIES, ident
+from warpsched.kernels.families import FAMILIES
+from warpsched.kernels.families.base import ident
 from warpsched.kernels.program import PipelineProgram, lower
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import available_machines, load_machine
@@ -52,7 +53,7 @@ def supported(problem) -> None:
     if family not in FAMILIES:
         raise InputError(f"CUDA generation covers {', '.join(FAMILIES)}; {family or problem.name!r} "
                          f"lowers to a pipeline program (warpsched check) but has no CUDA templates")
-    FAMILIES[family].check(problem.source)
+    FAMILIES[family].cuda.check(problem.source)
 
 
 def supported_machine(machine) -> None:
@@ -71,7 +72,7 @@ def render(schedule: Schedule, program: PipelineProgram | None = None, peel: boo
     supported(schedule.problem)
     program = program or lower(schedule)
     _check_program(program)
-    family = FAMILIES[schedule.problem.source["model"]](schedule, program)
+    family = FAMILIES[schedule.problem.source["model"]].cuda(schedule, program)
     return _assemble(schedule, program, family, peel)
 
 

@@ -16,7 +16,8 @@ from warpsched.kernels.build import SASS_FORBIDDEN, SASS_REQUIRED, build
 from warpsched.kernels.cuda.render import render
 from warpsched.kernels.driver import build_schedule, kernel_for
 from warpsched.kernels.program import lower
-from warpsched.kernels.runtime import KernelError, KernelRuntime, _check_operand, require_sm90
+from warpsched import kernels as kernel_api
+from warpsched.kernels.runtime import KernelError, check_operand, require_sm90
 from warpsched.models import build_model
 from warpsched.scheduler import solve
 from warpsched.scheduler.errors import InputError
@@ -130,14 +131,14 @@ def test_runtime_refuses_machines_without_an_sm90_gpu():
     with pytest.raises(KernelError, match="need a CUDA GPU of compute capability 9.0"):
         require_sm90()
     with pytest.raises(KernelError, match="need a CUDA GPU"):
-        KernelRuntime().gemm(torch.zeros(128, 64, dtype=torch.bfloat16), torch.zeros(256, 64, dtype=torch.bfloat16))
+        kernel_api.gemm(torch.zeros(128, 64, dtype=torch.bfloat16), torch.zeros(256, 64, dtype=torch.bfloat16))
     x = torch.zeros(16, 128, dtype=torch.bfloat16)
     with pytest.raises(KernelError, match="need a CUDA GPU"):
-        KernelRuntime().quant_gemm(x, torch.zeros(128, 64, dtype=torch.uint8), torch.zeros(1, 128, dtype=torch.bfloat16),
-                                   bits=4, group_size=128)
+        kernel_api.quant_gemm(x, torch.zeros(128, 64, dtype=torch.uint8), torch.zeros(1, 128, dtype=torch.bfloat16),
+                              bits=4, group_size=128)
     q = torch.zeros(1, 1, 64, 128, dtype=torch.bfloat16)
     with pytest.raises(KernelError, match="need a CUDA GPU"):
-        KernelRuntime().attention_fwd(q, q, q)
+        kernel_api.attention_fwd(q, q, q)
 
 
 @pytest.mark.parametrize("make, words", [
@@ -147,7 +148,7 @@ def test_runtime_refuses_machines_without_an_sm90_gpu():
 def test_operand_mistakes_are_one_sentence(make, words):
     torch = pytest.importorskip("torch")
     with pytest.raises(KernelError) as exc:
-        _check_operand("a", make(torch), (torch.bfloat16,))
+        check_operand("a", make(torch), (torch.bfloat16,))
     assert all(w in str(exc.value) for w in words) and "\n" not in str(exc.value)
 
 
@@ -288,7 +289,7 @@ def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
 
 
 def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
-    from warpsched.kernels.runtime import MIN_K_TILES_PER_SPLIT, split_k
+    from warpsched.kernels.families.quant_gemm.launch import MIN_K_TILES_PER_SPLIT, split_k
 
     assert split_k(64, 64, 132) == 2 and split_k(32, 32, 132) == 4  # Llama decode: 8192 and 4096 rows
     assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1
@@ -310,6 +311,7 @@ def test_the_int8_prefill_schedule_that_races_on_the_h100():
     """Kept so the next GPU session can find the cause: when it is fixed this xfail fails and goes."""
     import torch
 
+    from warpsched.kernels.families.quant_gemm.launch import quant_gemm
     from warpsched.kernels.quant import dequantize, pack
     from warpsched.kernels.runtime import PinnedRuntime
     from warpsched.scheduler.schedule import read
@@ -322,7 +324,7 @@ def test_the_int8_prefill_schedule_that_races_on_the_h100():
         codes = torch.randint(0, 256, (n, k), device="cuda", generator=g)
         scales = (torch.rand(k // 128, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / 128
         x = torch.randn(2048, k, device="cuda", dtype=torch.bfloat16, generator=g)
-        y = runtime.quant_gemm(x, pack(codes, 8), scales, bits=8, group_size=128, fmt="int")
+        y = quant_gemm(x, pack(codes, 8), scales, bits=8, group_size=128, fmt="int", runtime=runtime)
         ref = x.float() @ dequantize(codes, scales, None, bits=8, group_size=128, fmt="int").T
         worst = max(worst, _relative_error(y, ref))
     assert worst < QUANT_TOLERANCE
@@ -355,8 +357,8 @@ def test_attention_masks_nothing_before_mask_from():
 
 
 def _mask_from_as_python() -> tuple[str, str]:
-    """families.MASK_FROM's causal and non-causal C++ expressions, with integer division read as Python."""
-    from warpsched.kernels.cuda.families import MASK_FROM
+    """attention's MASK_FROM: its causal and non-causal C++ expressions, with integer division read as Python."""
+    from warpsched.kernels.families.attention.cuda import MASK_FROM
 
     cond, rest = MASK_FROM.split(" ? ")
     assert cond == "CAUSAL"
