@@ -26,6 +26,19 @@ using Element = {element};
 using Full = cutlass::arch::ClusterTransactionBarrier;
 using Empty = cutlass::arch::ClusterBarrier;
 using Order = cutlass::arch::NamedBarrier;  // the tensor core's order across warpgroups (ping-pong)
+
+// A ring of DEPTH slots, each with a full and an empty mbarrier: the hand-off protocol every rendered
+// ring follows. Iteration `it` uses slot it % DEPTH; the n-th use of a slot waits for phase n & 1 of
+// its full barrier (the data landed) and, to refill it, for the other phase of its empty barrier (every
+// reader released the previous use; the first use passes at once).
+template <int DEPTH>
+struct Ring {{
+  static __device__ __forceinline__ int slot(int it) {{ return it % DEPTH; }}
+  static __device__ __forceinline__ int phase(int it) {{ return (it / DEPTH) & 1; }}
+  static __device__ __forceinline__ void wait_full(uint64_t* full, int it) {{ Full::wait(&full[slot(it)], phase(it)); }}
+  static __device__ __forceinline__ void wait_empty(uint64_t* empty, int it) {{ Empty::wait(&empty[slot(it)], phase(it) ^ 1); }}
+  static __device__ __forceinline__ void release(uint64_t* empty, int it) {{ Empty::arrive(&empty[slot(it)]); }}
+}};
 """
 
 CONSTANT = "constexpr int {name} = {value};\n"
@@ -53,8 +66,8 @@ extern "C" __global__ void __launch_bounds__({threads}, 1)
   extern __shared__ char smem_raw[];
   SharedStorage& s = *reinterpret_cast<SharedStorage*>(smem_raw);
   const int wg = threadIdx.x / 128;
-  const bool leader = threadIdx.x % 128 == 0;
-  const bool lane0 = threadIdx.x % 32 == 0;
+  [[maybe_unused]] const bool leader = threadIdx.x % 128 == 0;
+  [[maybe_unused]] const bool lane0 = threadIdx.x % 32 == 0;
 {locals}  const int iterations = {iterations};
   const int trips = iterations + {stages} - 1;
   if (threadIdx.x == 0) {{
@@ -145,8 +158,8 @@ ORDER_FIRST = "    Order::arrive(256, {barrier});  // {to} goes first\n"
 
 # -- a ring slot read by this step: wait until the load of iteration `it - distance` completed
 RING_WAIT = """\
-          const int slot_{ring} = (it - {distance}) % {depth};
-          Full::wait(&s.full_{ring}[slot_{ring}], ((it - {distance}) / {depth}) & 1);
+          const int slot_{ring} = Ring<{depth}>::slot(it - {distance});
+          Ring<{depth}>::wait_full(s.full_{ring}, it - {distance});
 """
 
 # a step that reads a TMA-written slot with ordinary loads (not the tensor core): the loads stay after the
@@ -163,12 +176,12 @@ FENCE_BEFORE_TMA_REFILL = """\
 # every warp of the reading warpgroup signals once all its reads of that iteration are done
 RELEASE = """\
           __syncwarp();
-          if (lane0) Empty::arrive(&s.empty_{ring}[(it - {distance}) % {depth}]);
+          if (lane0) Ring<{depth}>::release(s.empty_{ring}, it - {distance});
 """
 RELEASE_IF_WRITTEN = """\
           if (it - {distance} >= 0) {{  // iterations before the first read the initial value, no slot
             __syncwarp();
-            if (lane0) Empty::arrive(&s.empty_{ring}[(it - {distance}) % {depth}]);
+            if (lane0) Ring<{depth}>::release(s.empty_{ring}, it - {distance});
           }}
 """
 
@@ -176,12 +189,12 @@ RELEASE_IF_WRITTEN = """\
 # every thread waits for the slot, writes its part, makes it visible to the tensor core's async proxy
 # too, and every warp arrives on the full barrier
 STAGE_ACQUIRE = """\
-          const int out_slot = it % {depth};
-          Empty::wait(&s.empty_{ring}[out_slot], ((it / {depth}) & 1) ^ 1);
+          const int out_slot = Ring<{depth}>::slot(it);
+          Ring<{depth}>::wait_empty(s.empty_{ring}, it);
           {ctype}* dst = s.{ring}[out_slot];
 """
 STAGE_SLOT = """\
-          const int out_slot = it % {depth};
+          const int out_slot = Ring<{depth}>::slot(it);
           {ctype}* dst = s.{ring}[out_slot];
 """
 STAGE_PUBLISH = """\
@@ -194,8 +207,8 @@ STAGED_READ = """\
 {load}"""
 STAGED_READ_BACK = """\
           if (it - {distance} >= 0) {{
-            const int slot_{ring} = (it - {distance}) % {depth};
-            Full::wait(&s.full_{ring}[slot_{ring}], ((it - {distance}) / {depth}) & 1);
+            const int slot_{ring} = Ring<{depth}>::slot(it - {distance});
+            Ring<{depth}>::wait_full(s.full_{ring}, it - {distance});
             const {ctype}* src_{ring} = s.{ring}[slot_{ring}];
 {load}          }} else {{  // before the first iteration: the initial value
 {initial}          }}
@@ -221,8 +234,8 @@ STAGE_ROWS_IN = """\
 # -- op kind: tma_load (one thread of the producer issues; the ring's full barrier completes on the bytes)
 TMA_LOAD = """\
           if (leader) {{
-            const int slot = it % {depth}, parity = (it / {depth}) & 1;
-            Empty::wait(&s.empty_{ring}[slot], parity ^ 1);
+            const int slot = Ring<{depth}>::slot(it);
+            Ring<{depth}>::wait_empty(s.empty_{ring}, it);
             Full::arrive_and_expect_tx(&s.full_{ring}[slot], {bytes});
             {ctype}* dst = s.{ring}[slot];
             uint64_t* bar = &s.full_{ring}[slot];

@@ -61,7 +61,7 @@ def test_the_source_states_the_schedule(name):
         for step in w.steps:
             assert f"// {step.op}: iteration j - {step.stage}" in kernel.source
             for ring, distance, _ in step.releases:  # released where the program says, after its last read
-                assert f"Empty::arrive(&s.empty_{ring}[(it - {distance}) %" in kernel.source
+                assert f"Ring<{program.ring(ring).depth}>::release(s.empty_{ring}, it - {distance});" in kernel.source
     assert kernel.threads == 128 * len(program.warpgroups)
     # the tensor core's order across warpgroups: one named barrier per hand-over, each synced and arrived on
     syncs = re.findall(r"Order::sync\(256, (\d+)\)", kernel.source)
@@ -117,7 +117,7 @@ def test_the_first_targets_compile_clean_for_sm90a(name, tmp_path, monkeypatch):
         steps = [b for b in kernel.source.split("{  // ")[1:] if b.startswith("dequant")]
         assert steps
         for block in steps:
-            first_release = min(block.index(f"Empty::arrive(&s.empty_load_{r}[") for r in "ws")
+            first_release = min(block.index(f"::release(s.empty_load_{r},") for r in "ws")
             assert -1 < block.find("fence_view_async_shared") < first_release, block
     if name == "gemm":
         again = build(kernel.source, kernel.entry)
@@ -267,6 +267,8 @@ def test_tma_only_warpgroups_share_one_warpgroup_a_warp_each():
     assert kernel.threads == 128 * (len(program.warpgroups) - 1)
     assert "the TMA producers of the schedule's warpgroups" in kernel.source
     assert kernel.source.count("const bool leader = threadIdx.x % 32 == 0;") == 2
+    report = build_schedule(s, program).report  # nvcc warned here once (an unused kernel-wide leader): a failed build now
+    assert report.sass_ok and report.registers <= 168, report
 
 
 def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
