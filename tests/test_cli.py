@@ -14,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from warpsched import cli
 from warpsched.scheduler.config import available_presets
 from warpsched.scheduler.machine import available_machines
 from warpsched.scheduler.verify import verify
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, Run, assert_user_error, run_all, run_cli
 
 PROBLEMS = ROOT / "solver_configs" / "problems"
 TOY = PROBLEMS / "twill_toy.yaml"
@@ -32,47 +30,6 @@ SAMPLE = DATA / "hatschet"
 STENCIL = SAMPLE / "stencil3d" / "graph9.graphml"  # classic: MII 7, proven optimum 9, ~1.5-2.5 s
 STENCIL_RM = SAMPLE / "stencil3d" / "graph9_RM.xml"
 PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\d+s\] ")
-POOL = 3
-
-
-@dataclass
-class Run:
-    args: list[str]
-    returncode: int | None
-    stdout: str
-    stderr: str
-
-
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> Run:
-    env = dict(os.environ)
-    env["WARPSCHED_CACHE"] = str(cwd / "cache")  # cubins built here stay here
-    args = [str(a) for a in args]
-    try:
-        p = subprocess.run([sys.executable, "-m", "warpsched", *args], cwd=cwd, env=env,
-                           capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        return Run(args, None, str(exc.stdout or ""), f"timed out after {timeout}s")
-    return Run(args, p.returncode, p.stdout, p.stderr)
-
-
-def run_all(jobs: dict[str, list], cwd: Path) -> dict[str, Run]:
-    with ThreadPoolExecutor(max_workers=POOL) as pool:
-        futures = {name: pool.submit(run_cli, args, cwd) for name, args in jobs.items()}
-        return {name: f.result() for name, f in futures.items()}
-
-
-def assert_user_error(r: Run, *needles: str) -> str:
-    """Exit 2 and exactly one stderr line, 'warpsched: error: ...', naming every needle."""
-    assert r.returncode == 2, f"exit {r.returncode} for {r.args}\nstdout: {r.stdout}\nstderr: {r.stderr}"
-    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{r.stderr}"
-    line = lines[0]
-    assert line.startswith("warpsched: error: "), line
-    assert len(line) > len("warpsched: error: ") + 10, line
-    for needle in needles:
-        assert needle in line, f"{needle!r} not in {line!r}"
-    return line
 
 
 # ------------------------------------------------------------------ inputs

@@ -20,7 +20,7 @@ from warpsched.sweep_config import load_sweep, sweep_from_dict
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.verify import verify
 from tests.conftest import ROOT
-from tests.test_cli import run_all, run_cli
+from tests.conftest import run_all, run_cli
 from warpsched.models import split_source
 
 

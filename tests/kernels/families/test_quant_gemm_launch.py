@@ -1,0 +1,76 @@
+"""The quant_gemm family's launch: split K, and on an H100/H200 its kernels match torch (and the int8
+prefill schedule that raced there stays a strict xfail until the next GPU run says)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from warpsched.kernels.cuda.render import render
+from tests.kernels.conftest import QUANT_TOLERANCE, relative_error
+
+
+def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
+    from warpsched.kernels.families.quant_gemm.launch import MIN_K_TILES_PER_SPLIT, split_k
+
+    assert split_k(64, 64, 132) == 2 and split_k(32, 32, 132) == 4  # Llama decode: 8192 and 4096 rows
+    assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1
+    for ctas in (1, 2, 3, 7, 32, 64, 65, 131, 132, 500):
+        for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
+            for per_group in (1, 2):
+                s = split_k(ctas, k_tiles, 132, per_group)
+                assert s & (s - 1) == 0
+                if s > 1:
+                    assert ctas * s <= 132 and k_tiles % (s * per_group) == 0 and k_tiles // s >= MIN_K_TILES_PER_SPLIT
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bits, fmt, group, m, k", [(4, "int", 128, 16, 1024), (4, "int", 128, 5, 1024), (3, "int", 128, 16, 1024),
+                                                    (2, "int_zp", 64, 16, 1024), (8, "int", -1, 16, 1024), (4, "e2m1", 128, 16, 1024),
+                                                    (4, "int_zp", 32, 16, 4096), (5, "int", -1, 3, 4096),  # k 4096: split K
+                                                    (8, "int", 128, 2048, 1024), (4, "int", 128, 2048, 1024)])  # prefill
+def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m, k):
+    import torch
+
+    from warpsched import kernels
+    from warpsched.kernels.quant import dequantize, pack
+
+    g = torch.Generator(device="cuda").manual_seed(bits)
+    n = 256
+    codes = torch.randint(0, 1 << bits, (n, k), device="cuda", generator=g)
+    groups = (n,) if group == -1 else (k // group, n)
+    scales = (torch.rand(groups, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / (1 << (bits - 1))
+    zeros = torch.randint(0, 1 << bits, groups, device="cuda", generator=g).to(torch.bfloat16) if fmt == "int_zp" else None
+    x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=g)
+    y = kernels.quant_gemm(x, pack(codes, bits), scales, zeros, bits=bits, group_size=group, fmt=fmt)
+    ref = x.float() @ dequantize(codes, scales, zeros, bits=bits, group_size=group, fmt=fmt).T
+    assert y.shape == (m, n) and relative_error(y, ref) < QUANT_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
+                   "package pinned another) gave wrong sums on an H100 at 256..384 CTAs, a race the CPU simulator does not "
+                   "model; the likely cause (LDS of TMA slots released without a proxy fence) is fixed since, unchecked "
+                   "on a GPU: when this passes, drop the xfail and the package pin; bench/results/h100-2026-11-24-schedule_check.json")
+def test_the_int8_prefill_schedule_that_races_on_the_h100():
+    """Kept so the next GPU session can find the cause: when it is fixed this xfail fails and goes."""
+    import torch
+
+    from warpsched.kernels.families.quant_gemm.launch import quant_gemm
+    from warpsched.kernels.quant import dequantize, pack
+    from warpsched.kernels.runtime import PinnedRuntime
+    from warpsched.scheduler.schedule import read
+
+    runtime = PinnedRuntime(render(read(Path(__file__).parent / "data" / "quant_int8_m2048_wrong_on_h100.json")))
+
+    g = torch.Generator(device="cuda").manual_seed(8)
+    worst = 0.0
+    for n, k in ((4096, 4096), (6144, 4096), (4096, 14336)):
+        codes = torch.randint(0, 256, (n, k), device="cuda", generator=g)
+        scales = (torch.rand(k // 128, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / 128
+        x = torch.randn(2048, k, device="cuda", dtype=torch.bfloat16, generator=g)
+        y = quant_gemm(x, pack(codes, 8), scales, bits=8, group_size=128, fmt="int", runtime=runtime)
+        ref = x.float() @ dequantize(codes, scales, None, bits=8, group_size=128, fmt="int").T
+        worst = max(worst, relative_error(y, ref))
+    assert worst < QUANT_TOLERANCE
