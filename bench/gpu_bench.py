@@ -46,7 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FAMILIES = ("gemm", "quant_gemm", "attention_fwd")
-BUDGET_SHARES = {"gemm": 0.15, "quant_gemm": 0.5, "attention_fwd": 0.35}  # unused time passes on to the next family
+BUDGET_SHARES = {
+    "gemm": 0.15,
+    "quant_gemm": 0.5,
+    "attention_fwd": 0.35,
+}  # unused time passes on to the next family
 
 # ---------------------------------------------------------------------------------------------------
 # Pure helpers: shapes, FLOP and byte counts, file names (no torch; tests/bench/test_gpu_bench.py)
@@ -55,12 +59,18 @@ BUDGET_SHARES = {"gemm": 0.15, "quant_gemm": 0.5, "attention_fwd": 0.35}  # unus
 GEMM_SIZES = (2048, 4096, 8192, 16384)
 GEMM_SIZES_QUICK = (4096, 8192)
 
-# nn.Linear weights as (N, K): y (M, N) = x (M, K) @ W.T; q/k/v and gate/up fused as inference engines run them.
+# nn.Linear weights as (N, K): y (M, N) = x (M, K) @ W.T; q/k/v and gate/up fused as inference engines run
+# them.
 # Llama-3-8B: hidden 4096, 32 query heads and 8 KV heads of 128, intermediate 14336.
 # Llama-3.3-70B: hidden 8192, 64 query heads and 8 KV heads of 128, intermediate 28672.
 LLAMA_SHAPES = {
     "llama3-8b": {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)},
-    "llama3.3-70b": {"qkv": (10240, 8192), "o": (8192, 8192), "gate_up": (57344, 8192), "down": (8192, 28672)},
+    "llama3.3-70b": {
+        "qkv": (10240, 8192),
+        "o": (8192, 8192),
+        "gate_up": (57344, 8192),
+        "down": (8192, 28672),
+    },
 }
 QUANT_M = (1, 16, 128, 2048)
 QUANT_BITS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -107,10 +117,15 @@ def quant_scale_bytes(n: int, k: int, group_size: int, elem: int = 2) -> int:
     return (k // group_size) * n * elem
 
 
-def quant_bytes(m: int, n: int, k: int, bits: int, group_size: int = QUANT_GROUP, elem: int = 2, zeros: bool = False) -> int:
+def quant_bytes(
+    m: int, n: int, k: int, bits: int, group_size: int = QUANT_GROUP, elem: int = 2, zeros: bool = False
+) -> int:
     """Packed weights + scales (+ zero points) + activations read once, output written once."""
-    return (quant_weight_bytes(n, k, bits) + quant_scale_bytes(n, k, group_size, elem) * (2 if zeros else 1)
-            + (m * k + m * n) * elem)
+    return (
+        quant_weight_bytes(n, k, bits)
+        + quant_scale_bytes(n, k, group_size, elem) * (2 if zeros else 1)
+        + (m * k + m * n) * elem
+    )
 
 
 def int4pack_bytes(m: int, n: int, k: int, group_size: int = QUANT_GROUP, elem: int = 2) -> int:
@@ -129,7 +144,9 @@ def attention_bytes(batch: int, heads: int, seqlen: int, head_dim: int, elem: in
     return 4 * batch * heads * seqlen * head_dim * elem
 
 
-def fa3_shape(seqlen: int, head_dim: int, tokens: int = ATTN_TOKENS, hidden: int = ATTN_HIDDEN) -> tuple[int, int, int, int]:
+def fa3_shape(
+    seqlen: int, head_dim: int, tokens: int = ATTN_TOKENS, hidden: int = ATTN_HIDDEN
+) -> tuple[int, int, int, int]:
     """(batch, heads, seqlen, head_dim) with batch * seqlen = tokens and heads * head_dim = hidden."""
     if tokens % seqlen or hidden % head_dim:
         raise ValueError(f"seqlen {seqlen} must divide {tokens} and head_dim {head_dim} must divide {hidden}")
@@ -144,7 +161,9 @@ def tbps(nbytes: float, ms: float) -> float:
     return nbytes / (ms * 1e-3) / 1e12
 
 
-def rotation_count(set_bytes: int, l2_bytes: int = 50 * 2**20, factor: float = 2.0, max_copies: int = 64) -> int:
+def rotation_count(
+    set_bytes: int, l2_bytes: int = 50 * 2**20, factor: float = 2.0, max_copies: int = 64
+) -> int:
     """Copies of one input set so that a rotation through them covers `factor` times the L2 (at least 2)."""
     return max(2, min(max_copies, math.ceil(factor * l2_bytes / max(1, set_bytes))))
 
@@ -180,24 +199,32 @@ def quant_cases(quick: bool) -> list[dict]:
     """(model, layer, n, k, bits, m), grouped by weight matrix (generated once, reused for every M).
     The quick set (Llama-3-8B, bits 2/3/4/8) comes first; the full run adds Llama-3.3-70B and the other
     bits after it, so a run cut short by its budget still covers the quick set."""
+
     def group(models, bits_list):
-        return [(model, layer, n, k, bits) for model in models for layer, (n, k) in LLAMA_SHAPES[model].items()
-                for bits in bits_list]
+        return [
+            (model, layer, n, k, bits)
+            for model in models
+            for layer, (n, k) in LLAMA_SHAPES[model].items()
+            for bits in bits_list
+        ]
 
     groups = group(["llama3-8b"], QUICK_QUANT_BITS)
     if not quick:
         groups += group(["llama3-8b"], [b for b in QUANT_BITS if b not in QUICK_QUANT_BITS])
         groups += group(["llama3.3-70b"], QUICK_QUANT_BITS)
         groups += group(["llama3.3-70b"], [b for b in QUANT_BITS if b not in QUICK_QUANT_BITS])
-    return [{"model": model, "layer": layer, "n": n, "k": k, "bits": bits, "m": m, "group_size": QUANT_GROUP}
-            for model, layer, n, k, bits in groups for m in QUANT_M]
+    return [
+        {"model": model, "layer": layer, "n": n, "k": k, "bits": bits, "m": m, "group_size": QUANT_GROUP}
+        for model, layer, n, k, bits in groups
+        for m in QUANT_M
+    ]
 
 
 def attention_cases(quick: bool) -> list[dict]:
     cases = []
     for causal in (False, True):
         for head_dim in ATTN_HEAD_DIMS:
-            for seqlen in (ATTN_SEQLENS_QUICK if quick else ATTN_SEQLENS):
+            for seqlen in ATTN_SEQLENS_QUICK if quick else ATTN_SEQLENS:
                 b, h, n, d = fa3_shape(seqlen, head_dim)
                 cases.append({"batch": b, "heads": h, "seqlen": n, "head_dim": d, "causal": causal})
     return cases
@@ -211,11 +238,30 @@ def case_label(family: str, case: dict) -> str:
         return f"{case['m']}x{case['n']}x{case['k']}"
     if family == "quant_gemm":
         return f"{case['model']} {case['layer']} {case['n']}x{case['k']} int{case['bits']} M={case['m']}"
-    return (f"b{case['batch']} h{case['heads']} n{case['seqlen']} d{case['head_dim']}"
-            f"{' causal' if case['causal'] else ''}")
+    return (
+        f"b{case['batch']} h{case['heads']} n{case['seqlen']} d{case['head_dim']}"
+        f"{' causal' if case['causal'] else ''}"
+    )
 
 
-KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # kernels/quant.py: field p of 16 holds code [p]
+KERNEL_ORDER = (
+    0,
+    1,
+    8,
+    9,
+    2,
+    3,
+    10,
+    11,
+    4,
+    5,
+    12,
+    13,
+    6,
+    7,
+    14,
+    15,
+)  # kernels/quant.py: field p of 16 holds code [p]
 
 
 def pack_bits_reference(codes, bits: int):
@@ -240,12 +286,12 @@ def bitstring_pack(codes, bits: int):
         raise ValueError(f"K * bits = {k * bits} is not a whole number of bytes")
     out = torch.empty(n, k * bits // 8, dtype=torch.uint8, device=codes.device)
     shifts = torch.arange(bits, device=codes.device, dtype=torch.uint8)
-    weights = (2 ** torch.arange(8, device=codes.device, dtype=torch.int32))
+    weights = 2 ** torch.arange(8, device=codes.device, dtype=torch.int32)
     step = max(1, (1 << 26) // max(1, k * bits))
     for r0 in range(0, n, step):
-        c = codes[r0:r0 + step]
+        c = codes[r0 : r0 + step]
         bitstr = ((c.unsqueeze(-1) >> shifts) & 1).reshape(c.shape[0], -1, 8).to(torch.int32)
-        out[r0:r0 + step] = (bitstr * weights).sum(-1).to(torch.uint8)
+        out[r0 : r0 + step] = (bitstr * weights).sum(-1).to(torch.uint8)
     return out
 
 
@@ -271,6 +317,7 @@ def int4pack_operands(codes, scales):
 # Device side (one process per family)
 # ---------------------------------------------------------------------------------------------------
 
+
 class _HostEvent:
     """A CUDA event's face on the host clock (`--dry-run` only)."""
 
@@ -285,8 +332,17 @@ class ContextLost(Exception):
     """The CUDA context is unusable (an illegal address, a launch failure): the process must end."""
 
 
-_STICKY = ("illegal memory access", "unspecified launch failure", "illegal instruction", "misaligned address",
-           "device-side assert", "CUDA_ERROR_ILLEGAL", "CUDA_ERROR_LAUNCH_FAILED", "an illegal", "ECC error")
+_STICKY = (
+    "illegal memory access",
+    "unspecified launch failure",
+    "illegal instruction",
+    "misaligned address",
+    "device-side assert",
+    "CUDA_ERROR_ILLEGAL",
+    "CUDA_ERROR_LAUNCH_FAILED",
+    "an illegal",
+    "ECC error",
+)
 
 
 def _skip_errors() -> tuple:
@@ -365,7 +421,9 @@ class Device:
         target = 150.0 if self.quick else 400.0  # ms of timed work
         reps = int(min(100, max(10, target / est)))
         events = [(self.event(), self.event()) for _ in range(reps)]
-        if not DRY_RUN and hasattr(torch.cuda, "_sleep"):  # keep the GPU busy while the host queues the timed calls
+        if not DRY_RUN and hasattr(
+            torch.cuda, "_sleep"
+        ):  # keep the GPU busy while the host queues the timed calls
             torch.cuda._sleep(int(min(0.5, 1.5 * host * reps) * 1.5e9))
         for i, (a, b) in enumerate(events):
             a.record()
@@ -374,10 +432,17 @@ class Device:
         self.sync()
         times = sorted(a.elapsed_time(b) for a, b in events)
         q = lambda f: times[min(len(times) - 1, int(f * len(times)))]  # noqa: E731
-        return {"ms": statistics.median(times), "ms_p10": q(0.1), "ms_p90": q(0.9), "reps": reps, "sets": n_sets}
+        return {
+            "ms": statistics.median(times),
+            "ms_p10": q(0.1),
+            "ms_p90": q(0.9),
+            "reps": reps,
+            "sets": n_sets,
+        }
 
-    def run_impl(self, base: dict, impl: str, call, n_sets: int, ref, tol: float, flops: int, nbytes: int,
-                 ours: bool) -> dict:
+    def run_impl(
+        self, base: dict, impl: str, call, n_sets: int, ref, tol: float, flops: int, nbytes: int, ours: bool
+    ) -> dict:
         """Check `call(0)` against `ref`, then time `call(i)`; one result row."""
         row = {**base, "impl": impl, "flops": flops, "bytes": nbytes}
         try:
@@ -393,7 +458,9 @@ class Device:
                 return row
             row.update(status="ok", **self.time_ms(call, n_sets))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a row
-            msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:400]
+            msg = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[
+                :400
+            ]
             if any(s.lower() in str(exc).lower() for s in _STICKY):
                 row.update(status="failed", reason=msg)
                 self.emit(row)
@@ -439,8 +506,19 @@ def run_gemm(dev: Device, index: int, case: dict) -> list[dict]:
         return _kernels_entry("gemm")(*sets[i])
 
     rows.append(dev.run_impl(base, "warpsched", ours, len(sets), ref, tol, flops, nbytes, True))
-    rows.append(dev.run_impl(base, "torch.matmul", lambda i: torch.matmul(sets[i][0], sets[i][1].t()), len(sets), ref,
-                             tol, flops, nbytes, False))
+    rows.append(
+        dev.run_impl(
+            base,
+            "torch.matmul",
+            lambda i: torch.matmul(sets[i][0], sets[i][1].t()),
+            len(sets),
+            ref,
+            tol,
+            flops,
+            nbytes,
+            False,
+        )
+    )
     return rows
 
 
@@ -460,7 +538,9 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
         state.key, state.data = key, {}
         dev.empty_cache()
         codes = torch.randint(0, 2**bits, (n, k), dtype=torch.uint8, device=DEVICE, generator=dev.gen)
-        scales = ((torch.rand((k // g, n), device=DEVICE, generator=dev.gen) + 0.5) * (2.0 / math.sqrt(k))).to(torch.bfloat16)
+        scales = (
+            (torch.rand((k // g, n), device=DEVICE, generator=dev.gen) + 0.5) * (2.0 / math.sqrt(k))
+        ).to(torch.bfloat16)
         d = state.data
         d["codes"], d["scales"] = codes, scales
         d["w32"] = dequant_reference(codes, scales, bits, g)
@@ -479,10 +559,15 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
                 d["pack_s"] = round(time.perf_counter() - t0, 3)
                 want = pack_bits_reference(codes[:64], bits)
                 if tuple(packed.shape) != (n, k * bits // 8) or packed.dtype != torch.uint8:
-                    d["pack_error"] = (f"kernels.quant.pack gave {packed.dtype} {tuple(packed.shape)}, "
-                                       f"expected uint8 {(n, k * bits // 8)}")
+                    d["pack_error"] = (
+                        f"kernels.quant.pack gave {packed.dtype} {tuple(packed.shape)}, "
+                        f"expected uint8 {(n, k * bits // 8)}"
+                    )
                 elif not torch.equal(packed[:64], want):
-                    d["pack_warning"] = "kernels.quant.pack differs from the documented layout (KERNEL_ORDER, little-endian bits)"
+                    d["pack_warning"] = (
+                        "kernels.quant.pack differs from the documented layout (KERNEL_ORDER, little-endian "
+                        "bits)"
+                    )
                 d["packed"] = packed
             except Exception as exc:  # noqa: BLE001
                 d["pack_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -508,17 +593,41 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
         rows.append(dev.run_impl(base, "warpsched", ours, len(sets), ref, tol, flops, nbytes, True))
         del sets
     else:
-        rows.append({**base, "impl": "warpsched", "flops": flops, "bytes": nbytes, "status": "skipped",
-                     "reason": d.get("pack_error", "no packed weights")})
+        rows.append(
+            {
+                **base,
+                "impl": "warpsched",
+                "flops": flops,
+                "bytes": nbytes,
+                "status": "skipped",
+                "reason": d.get("pack_error", "no packed weights"),
+            }
+        )
     if bits == QUANT_BASELINE_BITS:
         if "w_bf16" not in d:
             d["w_bf16"] = d["w32"].to(torch.bfloat16)
         dense = gemm_bytes(m, n, k)
         sets = dev.copies((x, d["w_bf16"]), rotation_count(dense, dev.l2))
-        rows.append(dev.run_impl(base, "torch.matmul bf16", lambda i: torch.matmul(sets[i][0], sets[i][1].t()), len(sets),
-                                 ref, tol, flops, dense, False))
+        rows.append(
+            dev.run_impl(
+                base,
+                "torch.matmul bf16",
+                lambda i: torch.matmul(sets[i][0], sets[i][1].t()),
+                len(sets),
+                ref,
+                tol,
+                flops,
+                dense,
+                False,
+            )
+        )
         del sets
-        row = {**base, "impl": "torch int4pack (tinygemm)", "flops": flops, "bytes": int4pack_bytes(m, n, k, g)}
+        row = {
+            **base,
+            "impl": "torch int4pack (tinygemm)",
+            "flops": flops,
+            "bytes": int4pack_bytes(m, n, k, g),
+        }
         if not hasattr(torch, "_weight_int4pack_mm"):
             rows.append({**row, "status": "skipped", "reason": "torch._weight_int4pack_mm is absent"})
         else:
@@ -526,14 +635,28 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
                 if "int4" not in d:
                     packed4, sz = int4pack_operands(d["codes"], d["scales"])
                     if DRY_RUN:  # the CPU variant of the same kernel and convention
-                        d["int4"] = (torch._convert_weight_to_int4pack_for_cpu(d["codes"].to(torch.int32), 8), sz)
+                        d["int4"] = (
+                            torch._convert_weight_to_int4pack_for_cpu(d["codes"].to(torch.int32), 8),
+                            sz,
+                        )
                     else:
                         d["int4"] = (torch._convert_weight_to_int4pack(packed4, 8), sz)
                 w4, sz = d["int4"]
                 mm = torch._weight_int4pack_mm_for_cpu if DRY_RUN else torch._weight_int4pack_mm
                 sets = dev.copies((x, w4, sz), rotation_count(row["bytes"], dev.l2))
-                rows.append(dev.run_impl(base, row["impl"], lambda i: mm(sets[i][0], sets[i][1], g, sets[i][2]),
-                                         len(sets), ref, tol, flops, row["bytes"], False))
+                rows.append(
+                    dev.run_impl(
+                        base,
+                        row["impl"],
+                        lambda i: mm(sets[i][0], sets[i][1], g, sets[i][2]),
+                        len(sets),
+                        ref,
+                        tol,
+                        flops,
+                        row["bytes"],
+                        False,
+                    )
+                )
                 del sets
             except Exception as exc:  # noqa: BLE001
                 rows.append({**row, "status": "skipped", "reason": f"{type(exc).__name__}: {str(exc)[:300]}"})
@@ -567,7 +690,11 @@ def run_attention(dev: Device, index: int, case: dict) -> list[dict]:
     ref = attention_reference(torch, q, k, v, causal)
     dev.empty_cache()
     sets = dev.copies((q, k, v), rotation_count(attention_bytes(b, h, n, d), dev.l2))
-    flops, nbytes, tol = attention_flops(b, h, n, d, causal), attention_bytes(b, h, n, d), TOLERANCE["attention_fwd"]
+    flops, nbytes, tol = (
+        attention_flops(b, h, n, d, causal),
+        attention_bytes(b, h, n, d),
+        TOLERANCE["attention_fwd"],
+    )
 
     def ours(i):
         return _kernels_entry("attention_fwd")(*sets[i], causal=causal)
@@ -576,9 +703,15 @@ def run_attention(dev: Device, index: int, case: dict) -> list[dict]:
     try:
         from torch.nn.attention import SDPBackend, sdpa_kernel
     except ImportError as exc:
-        return rows + [{**base, "impl": name, "status": "skipped", "reason": f"torch.nn.attention: {exc}"}
-                       for name in ("sdpa flash", "sdpa cudnn")]
-    for name, backend in (("sdpa flash", SDPBackend.FLASH_ATTENTION), ("sdpa cudnn", SDPBackend.CUDNN_ATTENTION)):
+        return rows + [
+            {**base, "impl": name, "status": "skipped", "reason": f"torch.nn.attention: {exc}"}
+            for name in ("sdpa flash", "sdpa cudnn")
+        ]
+    for name, backend in (
+        ("sdpa flash", SDPBackend.FLASH_ATTENTION),
+        ("sdpa cudnn", SDPBackend.CUDNN_ATTENTION),
+    ):
+
         def call(i, backend=backend):
             with sdpa_kernel(backend):
                 return F.scaled_dot_product_attention(*sets[i], is_causal=causal)
@@ -604,8 +737,11 @@ def _prewarm_calls(dev: "Device", family: str, cases: list[dict]) -> list:
             continue
         seen.add(key)
         if family == "gemm":
+
             def call():
-                return _kernels_entry("gemm")(dev.randn((128, 64), torch.bfloat16), dev.randn((256, 64), torch.bfloat16))
+                return _kernels_entry("gemm")(
+                    dev.randn((128, 64), torch.bfloat16), dev.randn((256, 64), torch.bfloat16)
+                )
         elif family == "quant_gemm":
             n = min(nn for shapes in LLAMA_SHAPES.values() for nn, kk in shapes.values() if kk == c["k"])
 
@@ -614,12 +750,21 @@ def _prewarm_calls(dev: "Device", family: str, cases: list[dict]) -> list:
 
                 codes = torch.randint(0, 2 ** c["bits"], (n, c["k"]), dtype=torch.uint8, device=DEVICE)
                 scales = torch.ones((c["k"] // c["group_size"], n), dtype=torch.bfloat16, device=DEVICE)
-                return _kernels_entry("quant_gemm")(dev.randn((c["m"], c["k"]), torch.bfloat16), pack(codes, c["bits"]),
-                                                    scales, None, bits=c["bits"], group_size=c["group_size"], fmt="int")
+                return _kernels_entry("quant_gemm")(
+                    dev.randn((c["m"], c["k"]), torch.bfloat16),
+                    pack(codes, c["bits"]),
+                    scales,
+                    None,
+                    bits=c["bits"],
+                    group_size=c["group_size"],
+                    fmt="int",
+                )
         else:
+
             def call(c=c):
                 q, k, v = (dev.randn((1, 1, 1024, c["head_dim"]), torch.bfloat16) for _ in range(3))
                 return _kernels_entry("attention_fwd")(q, k, v, causal=c["causal"])
+
         calls.append((key, call))
     return calls
 
@@ -665,11 +810,19 @@ def prewarm(dev: "Device", family: str, cases: list[dict], limit_s: float, worke
         t.join(max(0.0, limit_s - (time.perf_counter() - t0)))
     ok = sum(1 for v in results.values() if v[0] == "ok")
     errors = sorted({v[0] for v in results.values() if v[0] != "ok"})
-    info = {"prewarm_configs": len(calls), "prewarm_ok": ok, "prewarm_errors": errors,
-            "prewarm_s": round(time.perf_counter() - t0, 1), "prewarm_unfinished": len(calls) - len(results)}
-    print(f"  prewarm: {ok} of {len(calls)} kernel configurations ready in {info['prewarm_s']} s"
-          + (f"; errors {', '.join(errors)}" if errors else "") + (f"; {info['prewarm_unfinished']} unfinished"
-                                                                  if info["prewarm_unfinished"] else ""), flush=True)
+    info = {
+        "prewarm_configs": len(calls),
+        "prewarm_ok": ok,
+        "prewarm_errors": errors,
+        "prewarm_s": round(time.perf_counter() - t0, 1),
+        "prewarm_unfinished": len(calls) - len(results),
+    }
+    print(
+        f"  prewarm: {ok} of {len(calls)} kernel configurations ready in {info['prewarm_s']} s"
+        + (f"; errors {', '.join(errors)}" if errors else "")
+        + (f"; {info['prewarm_unfinished']} unfinished" if info["prewarm_unfinished"] else ""),
+        flush=True,
+    )
     return info
 
 
@@ -707,23 +860,49 @@ def child_main(args) -> int:
         except Exception as exc:  # noqa: BLE001 - set-up failures (out of memory, a torch error) become a row
             msg = f"{type(exc).__name__}: {str(exc)[:300]}"
             if any(s.lower() in msg.lower() for s in _STICKY):
-                emit({"family": family, "index": index, "case": case_label(family, case), **case, "impl": "setup",
-                      "status": "failed", "reason": msg})
+                emit(
+                    {
+                        "family": family,
+                        "index": index,
+                        "case": case_label(family, case),
+                        **case,
+                        "impl": "setup",
+                        "status": "failed",
+                        "reason": msg,
+                    }
+                )
                 return 3
-            rows = [{"family": family, "index": index, "case": case_label(family, case), **case, "impl": "setup",
-                     "status": "failed", "reason": msg}]
+            rows = [
+                {
+                    "family": family,
+                    "index": index,
+                    "case": case_label(family, case),
+                    **case,
+                    "impl": "setup",
+                    "status": "failed",
+                    "reason": msg,
+                }
+            ]
             state.key = None
             dev.empty_cache()
         for r in rows:
             emit(r)
-        print(f"  {case_label(family, case):52s} " + "  ".join(_brief(r) for r in rows)
-              + f"  [{time.perf_counter() - t0:.1f}s]", flush=True)
+        print(
+            f"  {case_label(family, case):52s} "
+            + "  ".join(_brief(r) for r in rows)
+            + f"  [{time.perf_counter() - t0:.1f}s]",
+            flush=True,
+        )
     return 0
 
 
 def _brief(r: dict) -> str:
     if r.get("status") == "ok":
-        metric = f"{r['tbps']:.2f} TB/s" if r["family"] == "quant_gemm" and r.get("m", 0) <= 16 else f"{r['tflops']:.0f} TF/s"
+        metric = (
+            f"{r['tbps']:.2f} TB/s"
+            if r["family"] == "quant_gemm" and r.get("m", 0) <= 16
+            else f"{r['tflops']:.0f} TF/s"
+        )
         return f"{r['impl']}: {r['ms'] * 1e3:.1f} us {metric}"
     return f"{r['impl']}: {r.get('status')}"
 
@@ -731,6 +910,7 @@ def _brief(r: dict) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Orchestration, results file, plots, the table
 # ---------------------------------------------------------------------------------------------------
+
 
 def _read_part(path: Path) -> tuple[list[dict], list[dict]]:
     rows, metas = [], []
@@ -750,9 +930,22 @@ def run_family(family: str, quick: bool, budget_s: float, tmp: Path, no_prewarm:
     deadline = time.time() + budget_s
     start, exits, stalls = 0, [], 0
     while start < len(cases) and time.time() < deadline and stalls < 3:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", family, "--start", str(start),
-               "--deadline", str(deadline), "--part", str(part)] + (["--quick"] if quick else []) \
+        cmd = (
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                family,
+                "--start",
+                str(start),
+                "--deadline",
+                str(deadline),
+                "--part",
+                str(part),
+            ]
+            + (["--quick"] if quick else [])
             + (["--no-prewarm"] if no_prewarm else [])
+        )
         try:
             rc = subprocess.run(cmd, timeout=max(30.0, deadline - time.time() + 60)).returncode
         except subprocess.TimeoutExpired:
@@ -769,16 +962,37 @@ def run_family(family: str, quick: bool, budget_s: float, tmp: Path, no_prewarm:
         if (rc != 3 or nxt == start) and nxt < len(cases):
             case = cases[nxt]
             with open(part, "a") as f:
-                f.write(json.dumps({"family": family, "index": nxt, "case": case_label(family, case), **case,
-                                    "impl": "process", "status": "failed", "reason": f"the process ended with {rc}"}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "family": family,
+                            "index": nxt,
+                            "case": case_label(family, case),
+                            **case,
+                            "impl": "process",
+                            "status": "failed",
+                            "reason": f"the process ended with {rc}",
+                        }
+                    )
+                    + "\n"
+                )
             nxt += 1
         start = nxt
     rows, metas = _read_part(part)
     seen = {r["index"] for r in rows}
     not_run = [i for i in range(len(cases)) if i not in seen]
     for i in not_run:
-        rows.append({"family": family, "index": i, "case": case_label(family, cases[i]), **cases[i], "impl": "-",
-                     "status": "not_run", "reason": "time budget"})
+        rows.append(
+            {
+                "family": family,
+                "index": i,
+                "case": case_label(family, cases[i]),
+                **cases[i],
+                "impl": "-",
+                "status": "not_run",
+                "reason": "time budget",
+            }
+        )
     rows.sort(key=lambda r: r["index"])
     meta = {}
     for m in metas:
@@ -787,12 +1001,18 @@ def run_family(family: str, quick: bool, budget_s: float, tmp: Path, no_prewarm:
 
 
 def _ok(rows, impl=None, **match):
-    return [r for r in rows if r.get("status") == "ok" and (impl is None or r["impl"] == impl)
-            and all(r.get(k) == v for k, v in match.items())]
+    return [
+        r
+        for r in rows
+        if r.get("status") == "ok"
+        and (impl is None or r["impl"] == impl)
+        and all(r.get(k) == v for k, v in match.items())
+    ]
 
 
 def add_ratios(report: dict) -> None:
-    """speedup_vs_<baseline> = baseline median ms / warpsched median ms on the same case (> 1: warpsched faster)."""
+    """speedup_vs_<baseline> = baseline median ms / warpsched median ms on the same case (> 1: warpsched
+    faster)."""
     for family, fam in report["families"].items():
         rows = fam["rows"]
         if family == "quant_gemm":
@@ -802,7 +1022,10 @@ def add_ratios(report: dict) -> None:
                 if r["impl"] != "warpsched":
                     base[(r["model"], r["layer"], r["m"], r["impl"])] = r["ms"]
             for r in _ok(rows, "warpsched"):
-                for impl, key in (("torch.matmul bf16", "speedup_vs_bf16"), ("torch int4pack (tinygemm)", "speedup_vs_int4pack")):
+                for impl, key in (
+                    ("torch.matmul bf16", "speedup_vs_bf16"),
+                    ("torch int4pack (tinygemm)", "speedup_vs_int4pack"),
+                ):
                     ms = base.get((r["model"], r["layer"], r["m"], impl))
                     if ms:
                         r[key] = round(ms / r["ms"], 3)
@@ -820,7 +1043,9 @@ def add_ratios(report: dict) -> None:
                 if ours:
                     for impl, r in impls.items():
                         if impl != "warpsched":
-                            ours[f"speedup_vs_{impl.replace('torch.', '').replace('sdpa ', '')}"] = round(r["ms"] / ours["ms"], 3)
+                            ours[f"speedup_vs_{impl.replace('torch.', '').replace('sdpa ', '')}"] = round(
+                                r["ms"] / ours["ms"], 3
+                            )
 
 
 def _skip_reason(rows, impl="warpsched") -> str | None:
@@ -834,12 +1059,16 @@ def _skip_reason(rows, impl="warpsched") -> str | None:
 def table(report: dict) -> str:
     """The short table printed last."""
     fams = report["families"]
-    out = [f"== {report['device_name']} ({report['device']}), torch {report['torch']}, {report['date']}"
-           f"{', quick' if report['quick'] else ''}; copy bandwidth {report.get('copy_tbps') or '-'} TB/s; "
-           f"GPU tests: {report.get('gpu_tests') or '-'}; {report['wall_s']:.0f} s"]
+    out = [
+        f"== {report['device_name']} ({report['device']}), torch {report['torch']}, {report['date']}"
+        f"{', quick' if report['quick'] else ''}; copy bandwidth {report.get('copy_tbps') or '-'} TB/s; "
+        f"GPU tests: {report.get('gpu_tests') or '-'}; {report['wall_s']:.0f} s"
+    ]
     if "gemm" in fams:
         rows = fams["gemm"]["rows"]
-        out.append("gemm (bf16, a @ b.T)      TFLOP/s: warpsched | torch.matmul | speedup (torch ms / warpsched ms)")
+        out.append(
+            "gemm (bf16, a @ b.T)      TFLOP/s: warpsched | torch.matmul | speedup (torch ms / warpsched ms)"
+        )
         for c in gemm_cases(report["quick"]):
             ours = _ok(rows, "warpsched", m=c["m"], n=c["n"], k=c["k"])
             ref = _ok(rows, "torch.matmul", m=c["m"], n=c["n"], k=c["k"])
@@ -847,13 +1076,15 @@ def table(report: dict) -> str:
             theirs = f"{ref[0]['tflops']:.0f}" if ref else "-"
             ratio = str(ours[0].get("speedup_vs_matmul", "-")) if ours else "-"
             out.append(f"  {c['m']:>6} {mine:>10} {theirs:>14} {ratio:>9}")
-        if (why := _skip_reason(rows)):
+        if why := _skip_reason(rows):
             out.append(f"  warpsched gemm: {why}")
     if "quant_gemm" in fams:
         rows = fams["quant_gemm"]["rows"]
         ms_ = QUANT_M
-        out.append("quant_gemm (int, group 128; geomean over the Llama layers): warpsched speedup vs bf16 matmul "
-                   "| share of copy bandwidth")
+        out.append(
+            "quant_gemm (int, group 128; geomean over the Llama layers): warpsched speedup vs bf16 matmul "
+            "| share of copy bandwidth"
+        )
         out.append("  bits " + " ".join(f"{'M=' + str(m):>13}" for m in ms_))
         for bits in QUANT_BITS:
             cells = []
@@ -861,10 +1092,14 @@ def table(report: dict) -> str:
                 sel = _ok(rows, "warpsched", bits=bits, m=m)
                 sp = geomean(r.get("speedup_vs_bf16") for r in sel)
                 fr = geomean(r.get("copy_frac") for r in sel)
-                cells.append(f"{sp:.2f}x|{fr:.2f}" if sp and fr else ("-" if not sel else f"{sp or 0:.2f}x|-"))
+                cells.append(
+                    f"{sp:.2f}x|{fr:.2f}" if sp and fr else ("-" if not sel else f"{sp or 0:.2f}x|-")
+                )
             if any(c != "-" for c in cells):
                 out.append(f"  {bits:>4} " + " ".join(f"{c:>13}" for c in cells))
-        sel4 = [geomean(r.get("speedup_vs_int4pack") for r in _ok(rows, "warpsched", bits=4, m=m)) for m in ms_]
+        sel4 = [
+            geomean(r.get("speedup_vs_int4pack") for r in _ok(rows, "warpsched", bits=4, m=m)) for m in ms_
+        ]
         if any(sel4):
             out.append("  int4 vs tinygemm " + " ".join(f"{(f'{v:.2f}x' if v else '-'):>13}" for v in sel4))
         for impl in ("torch.matmul bf16", "torch int4pack (tinygemm)"):
@@ -875,7 +1110,7 @@ def table(report: dict) -> str:
                 tf = geomean(r["tflops"] for r in sel)
                 cells.append(f"{tb:.2f}TB/s {tf:.0f}TF" if tb else "-")
             out.append(f"  {impl:26s} " + " | ".join(cells))
-        if (why := _skip_reason(rows)):
+        if why := _skip_reason(rows):
             out.append(f"  warpsched quant_gemm: {why}")
     if "attention_fwd" in fams:
         rows = fams["attention_fwd"]["rows"]
@@ -892,7 +1127,7 @@ def table(report: dict) -> str:
                         vals.append(f"{sel[0]['tflops']:.0f}" if sel else "-")
                     cells.append("/".join(vals))
                 out.append(f"  {d:<4} {str(causal):6s} " + " ".join(f"{c:>15}" for c in cells))
-        if (why := _skip_reason(rows)):
+        if why := _skip_reason(rows):
             out.append(f"  warpsched attention_fwd: {why}")
     out.append("not timed (status: impl count, first reason):")
     for family, fam in fams.items():
@@ -916,15 +1151,23 @@ def plots(report: dict, results: Path = RESULTS) -> list[Path]:
         return []
     written = []
     title = f"{report['device_name']}, {report['date']}"
-    colours = {"warpsched": "tab:red", "torch.matmul": "tab:blue", "torch.matmul bf16": "tab:blue",
-               "torch int4pack (tinygemm)": "tab:green", "sdpa flash": "tab:blue", "sdpa cudnn": "tab:green"}
+    colours = {
+        "warpsched": "tab:red",
+        "torch.matmul": "tab:blue",
+        "torch.matmul bf16": "tab:blue",
+        "torch int4pack (tinygemm)": "tab:green",
+        "sdpa flash": "tab:blue",
+        "sdpa cudnn": "tab:green",
+    }
     fams = report["families"]
     if "gemm" in fams:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
         for impl in ("warpsched", "torch.matmul"):
             sel = sorted(_ok(fams["gemm"]["rows"], impl), key=lambda r: r["m"])
             if sel:
-                ax.plot([r["m"] for r in sel], [r["tflops"] for r in sel], "o-", label=impl, color=colours[impl])
+                ax.plot(
+                    [r["m"] for r in sel], [r["tflops"] for r in sel], "o-", label=impl, color=colours[impl]
+                )
         ax.set_xscale("log", base=2)
         sizes = [c["m"] for c in gemm_cases(report["quick"])]
         ax.set_xticks(sizes, [str(x) for x in sizes])
@@ -945,8 +1188,10 @@ def plots(report: dict, results: Path = RESULTS) -> list[Path]:
                 colour = cmap(li % 10)
                 style = "-" if model == "llama3-8b" else "--"
                 sel = sorted(_ok(rows, "warpsched", model=model, layer=layer, m=m), key=lambda r: r["bits"])
-                base = {impl: _ok(rows, impl, model=model, layer=layer, m=m)
-                        for impl in ("torch.matmul bf16", "torch int4pack (tinygemm)")}
+                base = {
+                    impl: _ok(rows, impl, model=model, layer=layer, m=m)
+                    for impl in ("torch.matmul bf16", "torch int4pack (tinygemm)")
+                }
                 if not sel and not any(base.values()):
                     continue
                 label = f"{model} {layer}"
@@ -954,12 +1199,30 @@ def plots(report: dict, results: Path = RESULTS) -> list[Path]:
                     ax = axes[i][j]
                     scale = 1e3 if key == "ms" else 1.0
                     if sel:
-                        ax.plot([r["bits"] for r in sel], [r[key] * scale for r in sel], style, marker="o", ms=3, color=colour,
-                                label=label if (i == 0 and j == 0) else None)
-                    for impl, marker, x in (("torch.matmul bf16", "s", 16), ("torch int4pack (tinygemm)", "*", 4)):
+                        ax.plot(
+                            [r["bits"] for r in sel],
+                            [r[key] * scale for r in sel],
+                            style,
+                            marker="o",
+                            ms=3,
+                            color=colour,
+                            label=label if (i == 0 and j == 0) else None,
+                        )
+                    for impl, marker, x in (
+                        ("torch.matmul bf16", "s", 16),
+                        ("torch int4pack (tinygemm)", "*", 4),
+                    ):
                         for r in base[impl]:
-                            ax.scatter([x], [r[key] * scale], marker=marker, s=40 if marker == "*" else 22, color=colour,
-                                       label=label if (i == 0 and j == 0 and not sel and impl == "torch.matmul bf16") else None)
+                            ax.scatter(
+                                [x],
+                                [r[key] * scale],
+                                marker=marker,
+                                s=40 if marker == "*" else 22,
+                                color=colour,
+                                label=label
+                                if (i == 0 and j == 0 and not sel and impl == "torch.matmul bf16")
+                                else None,
+                            )
             axes[0][j].set_title(f"M = {m}", fontsize=9)
             axes[0][j].set_yscale("log")
             axes[0][j].set_ylabel("median time, us (log)")
@@ -970,24 +1233,38 @@ def plots(report: dict, results: Path = RESULTS) -> list[Path]:
                 axes[1][j].text(1, copy, f" copy {copy:.2f} TB/s", fontsize=7, va="bottom")
             for i in range(2):
                 axes[i][j].grid(alpha=0.3)
-                axes[i][j].set_xticks([1, 2, 3, 4, 5, 6, 7, 8, 16], ["1", "2", "3", "4", "5", "6", "7", "8", "bf16"])
+                axes[i][j].set_xticks(
+                    [1, 2, 3, 4, 5, 6, 7, 8, 16], ["1", "2", "3", "4", "5", "6", "7", "8", "bf16"]
+                )
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
-        fig.suptitle(f"quant_gemm, int weights, group 128 ({title}): warpsched = lines (solid Llama-3-8B, dashed 70B); "
-                     "torch.matmul on bf16 weights = squares at 'bf16'; tinygemm int4 = stars at 4", fontsize=9)
+        fig.suptitle(
+            f"quant_gemm, int weights, group 128 ({title}): warpsched = lines (solid Llama-3-8B, dashed "
+            "70B); "
+            "torch.matmul on bf16 weights = squares at 'bf16'; tinygemm int4 = stars at 4",
+            fontsize=9,
+        )
         fig.tight_layout(rect=(0, 0.07, 1, 0.97))
         written.append(_save(fig, plt, plot_path(report["device"], report["date"], "quant_gemm", results)))
     if "attention_fwd" in fams:
         rows = fams["attention_fwd"]["rows"]
-        fig, axes = plt.subplots(2, len(ATTN_HEAD_DIMS), figsize=(4.2 * len(ATTN_HEAD_DIMS), 7), dpi=100, sharey=True)
+        fig, axes = plt.subplots(
+            2, len(ATTN_HEAD_DIMS), figsize=(4.2 * len(ATTN_HEAD_DIMS), 7), dpi=100, sharey=True
+        )
         for i, causal in enumerate((False, True)):
             for j, d in enumerate(ATTN_HEAD_DIMS):
                 ax = axes[i][j]
                 for impl in ("warpsched", "sdpa flash", "sdpa cudnn"):
                     sel = sorted(_ok(rows, impl, head_dim=d, causal=causal), key=lambda r: r["seqlen"])
                     if sel:
-                        ax.plot([r["seqlen"] for r in sel], [r["tflops"] for r in sel], "o-", label=impl, color=colours[impl])
+                        ax.plot(
+                            [r["seqlen"] for r in sel],
+                            [r["tflops"] for r in sel],
+                            "o-",
+                            label=impl,
+                            color=colours[impl],
+                        )
                 ax.set_xscale("log", base=2)
                 seqlens = ATTN_SEQLENS_QUICK if report["quick"] else ATTN_SEQLENS
                 ax.set_xticks(seqlens, [f"{n // 1024}k" if n >= 1024 else str(n) for n in seqlens])
@@ -1025,25 +1302,49 @@ def gpu_info():
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer cases (gemm 2 sizes, quant_gemm Llama-3-8B bits 2/3/4/8, "
-                                                         "attention 3 seqlens)")
-    ap.add_argument("--budget-s", type=float, default=480.0, help="seconds for all families together (default 480)")
-    ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ", ".join(FAMILIES))
-    ap.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON and PNGs (default bench/results)")
-    ap.add_argument("--dry-run", action="store_true", help="check this script without a GPU: tiny shapes on the CPU, "
-                                                           "host-clock timing, meaningless numbers (use with --results)")
-    ap.add_argument("--gpu-tests", default=None, help="the GPU tests' summary line, recorded in the results (gpu_suite.sh)")
-    ap.add_argument("--no-prewarm", action="store_true", help="build each kernel on its first case instead of all of them "
-                                                             "up front in parallel threads")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer cases (gemm 2 sizes, quant_gemm Llama-3-8B bits 2/3/4/8, attention 3 seqlens)",
+    )
+    ap.add_argument(
+        "--budget-s", type=float, default=480.0, help="seconds for all families together (default 480)"
+    )
+    ap.add_argument(
+        "--families", default=",".join(FAMILIES), help="comma-separated subset of " + ", ".join(FAMILIES)
+    )
+    ap.add_argument(
+        "--results", type=Path, default=RESULTS, help="folder for the JSON and PNGs (default bench/results)"
+    )
+    ap.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check this script without a GPU: tiny shapes on the CPU, "
+        "host-clock timing, meaningless numbers (use with --results)",
+    )
+    ap.add_argument(
+        "--gpu-tests",
+        default=None,
+        help="the GPU tests' summary line, recorded in the results (gpu_suite.sh)",
+    )
+    ap.add_argument(
+        "--no-prewarm",
+        action="store_true",
+        help="build each kernel on its first case instead of all of them up front in parallel threads",
+    )
     ap.add_argument("--child", choices=FAMILIES, help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--part", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.dry_run and not DRY_RUN:  # the constants above are read at import: start again with the flag in the environment
+    if (
+        args.dry_run and not DRY_RUN
+    ):  # the constants above are read at import: start again with the flag in the environment
         env = {**os.environ, "GPU_BENCH_DRY_RUN": "1"}
-        return subprocess.run([sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])],
-                              env=env).returncode
+        return subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])],
+            env=env,
+        ).returncode
     if args.child:
         return child_main(args)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
@@ -1059,25 +1360,45 @@ def main(argv=None) -> int:
         from types import SimpleNamespace
 
         name, cap = "CPU dry run", (9, 0)
-        props = SimpleNamespace(multi_processor_count=os.cpu_count(), L2_cache_size=50 * 2**20, total_memory=0)
+        props = SimpleNamespace(
+            multi_processor_count=os.cpu_count(), L2_cache_size=50 * 2**20, total_memory=0
+        )
     else:
         name = torch.cuda.get_device_name(0)
         props = torch.cuda.get_device_properties(0)
         cap = torch.cuda.get_device_capability(0)
     date = dt.date.today().isoformat()
-    report = {"device": device_slug(name), "device_name": name, "date": date, "torch": torch.__version__,
-              "cuda": torch.version.cuda, "capability": f"{cap[0]}.{cap[1]}", "sm_count": props.multi_processor_count,
-              "l2_bytes": int(getattr(props, "L2_cache_size", 0)), "memory_bytes": props.total_memory,
-              "quick": args.quick, "budget_s": args.budget_s, "gpu_tests": args.gpu_tests, "copy_tbps": None,
-              "method": "CUDA events per call, median; warm-up; inputs rotated over copies covering 2x L2; random "
-                        "never-zero inputs; output checked vs float32 torch before timing",
-              "families": {}}
+    report = {
+        "device": device_slug(name),
+        "device_name": name,
+        "date": date,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "capability": f"{cap[0]}.{cap[1]}",
+        "sm_count": props.multi_processor_count,
+        "l2_bytes": int(getattr(props, "L2_cache_size", 0)),
+        "memory_bytes": props.total_memory,
+        "quick": args.quick,
+        "budget_s": args.budget_s,
+        "gpu_tests": args.gpu_tests,
+        "copy_tbps": None,
+        "method": "CUDA events per call, median; warm-up; inputs rotated over copies covering 2x L2; random "
+        "never-zero inputs; output checked vs float32 torch before timing",
+        "families": {},
+    }
     if cap != (9, 0):
-        print(f"gpu_bench: this GPU is sm_{cap[0]}{cap[1]}, not sm_90: warpsched's kernels will report skipped; "
-              "torch baselines still run")
+        print(
+            f"gpu_bench: this GPU is sm_{cap[0]}{cap[1]}, not sm_90: warpsched's kernels will report "
+            "skipped; "
+            "torch baselines still run"
+        )
     out = result_path(report["device"], date, args.results)
-    print(f"gpu_bench: {name}, {props.multi_processor_count} SMs, L2 {report['l2_bytes'] / 2**20:.0f} MiB, torch "
-          f"{torch.__version__}; budget {args.budget_s:.0f} s; results -> {out}", flush=True)
+    print(
+        f"gpu_bench: {name}, {props.multi_processor_count} SMs, L2 {report['l2_bytes'] / 2**20:.0f} MiB, "
+        "torch "
+        f"{torch.__version__}; budget {args.budget_s:.0f} s; results -> {out}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
         for i, family in enumerate(families):
             left = args.budget_s - (time.time() - t0)
@@ -1085,14 +1406,18 @@ def main(argv=None) -> int:
             budget = max(0.0, left * BUDGET_SHARES[family] / rest) if rest else left
             print(f"-- {family}: {len(CASES[family](args.quick))} cases, {budget:.0f} s", flush=True)
             try:
-                report["families"][family] = run_family(family, args.quick, budget, Path(tmp), args.no_prewarm)
+                report["families"][family] = run_family(
+                    family, args.quick, budget, Path(tmp), args.no_prewarm
+                )
             except KeyboardInterrupt:
                 print(f"gpu_bench: interrupted during {family}; writing what was measured", flush=True)
                 report["families"][family] = run_family(family, args.quick, 0.0, Path(tmp))
                 break
             finally:
                 if family in report["families"]:
-                    report["copy_tbps"] = report["copy_tbps"] or report["families"][family]["meta"].get("copy_tbps")
+                    report["copy_tbps"] = report["copy_tbps"] or report["families"][family]["meta"].get(
+                        "copy_tbps"
+                    )
                     report["wall_s"] = round(time.time() - t0, 1)
                     add_ratios(report)
                     out.parent.mkdir(parents=True, exist_ok=True)

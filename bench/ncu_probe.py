@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One call of each generated kernel on a realistic shape, for a profiler to look at:
 
-    ncu --kernel-name regex:warpsched --section SpeedOfLight --section WarpStateStats python3 bench/ncu_probe.py
+    ncu --kernel-name regex:warpsched --section SpeedOfLight --section WarpStateStats \
+        python3 bench/ncu_probe.py
 
 gemm 8192^3 bf16; quant_gemm int4 g128 at M = 16 on Llama-3.3-70B's o projection (8192 x 8192);
 attention d128 at batch 4, 16 heads, 4096 keys. Each runs twice (the first builds and warms up)."""

@@ -34,7 +34,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("skipped: no GPU")
         return 0
-    from gpu_bench import TOLERANCE  # the benchmark's quant_gemm tolerance (this script's folder is on sys.path)
+    from gpu_bench import (
+        TOLERANCE,
+    )  # the benchmark's quant_gemm tolerance (this script's folder is on sys.path)
     from warpsched.kernels.build import build
     from warpsched.kernels.cuda.render import render
     from warpsched.kernels.quant import dequantize, pack
@@ -48,7 +50,9 @@ def main() -> int:
         k = render(s)
         kernels.append((path.stem, "fenced", s, k))
         if args.no_fence_too:
-            bare = "\n".join(line for line in k.source.splitlines() if "// A-operand fence" not in line) + "\n"
+            bare = (
+                "\n".join(line for line in k.source.splitlines() if "// A-operand fence" not in line) + "\n"
+            )
             kernels.append((path.stem, "no fence", s, dataclasses.replace(k, source=bare)))
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda c: build(c[3].source, c[3].entry), kernels))
@@ -62,7 +66,9 @@ def main() -> int:
         worst = {}
         for n, kdim in SHAPES:
             codes = torch.randint(0, 1 << bits, (n, kdim), device="cuda", generator=g)
-            scales = (torch.rand(kdim // group, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / (1 << (bits - 1))
+            scales = (torch.rand(kdim // group, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / (
+                1 << (bits - 1)
+            )
             x = torch.randn(args.m or src["m"], kdim, device="cuda", dtype=torch.bfloat16, generator=g)
             ref = x.float() @ dequantize(codes, scales, None, bits=bits, group_size=group, fmt="int").T
             w = pack(codes, bits)
@@ -71,10 +77,21 @@ def main() -> int:
                 y = quant_gemm(x, w, scales, bits=bits, group_size=group, fmt="int", runtime=rt).float()
                 errs.append(((y - ref).norm() / ref.norm()).item())
             worst[f"{n}x{kdim}"] = max(errs)
-        rows.append({"schedule": name, "variant": variant, "bits": bits, "m": args.m or src["m"], "worst_rel_err": worst})
+        rows.append(
+            {
+                "schedule": name,
+                "variant": variant,
+                "bits": bits,
+                "m": args.m or src["m"],
+                "worst_rel_err": worst,
+            }
+        )
         bad = [k for k, e in worst.items() if e > TOLERANCE["quant_gemm"]]
-        print(f"{name:40s} {variant:9s} {'WRONG on ' + ', '.join(bad) if bad else 'ok':30s} "
-              + " ".join(f"{e:.1e}" for e in worst.values()), flush=True)
+        print(
+            f"{name:40s} {variant:9s} {'WRONG on ' + ', '.join(bad) if bad else 'ok':30s} "
+            + " ".join(f"{e:.1e}" for e in worst.values()),
+            flush=True,
+        )
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -42,12 +42,18 @@ MODES = ("joint", "swp", "ws", "heuristic")
 
 # (model, machine, parameters): the shipped configurations, every family on every machine it targets
 MODEL_CASES = [
-    ("gemm", "h100", {}), ("gemm", "h200", {}),
-    ("quant_gemm", "h100", {"bits": 4}), ("quant_gemm", "h100", {"bits": 2}), ("quant_gemm", "h100", {"bits": 3}),
-    ("quant_gemm", "h100", {"bits": 8}), ("quant_gemm", "h100", {"fmt": "e2m1"}),
+    ("gemm", "h100", {}),
+    ("gemm", "h200", {}),
+    ("quant_gemm", "h100", {"bits": 4}),
+    ("quant_gemm", "h100", {"bits": 2}),
+    ("quant_gemm", "h100", {"bits": 3}),
+    ("quant_gemm", "h100", {"bits": 8}),
+    ("quant_gemm", "h100", {"fmt": "e2m1"}),
     ("quant_gemm", "h100", {"bits": 4, "m": 2048}),
-    ("attention_fwd", "h100", {"head_dim": 128}), ("attention_fwd", "h100", {"head_dim": 64}),
-    ("attention_fwd", "h100", {"head_dim": 256}), ("attention_fwd", "h200", {"head_dim": 128}),
+    ("attention_fwd", "h100", {"head_dim": 128}),
+    ("attention_fwd", "h100", {"head_dim": 64}),
+    ("attention_fwd", "h100", {"head_dim": 256}),
+    ("attention_fwd", "h200", {"head_dim": 128}),
     ("attention_fwd", "b200", {"head_dim": 128}),
 ]
 QUICK_CASES = {0, 2, 4, 8, 12}
@@ -61,14 +67,31 @@ def bench_models(preset: str, quick: bool) -> list[dict]:
         problem = build_model(name, machine, **params)
         label = f"{name} {machine} " + " ".join(f"{k}={v}" for k, v in params.items())
         for mode in MODES:
-            limit = (10.0 if quick else 30.0) if mode in ("swp", "ws") else 90.0  # swp/ws optima are often unprovable
-            row = _run(label.strip(), lambda: solve(problem, machine, mode=mode, config=preset, total_time_limit=limit,
-                                                    time_limit=min(limit, 45.0)), mode, problem)
+            limit = (
+                (10.0 if quick else 30.0) if mode in ("swp", "ws") else 90.0
+            )  # swp/ws optima are often unprovable
+            row = _run(
+                label.strip(),
+                lambda: solve(
+                    problem,
+                    machine,
+                    mode=mode,
+                    config=preset,
+                    total_time_limit=limit,
+                    time_limit=min(limit, 45.0),
+                ),
+                mode,
+                problem,
+            )
             rows.append(row)
             proof = row.get("proof_seconds")
-            print(f"{row['instance']:40s} {mode:9s} MII {row.get('mii', '-')!s:>5} II {row.get('ii', '-')!s:>5} "
-                  f"proven {row.get('proven', False)!s:5s} proof {'-' if proof is None else proof!s:>6}s all {row['seconds']:6.2f}s"
-                  + (f"  ({row['error']})" if "error" in row else ""), flush=True)
+            print(
+                f"{row['instance']:40s} {mode:9s} MII {row.get('mii', '-')!s:>5} II "
+                f"{row.get('ii', '-')!s:>5} "
+                f"proven {row.get('proven', False)!s:5s} proof {'-' if proof is None else proof!s:>6}s all "
+                f"{row['seconds']:6.2f}s" + (f"  ({row['error']})" if "error" in row else ""),
+                flush=True,
+            )
     return rows
 
 
@@ -80,7 +103,14 @@ def bench_problems(preset: str) -> list[dict]:
             continue  # the kernel models have their own section
         problem, machine = problem_from_dict(data, origin=str(path), default_name=path.stem)
         for mode in MODES:
-            rows.append(_run(problem.name, lambda: solve(problem, machine or "h100", mode=mode, config=preset), mode, problem))
+            rows.append(
+                _run(
+                    problem.name,
+                    lambda: solve(problem, machine or "h100", mode=mode, config=preset),
+                    mode,
+                    problem,
+                )
+            )
     return rows
 
 
@@ -91,11 +121,20 @@ def bench_hatschet(folder: Path, preset: str, quick: bool, time_limit: float) ->
     rows = []
     for g in graphs:
         problem, machine = load_hatschet(g)
-        row = _run(problem.name, lambda: solve(problem, machine, mode="classic", config=preset,
-                                               total_time_limit=time_limit), "classic", problem)
+        row = _run(
+            problem.name,
+            lambda: solve(problem, machine, mode="classic", config=preset, total_time_limit=time_limit),
+            "classic",
+            problem,
+        )
         rows.append(row)
-        print(f"{row['instance']:24s} ops {row['ops']:4d} MII {row.get('mii', '-'):>4} II {row.get('ii', '-'):>4} "
-              f"heur {row.get('heuristic_ii', '-'):>4} proven {row.get('proven', False)!s:5s} {row['seconds']:7.2f}s", flush=True)
+        print(
+            f"{row['instance']:24s} ops {row['ops']:4d} MII {row.get('mii', '-'):>4} II "
+            f"{row.get('ii', '-'):>4} "
+            f"heur {row.get('heuristic_ii', '-'):>4} proven {row.get('proven', False)!s:5s} "
+            f"{row['seconds']:7.2f}s",
+            flush=True,
+        )
     return rows
 
 
@@ -105,14 +144,31 @@ def _run(name: str, call, mode: str, problem) -> dict:
     try:
         r = call()
     except WarpschedError as exc:
-        return {"instance": name, "mode": mode, **size, "error": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
+        return {
+            "instance": name,
+            "mode": mode,
+            **size,
+            "error": str(exc),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     s = r.schedule
-    return {"instance": name, "mode": mode, **size, "mii": s.mii, "ii": s.ii, "proven": s.ii_proven_optimal,
-            "heuristic_ii": r.heuristic_ii, "seconds": round(time.perf_counter() - t0, 3), "stages": s.stages,
-            "makespan": s.makespan, "smem_bytes": s.smem_bytes,
-            "registers": {str(g): w.registers for g, w in s.warpgroups.items()},
-            "attempts": len(s.attempts), "verified": r.verdict.ok,
-            "proof_seconds": round(sum(a.seconds for a in s.attempts), 3) if s.ii_proven_optimal else None}
+    return {
+        "instance": name,
+        "mode": mode,
+        **size,
+        "mii": s.mii,
+        "ii": s.ii,
+        "proven": s.ii_proven_optimal,
+        "heuristic_ii": r.heuristic_ii,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "stages": s.stages,
+        "makespan": s.makespan,
+        "smem_bytes": s.smem_bytes,
+        "registers": {str(g): w.registers for g, w in s.warpgroups.items()},
+        "attempts": len(s.attempts),
+        "verified": r.verdict.ok,
+        "proof_seconds": round(sum(a.seconds for a in s.attempts), 3) if s.ii_proven_optimal else None,
+    }
 
 
 def _mode_row(r: dict, proof: bool) -> str:
@@ -120,44 +176,88 @@ def _mode_row(r: dict, proof: bool) -> str:
     extra = ["" if r.get("proof_seconds") is None else str(r["proof_seconds"])] if proof else []
     size = f"{r.get('ops', '')}/{r.get('edges', '')}"
     if "error" in r:
-        cells = [r["instance"], size, r["mode"], "", f"error: {r['error']}", "", *extra, str(r["seconds"]), "", "", ""]
+        cells = [
+            r["instance"],
+            size,
+            r["mode"],
+            "",
+            f"error: {r['error']}",
+            "",
+            *extra,
+            str(r["seconds"]),
+            "",
+            "",
+            "",
+        ]
     else:
         regs = "/".join(str(x) for x in r["registers"].values()) if r["registers"] else ""
-        cells = [r["instance"], size, r["mode"], str(r["mii"]), str(r["ii"]), str(r["proven"]), *extra, str(r["seconds"]),
-                 str(r["stages"]), regs, str(r["smem_bytes"])]
+        cells = [
+            r["instance"],
+            size,
+            r["mode"],
+            str(r["mii"]),
+            str(r["ii"]),
+            str(r["proven"]),
+            *extra,
+            str(r["seconds"]),
+            str(r["stages"]),
+            regs,
+            str(r["smem_bytes"]),
+        ]
     return "| " + " | ".join(cells) + " |"
 
 
 def markdown(report: dict) -> str:
     wall = f", {report['wall_seconds']:.0f} s wall" if report.get("wall_seconds") is not None else ""
-    lines = [f"# Solver benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
-             f"{', quick' if report.get('quick') else ''}{wall})", "",
-             "`ops/edges`: the loop body's size; `regs`: the `setmaxnreg` budget per warpgroup (producer first); "
-             "`smem`: shared-memory bytes of the rings; `stages`: pipeline stages of the schedule.", ""]
+    lines = [
+        f"# Solver benchmark ({report['date']}, {report['machine']}, preset {report['preset']}"
+        f"{', quick' if report.get('quick') else ''}{wall})",
+        "",
+        "`ops/edges`: the loop body's size; `regs`: the `setmaxnreg` budget per warpgroup (producer first); "
+        "`smem`: shared-memory bytes of the rings; `stages`: pipeline stages of the schedule.",
+        "",
+    ]
     if report.get("models"):
-        lines += ["## Kernel models: joint vs swp vs ws vs heuristic", "",
-                  "`proof s`: the attempts until the II was proven optimal; `s`: in all, with the secondary objectives "
-                  "(time-limited, best effort). swp/ws run under a short limit: their own optima are often unproven, "
-                  "but the IIs below joint's are proven infeasible where the table shows them larger.", "",
-                  "| model | ops/edges | mode | MII | II | proven | proof s | s | stages | regs | smem |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Kernel models: joint vs swp vs ws vs heuristic",
+            "",
+            "`proof s`: the attempts until the II was proven optimal; `s`: in all, with the secondary "
+            "objectives "
+            "(time-limited, best effort). swp/ws run under a short limit: their own optima are often "
+            "unproven, "
+            "but the IIs below joint's are proven infeasible where the table shows them larger.",
+            "",
+            "| model | ops/edges | mode | MII | II | proven | proof s | s | stages | regs | smem |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         lines += [_mode_row(r, proof=True) for r in report["models"]]
         lines.append("")
     if report["problems"]:
-        lines += ["## Shipped problems", "", "| problem | ops/edges | mode | MII | II | proven | s | stages | regs | smem |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Shipped problems",
+            "",
+            "| problem | ops/edges | mode | MII | II | proven | s | stages | regs | smem |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         lines += [_mode_row(r, proof=False) for r in report["problems"]]
     h = report["hatschet"]
     if h:
         solved = [r for r in h if "error" not in r]
         proven = sum(r["proven"] for r in solved)
-        lines += ["", f"## HatScheT MachSuite: {proven}/{len(h)} proven optimal, "
-                  f"{sum(r['seconds'] for r in h):.1f} s in all, slowest {max(r['seconds'] for r in h):.1f} s", "",
-                  "| graph | ops | edges | MII | II | heuristic II | proven | s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## HatScheT MachSuite: {proven}/{len(h)} proven optimal, "
+            f"{sum(r['seconds'] for r in h):.1f} s in all, slowest {max(r['seconds'] for r in h):.1f} s",
+            "",
+            "| graph | ops | edges | MII | II | heuristic II | proven | s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in h:
-            lines.append(f"| {r['instance']} | {r.get('ops', '')} | {r.get('edges', '')} | {r.get('mii', '')} | "
-                         f"{r.get('ii', r.get('error', ''))} | "
-                         f"{r.get('heuristic_ii', '')} | {r.get('proven', False)} | {r['seconds']} |")
+            lines.append(
+                f"| {r['instance']} | {r.get('ops', '')} | {r.get('edges', '')} | {r.get('mii', '')} | "
+                f"{r.get('ii', r.get('error', ''))} | "
+                f"{r.get('heuristic_ii', '')} | {r.get('proven', False)} | {r['seconds']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -188,27 +288,47 @@ def plot(report: dict, path: Path) -> Path | None:
         rows = [r for r in report.get(section, []) if r["mode"] in modes and "ops" in r and "edges" in r]
         if not rows:
             continue
-        kinds = {"proven": [r for r in rows if "error" not in r and r["proven"]],
-                 "unproven": [r for r in rows if "error" not in r and not r["proven"]],
-                 "error": [r for r in rows if "error" in r]}
+        kinds = {
+            "proven": [r for r in rows if "error" not in r and r["proven"]],
+            "unproven": [r for r in rows if "error" not in r and not r["proven"]],
+            "error": [r for r in rows if "error" in r],
+        }
         first = True
         for kind, sel in kinds.items():
             if not sel:
                 continue
             xs = [r["ops"] + r["edges"] for r in sel]
             ys = [max(r["seconds"], 1e-3) for r in sel]
-            style = {"proven": dict(marker=marker, facecolors=colour, edgecolors=colour),
-                     "unproven": dict(marker=marker, facecolors="none", edgecolors=colour),
-                     "error": dict(marker="x", c=colour)}[kind]
+            style = {
+                "proven": dict(marker=marker, facecolors=colour, edgecolors=colour),
+                "unproven": dict(marker=marker, facecolors="none", edgecolors=colour),
+                "error": dict(marker="x", c=colour),
+            }[kind]
             ax.scatter(xs, ys, s=34, linewidths=1.2, alpha=0.85, label=label if first else None, **style)
             first = False
-            if section == "models" and modes == ("joint",):  # name the kernel models once, beside their joint solve
+            if section == "models" and modes == (
+                "joint",
+            ):  # name the kernel models once, beside their joint solve
                 placed: list[tuple[float, float]] = []
                 for r, x, y in zip(sel, xs, ys):
-                    near = sum(1 for px, py in placed if px == x and abs(math.log10(py / y)) < 0.15)  # stack close labels
+                    near = sum(
+                        1 for px, py in placed if px == x and abs(math.log10(py / y)) < 0.15
+                    )  # stack close labels
                     placed.append((x, y))
-                    name = r["instance"].replace("attention_fwd", "attn").replace("quant_gemm", "qgemm").replace("head_dim=", "d")
-                    ax.annotate(name, (x, y), xytext=(4, -3 - 7 * near), textcoords="offset points", fontsize=6, color="0.3")
+                    name = (
+                        r["instance"]
+                        .replace("attention_fwd", "attn")
+                        .replace("quant_gemm", "qgemm")
+                        .replace("head_dim=", "d")
+                    )
+                    ax.annotate(
+                        name,
+                        (x, y),
+                        xytext=(4, -3 - 7 * near),
+                        textcoords="offset points",
+                        fontsize=6,
+                        color="0.3",
+                    )
     # the legend's fill key
     ax.scatter([], [], marker="o", facecolors="grey", edgecolors="grey", label="filled: II proven optimal")
     ax.scatter([], [], marker="o", facecolors="none", edgecolors="grey", label="hollow: II found, not proven")
@@ -217,8 +337,11 @@ def plot(report: dict, path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_xlabel("graph size (ops + edges)")
     ax.set_ylabel("solve time, wall seconds (log)")
-    ax.set_title(f"warpsched solve time vs graph size ({report['date']}, {report['machine']}"
-                 f"{', quick' if report.get('quick') else ''})", fontsize=10)
+    ax.set_title(
+        f"warpsched solve time vs graph size ({report['date']}, {report['machine']}"
+        f"{', quick' if report.get('quick') else ''})",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
@@ -229,8 +352,14 @@ def plot(report: dict, path: Path) -> Path | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a quarter of MachSuite, five model configurations, short swp/ws limits")
-    ap.add_argument("--instances", type=Path, default=ROOT.parent / "shared" / "instances" / "hatschet" / "MachSuite")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a quarter of MachSuite, five model configurations, short swp/ws limits",
+    )
+    ap.add_argument(
+        "--instances", type=Path, default=ROOT.parent / "shared" / "instances" / "hatschet" / "MachSuite"
+    )
     ap.add_argument("--preset", default="default")
     ap.add_argument("--time-limit", type=float, default=60.0, help="wall seconds per graph")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "solver_bench.json")
@@ -239,12 +368,21 @@ def main() -> int:
     ap.add_argument("--no-plot", action="store_true", help="write no PNG")
     args = ap.parse_args()
     if not args.skip_hatschet and not args.instances.is_dir():
-        print(f"no HatScheT instances at {args.instances}; pass --instances DIR (or --skip-hatschet)", file=sys.stderr)
+        print(
+            f"no HatScheT instances at {args.instances}; pass --instances DIR (or --skip-hatschet)",
+            file=sys.stderr,
+        )
         return 2
     t0 = time.perf_counter()
-    report = {"date": dt.date.today().isoformat(), "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-              "preset": args.preset, "quick": args.quick, "models": [] if args.skip_models else bench_models(args.preset, args.quick),
-              "problems": bench_problems(args.preset), "hatschet": []}
+    report = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "preset": args.preset,
+        "quick": args.quick,
+        "models": [] if args.skip_models else bench_models(args.preset, args.quick),
+        "problems": bench_problems(args.preset),
+        "hatschet": [],
+    }
     if not args.skip_hatschet:
         report["hatschet"] = bench_hatschet(args.instances, args.preset, args.quick, args.time_limit)
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -253,8 +391,12 @@ def main() -> int:
     args.out.with_suffix(".md").write_text(markdown(report))
     png = None if args.no_plot else plot(report, args.out.with_suffix(".png"))
     print(markdown(report).split("## HatScheT")[-1].splitlines()[0] if report["hatschet"] else "")
-    print(f"wall {report['wall_seconds']} s; wrote {args.out}, {args.out.with_suffix('.md')}" + (f" and {png}" if png else ""))
+    print(
+        f"wall {report['wall_seconds']} s; wrote {args.out}, {args.out.with_suffix('.md')}"
+        + (f" and {png}" if png else "")
+    )
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

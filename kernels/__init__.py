@@ -7,7 +7,8 @@ each (families/: gemm, quant_gemm, attention).
     c = kernels.gemm(a, b)   # on an H100/H200: a @ b.T
     y = kernels.quant_gemm(x, kernels.quant.pack(codes, 4), scales, bits=4, group_size=128)
     o = kernels.attention_fwd(q, k, v)
-    kernels.precompiled()    # the shipped kernels (package/): model, parameters, machine, schedule and cubin digests
+    kernels.precompiled()    # the shipped kernels (package/): model, parameters, machine, schedule and cubin
+    digests
 
 The entry points are the families' (`Family.entry_points`), found here by name on first use.
 """

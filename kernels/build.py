@@ -29,8 +29,14 @@ __all__ = ["BuildError", "BuildReport", "build", "cached_report", "cache_dir", "
 
 SASS_REQUIRED = ("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG")  # USETMAXREG: ptxas kept the setmaxnreg budgets
 SASS_FORBIDDEN = ("LDL", "STL")
-NVCC_FLAGS = ("-std=c++17", "--expt-relaxed-constexpr", "-gencode=arch=compute_90a,code=sm_90a", "-cubin",
-              "-Xptxas", "-v")
+NVCC_FLAGS = (
+    "-std=c++17",
+    "--expt-relaxed-constexpr",
+    "-gencode=arch=compute_90a,code=sm_90a",
+    "-cubin",
+    "-Xptxas",
+    "-v",
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,8 @@ def _cache_folder(source: str) -> Path:
 
 
 def cached_report(source: str) -> BuildReport | None:
-    """The report of an earlier complete build of `source` with this toolchain, without running nvcc; None if none."""
+    """The report of an earlier complete build of `source` with this toolchain, without running nvcc; None if
+    none."""
     folder = _cache_folder(source)
     try:
         data = json.loads((folder / "report.json").read_text())
@@ -78,7 +85,9 @@ def build(source: str, entry: str) -> BuildReport:
     chain = find_toolchain()
     folder = _cache_folder(source)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))  # renamed into place when complete
+    work = Path(
+        tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent)
+    )  # renamed into place when complete
     try:
         report = _compile(chain, source, entry, work, folder)
         try:
@@ -96,8 +105,12 @@ def _compile(chain, source: str, entry: str, work: Path, folder: Path) -> BuildR
     cu.write_text(source)
     kept = folder.parent / f"{folder.name}.failed.cu"
     try:
-        p = run_tool(chain, [chain.path("nvcc"), *NVCC_FLAGS, "-I", str(cutlass_include()), "-o", str(cubin), str(cu)],
-                     f"nvcc (building {entry} for sm_90a; the source is kept in {kept})", _ptxas_report_line)
+        p = run_tool(
+            chain,
+            [chain.path("nvcc"), *NVCC_FLAGS, "-I", str(cutlass_include()), "-o", str(cubin), str(cu)],
+            f"nvcc (building {entry} for sm_90a; the source is kept in {kept})",
+            _ptxas_report_line,
+        )
     except BuildError:
         shutil.copyfile(cu, kept)
         raise
@@ -106,19 +119,34 @@ def _compile(chain, source: str, entry: str, work: Path, folder: Path) -> BuildR
     regs = re.search(r"Used (\d+) registers", block[-1])
     spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", block[-1])
     if len(block) < 2 or regs is None or spills is None:
-        raise BuildError(f"ptxas reported no registers and spills for {entry} (nvcc -Xptxas -v printed "
-                         f"{info.strip()[:300]!r})")
+        raise BuildError(
+            f"ptxas reported no registers and spills for {entry} (nvcc -Xptxas -v printed "
+            f"{info.strip()[:300]!r})"
+        )
     sass = run_tool(chain, [chain.path("cuobjdump"), "-sass", str(cubin)], "cuobjdump -sass").stdout
     if f"Function : {entry}" not in sass:
-        raise BuildError(f"cuobjdump -sass printed no SASS for {entry} ({sass.strip()[:200]!r}); the cubin is "
-                         f"incomplete or cuobjdump cannot disassemble it")
+        raise BuildError(
+            f"cuobjdump -sass printed no SASS for {entry} ({sass.strip()[:200]!r}); the cubin is "
+            f"incomplete or cuobjdump cannot disassemble it"
+        )
     (work / "kernel.sass").write_text(sass)
     counts = {op: len(re.findall(rf"\b{op}\b", sass)) for op in SASS_REQUIRED + SASS_FORBIDDEN}
-    problems = tuple([f"no {op} in the SASS" for op in SASS_REQUIRED if counts[op] == 0]
-                     + [f"{counts[op]} {op} (local memory) in the SASS" for op in SASS_FORBIDDEN if counts[op]]
-                     + _wgmma_serialized(info, entry, sass))
-    report = BuildReport(str(folder / "kernel.cubin"), int(regs.group(1)), int(spills.group(1)), int(spills.group(2)),
-                         counts, not problems, problems, False, chain.key)
+    problems = tuple(
+        [f"no {op} in the SASS" for op in SASS_REQUIRED if counts[op] == 0]
+        + [f"{counts[op]} {op} (local memory) in the SASS" for op in SASS_FORBIDDEN if counts[op]]
+        + _wgmma_serialized(info, entry, sass)
+    )
+    report = BuildReport(
+        str(folder / "kernel.cubin"),
+        int(regs.group(1)),
+        int(spills.group(1)),
+        int(spills.group(2)),
+        counts,
+        not problems,
+        problems,
+        False,
+        chain.key,
+    )
     (work / "report.json").write_text(json.dumps(asdict(report)))
     return report
 
@@ -126,8 +154,10 @@ def _compile(chain, source: str, entry: str, work: Path, folder: Path) -> BuildR
 def _ptxas_report_line(line: str) -> bool:
     """What nvcc -Xptxas -v prints on stderr when all is well: ptxas's info lines and the remarks the
     build reads itself (wgmma serialization, setmaxnreg), nothing else."""
-    return bool(re.match(r"\s*(ptxas (info|/ remark|remark)|\d+ bytes stack frame|Compile time)", line)
-                or re.search(r"\(C75\d\d\)", line))
+    return bool(
+        re.match(r"\s*(ptxas (info|/ remark|remark)|\d+ bytes stack frame|Compile time)", line)
+        or re.search(r"\(C75\d\d\)", line)
+    )
 
 
 def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
@@ -135,10 +165,15 @@ def _wgmma_serialized(ptxas_info: str, entry: str, sass: str) -> list[str]:
     registers before a wait (its remarks C7514, C7515, C7518, ...): each HGMMA then waits for the one before
     (gsb0 + WARPGROUP.DEPBAR), and the tensor cores run a fraction of their rate. A correct kernel, a slow
     one: refused like a spill."""
-    remarks = sorted(set(re.findall(rf"\((C\d+)\)[^\n]*instructions are serialized[^\n]*'{re.escape(entry)}'", ptxas_info)))
+    remarks = sorted(
+        set(re.findall(rf"\((C\d+)\)[^\n]*instructions are serialized[^\n]*'{re.escape(entry)}'", ptxas_info))
+    )
     if not remarks:
         return []
     hgmma = re.findall(r"HGMMA\.[^;]*;", sass)
     waited = sum("gsb0" in h for h in hgmma)
-    return [f"ptxas serialized the wgmma instructions (remark {', '.join(remarks)}: {waited} of {len(hgmma)} HGMMA "
-            f"wait for the one before)"]
+    return [
+        f"ptxas serialized the wgmma instructions (remark {', '.join(remarks)}: {waited} of {len(hgmma)} "
+        "HGMMA "
+        f"wait for the one before)"
+    ]

@@ -21,12 +21,15 @@ from warpsched.scheduler.schedule import Schedule
 @dataclass(frozen=True)
 class BuiltKernel:
     kernel: RenderedKernel
-    report: BuildReport  # of the first build of this kernel in this call: `cached` only if it came from the cache
+    report: (
+        BuildReport  # of the first build of this kernel in this call: `cached` only if it came from the cache
+    )
     fell_back: bool = False  # the branch-free variant spilled, so this is the one guarded loop
 
 
-def build_schedule(schedule: Schedule, program: PipelineProgram | None = None,
-                   progress: Callable[[str], None] | None = None) -> BuiltKernel:
+def build_schedule(
+    schedule: Schedule, program: PipelineProgram | None = None, progress: Callable[[str], None] | None = None
+) -> BuiltKernel:
     """Render and build `schedule`: the branch-free kernel unless ptxas spills it, else one guarded loop.
     `progress` hears one line before each nvcc run (15-25 s each)."""
     kernel = render(schedule, program)
@@ -38,7 +41,9 @@ def build_schedule(schedule: Schedule, program: PipelineProgram | None = None,
     return BuiltKernel(kernel, report)
 
 
-def kernel_for(schedule: Schedule, program: PipelineProgram | None = None, build_now: bool = True) -> RenderedKernel:
+def kernel_for(
+    schedule: Schedule, program: PipelineProgram | None = None, build_now: bool = True
+) -> RenderedKernel:
     """The kernel `build_schedule` builds for `schedule`. `build_now=False` decides from an earlier build only
     (no nvcc run; without one, or without a toolchain, the branch-free variant)."""
     if build_now:
@@ -57,6 +62,8 @@ def kernel_for(schedule: Schedule, program: PipelineProgram | None = None, build
 
 def _build(kernel: RenderedKernel, progress, why: str = "") -> BuildReport:
     if progress is not None and cached_report(kernel.source) is None:
-        variant = " (branch-free steady state)" if kernel.branch_free else " (one guarded loop)" if why else ""
+        variant = (
+            " (branch-free steady state)" if kernel.branch_free else " (one guarded loop)" if why else ""
+        )
         progress(f"{why}nvcc: building {kernel.entry}{variant} for sm_90a, 15-25 s ...")
     return build(kernel.source, kernel.entry)

@@ -6,7 +6,8 @@
 GPTQ (AutoGPTQ / exllama, "v1" checkpoints, 2, 3, 4 or 8 bits): `qweight` int32 (K * bits / 32, N) holds
 the codes along K as one little-endian bit string per column (code k in bits k * bits .. k * bits +
 bits - 1 of the column's words; 3-bit codes cross words, 32 codes per 3 words), `qzeros` int32
-(groups, N * bits / 32) the zero points along N the same way, stored minus one, `scales` (groups, N), `g_idx` (K,) the group of every
+(groups, N * bits / 32) the zero points along N the same way, stored minus one, `scales` (groups, N), `g_idx`
+(K,) the group of every
 input channel; w[k, n] = scales[g_idx[k], n] * (code - (qzero + 1)). Act-order checkpoints (`g_idx`
 not sorted) are made static here: the input channels are permuted so that groups are contiguous,
 and the caller permutes the activations the same way (`perm`, once per layer: `matmul` does it, or
@@ -47,7 +48,9 @@ class QuantizedWeight:
         from warpsched.kernels.families.quant_gemm.launch import quant_gemm
 
         x = x if self.perm is None else x[:, self.perm.to(x.device)].contiguous()
-        return quant_gemm(x, self.packed, self.scales, self.zeros, bits=self.bits, group_size=self.group_size, fmt=self.fmt)
+        return quant_gemm(
+            x, self.packed, self.scales, self.zeros, bits=self.bits, group_size=self.group_size, fmt=self.fmt
+        )
 
 
 def _unpack_stream(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
@@ -60,13 +63,20 @@ def _unpack_stream(words: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
 
 
 def _awq_columns(fields: torch.Tensor) -> torch.Tensor:
-    """AWQ's columns from its nibbles in word order: nibble i of each word of eight holds column AWQ_ORDER[i]."""
+    """AWQ's columns from its nibbles in word order: nibble i of each word of eight holds column
+    AWQ_ORDER[i]."""
     inverse = [AWQ_ORDER.index(j) for j in range(8)]
     return fields.unflatten(-1, (-1, 8))[..., inverse].flatten(-2)
 
 
-def _finish(codes_kn: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, bits: int, group_size: int,
-            perm: torch.Tensor | None) -> QuantizedWeight:
+def _finish(
+    codes_kn: torch.Tensor,
+    zeros: torch.Tensor,
+    scales: torch.Tensor,
+    bits: int,
+    group_size: int,
+    perm: torch.Tensor | None,
+) -> QuantizedWeight:
     codes = codes_kn.T.contiguous()  # (N, K): a row per output feature
     if perm is not None:
         codes = codes[:, perm]
@@ -75,7 +85,9 @@ def _finish(codes_kn: torch.Tensor, zeros: torch.Tensor, scales: torch.Tensor, b
         scales, zeros, group_size = scales[0], zeros[0], -1
     if bool((zeros == (1 << (bits - 1))).all()):
         return QuantizedWeight(pack(codes, bits), scales.contiguous(), None, bits, group_size, "int", perm)
-    return QuantizedWeight(pack(codes, bits), scales.contiguous(), zeros.contiguous(), bits, group_size, "int_zp", perm)
+    return QuantizedWeight(
+        pack(codes, bits), scales.contiguous(), zeros.contiguous(), bits, group_size, "int_zp", perm
+    )
 
 
 def _check(name: str, t: torch.Tensor, shape: tuple, dtype=None) -> None:
@@ -85,14 +97,23 @@ def _check(name: str, t: torch.Tensor, shape: tuple, dtype=None) -> None:
         raise InputError(f"{name} is {t.dtype}; expected {dtype}")
 
 
-def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, g_idx: torch.Tensor | None = None, *,
-              bits: int = 4) -> QuantizedWeight:
-    """A GPTQ layer (2, 3, 4 or 8 bits) in the kernels' layout; act-order becomes a static input permutation."""
+def from_gptq(
+    qweight: torch.Tensor,
+    qzeros: torch.Tensor,
+    scales: torch.Tensor,
+    g_idx: torch.Tensor | None = None,
+    *,
+    bits: int = 4,
+) -> QuantizedWeight:
+    """A GPTQ layer (2, 3, 4 or 8 bits) in the kernels' layout; act-order becomes a static input
+    permutation."""
     if bits not in (2, 3, 4, 8):
         raise InputError(f"GPTQ import covers bits 2, 3, 4 and 8 (GPTQ's own widths); got {bits}")
     if qweight.dim() != 2 or (qweight.shape[0] * 32) % bits:
-        raise InputError(f"qweight has shape {tuple(qweight.shape)}; GPTQ's {bits}-bit rows come in runs of "
-                         f"{bits // math.gcd(bits, 32)} int32 words (32 codes)")
+        raise InputError(
+            f"qweight has shape {tuple(qweight.shape)}; GPTQ's {bits}-bit rows come in runs of "
+            f"{bits // math.gcd(bits, 32)} int32 words (32 codes)"
+        )
     k, n = qweight.shape[0] * 32 // bits, qweight.shape[1]
     groups = scales.shape[0]
     _check("qweight", qweight, (k * bits // 32, n), torch.int32)
@@ -104,12 +125,20 @@ def from_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
         raise InputError(f"{groups} groups do not divide K = {k}")
     group_size = k // groups
     codes = _unpack_stream(qweight, bits, dim=0)  # (K, N)
-    zeros = ((_unpack_stream(qzeros, bits, dim=1) + 1) & ((1 << bits) - 1)).to(torch.float32)  # stored minus one
+    zeros = ((_unpack_stream(qzeros, bits, dim=1) + 1) & ((1 << bits) - 1)).to(
+        torch.float32
+    )  # stored minus one
     perm = None
     if g_idx is not None:
         _check("g_idx", g_idx, (k,))
-        if int(g_idx.min()) < 0 or int(g_idx.max()) >= groups or bool((torch.bincount(g_idx.long(), minlength=groups) != group_size).any()):
-            raise InputError(f"g_idx must give each of the {groups} groups exactly {group_size} input channels")
+        if (
+            int(g_idx.min()) < 0
+            or int(g_idx.max()) >= groups
+            or bool((torch.bincount(g_idx.long(), minlength=groups) != group_size).any())
+        ):
+            raise InputError(
+                f"g_idx must give each of the {groups} groups exactly {group_size} input channels"
+            )
         if bool((g_idx.long() != torch.arange(k, device=g_idx.device) // group_size).any()):
             perm = torch.argsort(g_idx.long(), stable=True)  # act-order: make every group contiguous
     return _finish(codes, zeros, scales, bits, group_size, perm)

@@ -48,13 +48,16 @@ class Step:
     writes_ring: bool  # the value goes to a ring (TMA load or a register value other warpgroups read)
     token: tuple[str, int] | None  # (unit, position in the period's order) where a unit is shared in order
     index: int | None = None  # the op's replica index (Op.index: its query tile or MMA slice)
-    unit: str = ""  # the op's functional unit ("tensor": the tensor core reads shared memory in the async proxy)
+    unit: str = (
+        ""  # the op's functional unit ("tensor": the tensor core reads shared memory in the async proxy)
+    )
 
 
 @dataclass(frozen=True)
 class Ring:
     value: str
-    kind: str  # "tma" (a TMA load: completes on the full barrier) or "staging" (a register value stored by threads)
+    # "tma" (a TMA load: completes on the full barrier) or "staging" (a register value stored by threads)
+    kind: str
     depth: int
     producer: int
     readers: tuple[int, ...]  # warpgroups that read it; each arrives once per iteration on `empty`
@@ -89,15 +92,21 @@ class PipelineProgram:
     def describe(self) -> str:
         lines = [f"{self.name}: II {self.ii}, {self.stages} stage(s), {len(self.warpgroups)} warpgroup(s)"]
         for w in self.warpgroups:
-            lines.append(f"  warpgroup {w.index} ({w.role}, setmaxnreg {w.registers}): "
-                         + ", ".join(f"{s.op}[i-{s.stage}]" if s.stage else f"{s.op}[i]" for s in w.steps))
+            lines.append(
+                f"  warpgroup {w.index} ({w.role}, setmaxnreg {w.registers}): "
+                + ", ".join(f"{s.op}[i-{s.stage}]" if s.stage else f"{s.op}[i]" for s in w.steps)
+            )
             if w.copies:
                 lines.append("    register copies: " + ", ".join(f"{v} x{k}" for v, k in w.copies))
         for r in self.rings:
-            lines.append(f"  ring {r.value}: {r.kind}, {r.depth} slot(s) of {r.bytes} B, warpgroup {r.producer} -> "
-                         + ", ".join(map(str, r.readers)))
+            lines.append(
+                f"  ring {r.value}: {r.kind}, {r.depth} slot(s) of {r.bytes} B, warpgroup {r.producer} -> "
+                + ", ".join(map(str, r.readers))
+            )
         for unit, n in self.token_units:
-            lines.append(f"  {unit}: {n} ops per period in the schedule's order across warpgroups (named barriers)")
+            lines.append(
+                f"  {unit}: {n} ops per period in the schedule's order across warpgroups (named barriers)"
+            )
         return "\n".join(lines)
 
 
@@ -105,8 +114,10 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     """The pipeline program of `schedule`; `ring_depths` overrides depths (tests break schedules with it)."""
     s, problem = schedule, schedule.problem
     if s.mode == "classic" or any(p.warpgroup is None for p in s.ops.values()):
-        raise InputError(f"schedule {problem.name!r} has no warpgroups (mode {s.mode}); only joint, swp, ws and "
-                         f"heuristic schedules of a GPU machine lower to a pipeline program")
+        raise InputError(
+            f"schedule {problem.name!r} has no warpgroups (mode {s.mode}); only joint, swp, ws and "
+            f"heuristic schedules of a GPU machine lower to a pipeline program"
+        )
     s = _first_stage_zero(s)
     wg_of = {n: p.warpgroup for n, p in s.ops.items()}
     ops = problem.op_by_name
@@ -115,6 +126,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
 
     def in_period(n: str) -> tuple:
         return s.ops[n].row, s.ops[n].start, order[n]
+
     by_wg: dict[int, list[str]] = {}
     for n in sorted(s.ops, key=in_period):
         by_wg.setdefault(wg_of[n], []).append(n)
@@ -123,26 +135,43 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     # rings: smem values, and register values read by another warpgroup
     rings: dict[str, Ring] = {}
     for op in problem.ops:
-        readers = sorted({wg_of[e.dst] for e in problem.out_edges(op.name) if e.dst != op.name or op.space == "smem"})
+        readers = sorted(
+            {wg_of[e.dst] for e in problem.out_edges(op.name) if e.dst != op.name or op.space == "smem"}
+        )
         cross = [w for w in readers if w != wg_of[op.name]]
         if op.space == "smem" or cross:
             buf = s.buffers.get(op.name)
             if buf is None:
-                raise InputError(f"schedule {problem.name!r} hands {op.name!r} across warpgroups but records no buffer for it")
+                raise InputError(
+                    f"schedule {problem.name!r} hands {op.name!r} across warpgroups but records no buffer "
+                    "for it"
+                )
             depth = (ring_depths or {}).get(op.name, buf.depth)
             kind = "tma" if op.space == "smem" else "staging"
-            rings[op.name] = Ring(op.name, kind, depth, wg_of[op.name], tuple(readers if op.space == "smem" else cross), op.bytes)
+            rings[op.name] = Ring(
+                op.name,
+                kind,
+                depth,
+                wg_of[op.name],
+                tuple(readers if op.space == "smem" else cross),
+                op.bytes,
+            )
 
     # releases: each reading warpgroup arrives on `empty` after its last read of an iteration
     # (the last read in program order; the slot is free once every read has completed)
     releases: dict[str, list[tuple[str, int, int]]] = {}
     for value, ring in rings.items():
         for w in ring.readers:
-            reads = [e for e in problem.out_edges(value) if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")]
+            reads = [
+                e
+                for e in problem.out_edges(value)
+                if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")
+            ]
             last = max(reads, key=lambda e: (e.distance + s.ops[e.dst].stage, pos[e.dst]))
             end = max(e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency for e in reads)
             releases.setdefault(last.dst, []).append(
-                (value, last.distance, end - (last.distance * s.ii + s.ops[last.dst].start)))
+                (value, last.distance, end - (last.distance * s.ii + s.ops[last.dst].start))
+            )
 
     # register copies inside a warpgroup
     copies: dict[int, dict[str, int]] = {}
@@ -184,14 +213,44 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         for n in names:
             reads = []
             for e in problem.in_edges(n):
-                via = "ring" if e.src in rings and (rings[e.src].kind == "tma" or wg_of[e.src] != w) else "register"
+                via = (
+                    "ring"
+                    if e.src in rings and (rings[e.src].kind == "tma" or wg_of[e.src] != w)
+                    else "register"
+                )
                 reads.append(Read(e.src, e.distance, via))
-            steps.append(Step(n, ops[n].kind, s.ops[n].stage, s.ops[n].row, tuple(reads), tuple(releases.get(n, ())),
-                              n in rings, token_of.get(n), ops[n].index, ops[n].unit))
-        programs.append(WarpgroupProgram(w, plan.role if plan else "consumer", plan.registers if plan else 0, tuple(steps),
-                                         tuple(sorted(copies.get(w, {}).items()))))
-    return PipelineProgram(problem.name, s.ii, s.stages, tuple(programs), tuple(rings.values()), tuple(token_units),
-                           dict(problem.source))
+            steps.append(
+                Step(
+                    n,
+                    ops[n].kind,
+                    s.ops[n].stage,
+                    s.ops[n].row,
+                    tuple(reads),
+                    tuple(releases.get(n, ())),
+                    n in rings,
+                    token_of.get(n),
+                    ops[n].index,
+                    ops[n].unit,
+                )
+            )
+        programs.append(
+            WarpgroupProgram(
+                w,
+                plan.role if plan else "consumer",
+                plan.registers if plan else 0,
+                tuple(steps),
+                tuple(sorted(copies.get(w, {}).items())),
+            )
+        )
+    return PipelineProgram(
+        problem.name,
+        s.ii,
+        s.stages,
+        tuple(programs),
+        tuple(rings.values()),
+        tuple(token_units),
+        dict(problem.source),
+    )
 
 
 def _first_stage_zero(s: Schedule) -> Schedule:
@@ -200,5 +259,10 @@ def _first_stage_zero(s: Schedule) -> Schedule:
     first = min(p.stage for p in s.ops.values())
     if first == 0:
         return s
-    return replace(s, ops={n: Placement(p.start - first * s.ii, p.stage - first, p.row, p.warpgroup)
-                           for n, p in s.ops.items()})
+    return replace(
+        s,
+        ops={
+            n: Placement(p.start - first * s.ii, p.stage - first, p.row, p.warpgroup)
+            for n, p in s.ops.items()
+        },
+    )

@@ -29,7 +29,24 @@ import torch
 from warpsched.models.quant_gemm import float_fields
 from warpsched.scheduler.errors import InputError
 
-KERNEL_ORDER = (0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15)  # field p of a 16-block holds code KERNEL_ORDER[p]
+KERNEL_ORDER = (
+    0,
+    1,
+    8,
+    9,
+    2,
+    3,
+    10,
+    11,
+    4,
+    5,
+    12,
+    13,
+    6,
+    7,
+    14,
+    15,
+)  # field p of a 16-block holds code KERNEL_ORDER[p]
 _ROWS_PER_CHUNK = 1024  # pack/unpack a block of rows at a time: the bit planes take bits bytes per weight
 
 
@@ -49,15 +66,17 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     if codes.is_floating_point() or codes.is_complex():
         raise InputError(f"codes must be an integer tensor; got {codes.dtype}")
     if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 1 << bits):
-        raise InputError(f"codes must lie in [0, {1 << bits}) for {bits} bits; got {int(codes.min())}..{int(codes.max())}")
+        raise InputError(
+            f"codes must lie in [0, {1 << bits}) for {bits} bits; got {int(codes.min())}..{int(codes.max())}"
+        )
     shifts = torch.arange(bits, device=codes.device)
     weights = (1 << torch.arange(8, device=codes.device)).to(torch.int32)
     out = torch.empty(n, k * bits // 8, dtype=torch.uint8, device=codes.device)
     order = _field_order(k, codes.device)
     for r in range(0, n, _ROWS_PER_CHUNK):
-        c = codes[r:r + _ROWS_PER_CHUNK].to(torch.int32)[:, order]  # field p holds code order[p]
+        c = codes[r : r + _ROWS_PER_CHUNK].to(torch.int32)[:, order]  # field p holds code order[p]
         planes = (c.unsqueeze(-1) >> shifts) & 1  # (rows, K, bits): bit b of code k is bit k * bits + b
-        out[r:r + _ROWS_PER_CHUNK] = (planes.reshape(c.shape[0], -1, 8) * weights).sum(-1).to(torch.uint8)
+        out[r : r + _ROWS_PER_CHUNK] = (planes.reshape(c.shape[0], -1, 8) * weights).sum(-1).to(torch.uint8)
     return out
 
 
@@ -65,16 +84,20 @@ def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
     """The integer codes (N, K) of a packed (N, K * bits / 8) uint8 tensor."""
     _check_bits(bits)
     if packed.dtype != torch.uint8 or packed.dim() != 2:
-        raise InputError(f"packed weights must be 2-D uint8; got {packed.dtype} of shape {tuple(packed.shape)}")
+        raise InputError(
+            f"packed weights must be 2-D uint8; got {packed.dtype} of shape {tuple(packed.shape)}"
+        )
     n, nbytes = packed.shape
     k = nbytes * 8 // bits
     out = torch.empty(n, k, dtype=torch.int32, device=packed.device)
     shifts = torch.arange(8, device=packed.device)
     weights = (1 << torch.arange(bits, device=packed.device)).to(torch.int32)
     for r in range(0, n, _ROWS_PER_CHUNK):
-        p = packed[r:r + _ROWS_PER_CHUNK].to(torch.int32)
+        p = packed[r : r + _ROWS_PER_CHUNK].to(torch.int32)
         planes = (p.unsqueeze(-1) >> shifts) & 1  # (rows, bytes, 8): the row's bit string
-        out[r:r + _ROWS_PER_CHUNK, _field_order(k, packed.device)] = (planes.reshape(p.shape[0], k, bits) * weights).sum(-1).to(torch.int32)
+        out[r : r + _ROWS_PER_CHUNK, _field_order(k, packed.device)] = (
+            (planes.reshape(p.shape[0], k, bits) * weights).sum(-1).to(torch.int32)
+        )
     return out
 
 
@@ -98,8 +121,15 @@ def float_values(fmt: str) -> torch.Tensor:
     return sign * torch.where(exp == 0, subnormal, normal)
 
 
-def dequantize(codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, *, bits: int, group_size: int,
-               fmt: str = "int") -> torch.Tensor:
+def dequantize(
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    *,
+    bits: int,
+    group_size: int,
+    fmt: str = "int",
+) -> torch.Tensor:
     """Float32 weights (N, K) of codes (N, K) with scales (K / group, N) or (N,) channelwise."""
     n, k = codes.shape
     if group_size == -1:

@@ -4,7 +4,8 @@ The family-independent half: a `KernelRuntime` loads the kernel of a configurati
 schedule from kernels/package, else a deterministic solve that says so on stderr), built through
 kernels/driver.py (the cubin cached on disk), and launches it; the families' entry points
 (kernels/families/*/launch.py: `warpsched.kernels.gemm`, `.quant_gemm`, `.attention_fwd`) check their
-calls with the helpers here and take a `runtime=` (default: the process's, `default_runtime()`). Every mistake a caller can make
+calls with the helpers here and take a `runtime=` (default: the process's, `default_runtime()`). Every
+mistake a caller can make
 (a CPU tensor, a dtype, a stride, a shape the tile does not divide, no GPU or one below sm_90) is a
 `KernelError` with one sentence; none reaches the driver.
 """
@@ -41,10 +42,14 @@ def torch_module():
 def require_sm90() -> None:
     torch = torch_module()
     if not torch.cuda.is_available():
-        raise KernelError("warpsched kernels need a CUDA GPU of compute capability 9.0 (H100/H200); none is visible here")
+        raise KernelError(
+            "warpsched kernels need a CUDA GPU of compute capability 9.0 (H100/H200); none is visible here"
+        )
     major, minor = torch.cuda.get_device_capability()
     if (major, minor) != (9, 0):
-        raise KernelError(f"warpsched kernels are built for sm_90a (H100/H200); this GPU is sm_{major}{minor}")
+        raise KernelError(
+            f"warpsched kernels are built for sm_90a (H100/H200); this GPU is sm_{major}{minor}"
+        )
 
 
 def check_operand(name: str, t, dtypes, dims: int = 2) -> None:
@@ -60,7 +65,9 @@ def check_operand(name: str, t, dtypes, dims: int = 2) -> None:
     if not t.is_contiguous():
         raise KernelError(f"{name} is not contiguous; call .contiguous() first")
     if t.data_ptr() % TILE_ALIGN_BYTES:
-        raise KernelError(f"{name} starts at an address that is not a multiple of {TILE_ALIGN_BYTES} bytes (TMA needs it)")
+        raise KernelError(
+            f"{name} starts at an address that is not a multiple of {TILE_ALIGN_BYTES} bytes (TMA needs it)"
+        )
 
 
 def _driver():
@@ -87,13 +94,21 @@ def load_kernel(kernel, report=None) -> _Loaded:
 
     report = report or build(kernel.source, kernel.entry)
     if not report.sass_ok:
-        raise KernelError(f"the generated {kernel.entry} kernel failed its SASS checks: {'; '.join(report.sass_problems)}")
+        raise KernelError(
+            f"the generated {kernel.entry} kernel failed its SASS checks: {'; '.join(report.sass_problems)}"
+        )
     driver = _driver()
-    torch_module().cuda.synchronize()  # creates the primary context and makes it current (cuModuleLoadData needs one)
+    # creates the primary context and makes it current (cuModuleLoadData needs one)
+    torch_module().cuda.synchronize()
     module = _ok(driver.cuModuleLoadData(Path(report.cubin).read_bytes()))
     function = _ok(driver.cuModuleGetFunction(module, kernel.entry.encode()))
-    _ok(driver.cuFuncSetAttribute(function, driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                                  kernel.smem_bytes))
+    _ok(
+        driver.cuFuncSetAttribute(
+            function,
+            driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            kernel.smem_bytes,
+        )
+    )
     return _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile)
 
 
@@ -127,17 +142,29 @@ class KernelRuntime:
         from warpsched.models import build_model
         from warpsched.scheduler import solve
 
-        print(f"warpsched: solving {model} {params} for {self.machine} (once per process; the package does not ship it)",
-              file=sys.stderr, flush=True)
-        return solve(build_model(model, self.machine, **params), self.machine, config="deterministic").schedule
+        print(
+            f"warpsched: solving {model} {params} for {self.machine} (once per process; the package does not "
+            "ship it)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return solve(
+            build_model(model, self.machine, **params), self.machine, config="deterministic"
+        ).schedule
 
     def launch(self, loaded: _Loaded, grid: tuple[int, int, int], args: tuple, types: tuple) -> None:
         driver = _driver()
         stream = torch_module().cuda.current_stream().cuda_stream
-        _ok(driver.cuLaunchKernel(loaded.function, *grid, loaded.threads, 1, 1, loaded.smem_bytes, stream, (args, types), 0))
+        _ok(
+            driver.cuLaunchKernel(
+                loaded.function, *grid, loaded.threads, 1, 1, loaded.smem_bytes, stream, (args, types), 0
+            )
+        )
+
 
 class PinnedRuntime(KernelRuntime):
-    """Launches one given kernel (a kernels.cuda.render.RenderedKernel) for every call of its family, whatever the
+    """Launches one given kernel (a kernels.cuda.render.RenderedKernel) for every call of its family,
+    whatever the
     package or a solve would pick: for checking a particular schedule on the GPU (bench/schedule_check.py)."""
 
     def __init__(self, kernel, machine: str = "h100"):
@@ -158,28 +185,47 @@ def tensor_map(t, dims: list[int], box: list[int], swizzle: bool = True):
     with the 128-byte swizzle of the GMMA layouts (box rows of 64 elements), bytes without swizzle."""
     torch = torch_module()
     driver = _driver()
-    kinds = {torch.bfloat16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-             torch.float16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-             torch.uint8: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8}
+    kinds = {
+        torch.bfloat16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        torch.float16: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        torch.uint8: driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_UINT8,
+    }
     size = t.element_size()
     strides, step = [], dims[0] * size
     for extent in dims[1:]:
         strides.append(step)
         step *= extent
-    mode = (driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B if swizzle
-            else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE)
-    return _ok(driver.cuTensorMapEncodeTiled(*_tensor_map_arguments(kinds[t.dtype], t.data_ptr(), dims, strides, box, mode)))
+    mode = (
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B
+        if swizzle
+        else driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_NONE
+    )
+    return _ok(
+        driver.cuTensorMapEncodeTiled(
+            *_tensor_map_arguments(kinds[t.dtype], t.data_ptr(), dims, strides, box, mode)
+        )
+    )
 
 
-def _tensor_map_arguments(kind, address: int, dims: list[int], strides: list[int], box: list[int], swizzle) -> tuple:
+def _tensor_map_arguments(
+    kind, address: int, dims: list[int], strides: list[int], box: list[int], swizzle
+) -> tuple:
     """cuTensorMapEncodeTiled's arguments as cuda-python takes them: extents and strides as cuuint64_t,
     box and element strides as cuuint32_t (plain ints are refused)."""
     driver = _driver()
-    return (kind, len(dims), address, [driver.cuuint64_t(x) for x in dims], [driver.cuuint64_t(x) for x in strides],
-            [driver.cuuint32_t(x) for x in box], [driver.cuuint32_t(1)] * len(dims),
-            driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
-            driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-            driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+    return (
+        kind,
+        len(dims),
+        address,
+        [driver.cuuint64_t(x) for x in dims],
+        [driver.cuuint64_t(x) for x in strides],
+        [driver.cuuint32_t(x) for x in box],
+        [driver.cuuint32_t(1)] * len(dims),
+        driver.CUtensorMapInterleave.CU_TENSOR_MAP_INTERLEAVE_NONE,
+        swizzle,
+        driver.CUtensorMapL2promotion.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+        driver.CUtensorMapFloatOOBfill.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+    )
 
 
 @functools.cache

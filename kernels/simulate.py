@@ -52,9 +52,17 @@ class Verdict:
         return not self.findings
 
     def summary(self) -> str:
-        err = "tags only" if self.max_error is None else f"max relative error {self.max_error:.2e} over {self.numerics_checked} run(s)"
-        head = (f"{self.interleavings} interleaving(s) of {self.iterations} iterations plus the schedule's clock: "
-                + ("no deadlock, race or stall" if self.ok else f"{len(self.findings)} finding(s)") + f"; {err}")
+        err = (
+            "tags only"
+            if self.max_error is None
+            else f"max relative error {self.max_error:.2e} over {self.numerics_checked} run(s)"
+        )
+        head = (
+            f"{self.interleavings} interleaving(s) of {self.iterations} iterations plus the schedule's "
+            "clock: "
+            + ("no deadlock, race or stall" if self.ok else f"{len(self.findings)} finding(s)")
+            + f"; {err}"
+        )
         return "\n".join([head] + [f"  {f.kind}: {f.message}" for f in self.findings])
 
 
@@ -114,15 +122,22 @@ class _State:
                 ring = self.rings[r.value]
                 slot = self.slots[r.value][x % ring.depth]
                 if slot.iteration != x or not slot.landed:
-                    self.fail("read-before-write", f"warpgroup {w}: {step.op} of iteration {it} read slot {x % ring.depth} of ring "
-                              f"{r.value} holding iteration {slot.iteration}{'' if slot.landed else ' (not landed)'}, not {x}")
+                    self.fail(
+                        "read-before-write",
+                        f"warpgroup {w}: {step.op} of iteration {it} read slot {x % ring.depth} of ring "
+                        f"{r.value} holding iteration "
+                        f"{slot.iteration}{'' if slot.landed else ' (not landed)'}, not {x}",
+                    )
                 value = slot.value
             else:
                 copies = self.regs[w][r.value]
                 tag, value = copies[x % len(copies)]
                 if tag != x:
-                    self.fail("stale-register", f"warpgroup {w}: {step.op} of iteration {it} read register copy "
-                              f"{x % len(copies)} of {r.value} holding iteration {tag}, not {x}")
+                    self.fail(
+                        "stale-register",
+                        f"warpgroup {w}: {step.op} of iteration {it} read register copy "
+                        f"{x % len(copies)} of {r.value} holding iteration {tag}, not {x}",
+                    )
             inputs[(r.value, r.distance)] = value
         return inputs
 
@@ -143,8 +158,11 @@ class _State:
         s = it % ring.depth
         slot = self.slots[step.op][s]
         if slot.unreleased:
-            self.fail("overwrite-before-release", f"warpgroup {w}: {step.op} of iteration {it} wrote slot {s} while warpgroup(s) "
-                      f"{sorted(slot.unreleased)} still read iteration {slot.iteration}")
+            self.fail(
+                "overwrite-before-release",
+                f"warpgroup {w}: {step.op} of iteration {it} wrote slot {s} while warpgroup(s) "
+                f"{sorted(slot.unreleased)} still read iteration {slot.iteration}",
+            )
         slot.iteration, slot.unreleased = it, set(ring.readers)
         if land_now:
             slot.value, slot.landed = value, True
@@ -185,11 +203,21 @@ class _State:
             if r.via == "ring" and x >= 0:
                 ring = self.rings[r.value]
                 b, parity = self.full[r.value][x % ring.depth], (x // ring.depth) & 1
-                out.append((f"full barrier of ring {r.value} slot {x % ring.depth} (iteration {x})", lambda b=b, q=parity: b.passed(q)))
+                out.append(
+                    (
+                        f"full barrier of ring {r.value} slot {x % ring.depth} (iteration {x})",
+                        lambda b=b, q=parity: b.passed(q),
+                    )
+                )
         if step.writes_ring:
             ring = self.rings[step.op]
             b, parity = self.empty[step.op][it % ring.depth], ((it // ring.depth) & 1) ^ 1
-            out.append((f"empty barrier of ring {step.op} slot {it % ring.depth} (iteration {it})", lambda b=b, q=parity: b.passed(q)))
+            out.append(
+                (
+                    f"empty barrier of ring {step.op} slot {it % ring.depth} (iteration {it})",
+                    lambda b=b, q=parity: b.passed(q),
+                )
+            )
         return out
 
     def execute(self, w: int, step: Step, j: int, clocked: bool = False) -> int | None:
@@ -201,7 +229,9 @@ class _State:
             value = self.compute(step, it, self.read(w, step, it))
             self.keep(w, step, it, value)
             if step.writes_ring:
-                self.write_ring(w, step, it, value, land_now=not clocked and self.rings[step.op].kind == "staging")
+                self.write_ring(
+                    w, step, it, value, land_now=not clocked and self.rings[step.op].kind == "staging"
+                )
             if not clocked:
                 self.release(w, step.releases, it)
             done = it
@@ -210,7 +240,9 @@ class _State:
         return done
 
 
-def _thread(state: _State, w: int, steps: tuple[Step, ...]) -> Iterator[tuple[str, Callable[[], bool]] | None]:
+def _thread(
+    state: _State, w: int, steps: tuple[Step, ...]
+) -> Iterator[tuple[str, Callable[[], bool]] | None]:
     """A warpgroup: yields each wait before it is passed, and None after each step."""
     for j in range(state.p.trips(state.n)):
         for step in steps:
@@ -220,8 +252,14 @@ def _thread(state: _State, w: int, steps: tuple[Step, ...]) -> Iterator[tuple[st
             yield None
 
 
-def _interleave(program: PipelineProgram, iterations: int, policy: str, rng: random.Random, semantics,
-                findings: list[Finding]) -> _State | None:
+def _interleave(
+    program: PipelineProgram,
+    iterations: int,
+    policy: str,
+    rng: random.Random,
+    semantics,
+    findings: list[Finding],
+) -> _State | None:
     state = _State(program, iterations, semantics, findings)
     threads = {w.index: _thread(state, w.index, w.steps) for w in program.warpgroups}
     roles = {w.index: w.role for w in program.warpgroups}
@@ -276,7 +314,9 @@ def _pick(policy: str, ready: list[int], roles: dict[int, str], rng: random.Rand
     return rng.choice(ready)
 
 
-def _clock(program: PipelineProgram, iterations: int, latency: dict[str, int], sync: int, findings: list[Finding]) -> None:
+def _clock(
+    program: PipelineProgram, iterations: int, latency: dict[str, int], sync: int, findings: list[Finding]
+) -> None:
     """Replay on the schedule's clock: each step at `trip * II + row`; TMA lands `latency` later and a
     reader releases its slot `latency (+ hand-off)` after its last read; a wait not met in time is a stall."""
     state = _State(program, iterations, None, findings)
@@ -301,8 +341,11 @@ def _clock(program: PipelineProgram, iterations: int, latency: dict[str, int], s
             w, step, j = payload
             for what, ok in state.waits(w, step, j):
                 if not ok():
-                    state.fail("stall", f"warpgroup {w}: {step.op} at cycle {t} (trip {j}) would wait for the {what}; "
-                               f"the program does not sustain II {program.ii}")
+                    state.fail(
+                        "stall",
+                        f"warpgroup {w}: {step.op} at cycle {t} (trip {j}) would wait for the {what}; "
+                        f"the program does not sustain II {program.ii}",
+                    )
             it = state.execute(w, step, j, clocked=True)
             if it is None:
                 continue
@@ -318,8 +361,17 @@ def _clock(program: PipelineProgram, iterations: int, latency: dict[str, int], s
         return
 
 
-def simulate(program: PipelineProgram, latency: dict[str, int], sync_latency: int, *, iterations: int = 4,
-             interleavings: int = 100, seed: int = 0, semantics=None, numerics_every: int = 10) -> Verdict:
+def simulate(
+    program: PipelineProgram,
+    latency: dict[str, int],
+    sync_latency: int,
+    *,
+    iterations: int = 4,
+    interleavings: int = 100,
+    seed: int = 0,
+    semantics=None,
+    numerics_every: int = 10,
+) -> Verdict:
     """Run `program` under `interleavings` interleavings (the policies in turn, random ones seeded from
     `seed`) and on the schedule's clock; with `semantics`, compare outputs with its reference."""
     findings: list[Finding] = []
@@ -331,13 +383,20 @@ def simulate(program: PipelineProgram, latency: dict[str, int], sync_latency: in
         sem = semantics if semantics is not None and i % numerics_every == 0 else None
         state = _interleave(program, iterations, policy, rng, sem, findings)
         if state is None:
-            findings[-1] = Finding(findings[-1].kind, f"{findings[-1].message} (interleaving {i}, policy {policy})")
+            findings[-1] = Finding(
+                findings[-1].kind, f"{findings[-1].message} (interleaving {i}, policy {policy})"
+            )
             break
         if sem is not None:
             err = sem.error(state.outputs)
             errors.append(err)
             if not np.isfinite(err) or err > sem.tolerance:
-                findings.append(Finding("mismatch", f"outputs differ from the reference: relative error {err:.3e} "
-                                                    f"(tolerance {sem.tolerance:g}), interleaving {i}"))
+                findings.append(
+                    Finding(
+                        "mismatch",
+                        f"outputs differ from the reference: relative error {err:.3e} "
+                        f"(tolerance {sem.tolerance:g}), interleaving {i}",
+                    )
+                )
                 break
     return Verdict(interleavings, iterations, tuple(findings), max(errors) if errors else None, len(errors))

@@ -27,13 +27,18 @@ from pathlib import Path
 from warpsched.scheduler.errors import WarpschedError
 
 TOOLS = ("nvcc", "ptxas", "cuobjdump", "nvdisasm")
-WHEEL_OF = {"nvcc": "nvidia-cuda-nvcc", "ptxas": "nvidia-cuda-nvcc", "cuobjdump": "nvidia-cuda-cuobjdump",
-            "nvdisasm": "nvidia-cuda-nvdisasm"}
+WHEEL_OF = {
+    "nvcc": "nvidia-cuda-nvcc",
+    "ptxas": "nvidia-cuda-nvcc",
+    "cuobjdump": "nvidia-cuda-cuobjdump",
+    "nvdisasm": "nvidia-cuda-nvdisasm",
+}
 HOME_VARIABLE = "WARPSCHED_CUDA_HOME"
 
 
 class BuildError(WarpschedError):
-    """The toolchain is missing, or a tool failed or complained; the sentence quotes the tool's own message."""
+    """The toolchain is missing, or a tool failed or complained; the sentence quotes the tool's own
+    message."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,8 @@ class Toolchain:
 
 
 def find_toolchain() -> Toolchain:
-    """The toolchain of this installation (or of `$WARPSCHED_CUDA_HOME`); `BuildError` naming what is missing."""
+    """The toolchain of this installation (or of `$WARPSCHED_CUDA_HOME`); `BuildError` naming what is
+    missing."""
     return _find(os.environ.get(HOME_VARIABLE) or None)
 
 
@@ -76,18 +82,24 @@ def _find(home: str | None) -> Toolchain:
         tools = {tool: folder / tool for tool in TOOLS}
         missing = [tool for tool, path in tools.items() if not path.is_file()]
         if missing:
-            raise BuildError(f"{HOME_VARIABLE}={home} has no {', '.join(missing)} in {folder}; point it at a CUDA "
-                             f"toolkit of version 13 or unset it to use the toolchain from pip's nvidia-* wheels")
+            raise BuildError(
+                f"{HOME_VARIABLE}={home} has no {', '.join(missing)} in {folder}; point it at a CUDA "
+                f"toolkit of version 13 or unset it to use the toolchain from pip's nvidia-* wheels"
+            )
         origin = f"{HOME_VARIABLE}={home}"
     else:
         tools = {tool: _from_wheel(tool) for tool in TOOLS}
         missing = sorted({WHEEL_OF[tool] for tool, path in tools.items() if path is None})
         if missing:
-            raise BuildError(f"the CUDA toolchain wheels {', '.join(missing)} are not installed; reinstall warpsched "
-                             f"(pip install warpsched installs them) or set {HOME_VARIABLE} to a CUDA 13 toolkit")
+            raise BuildError(
+                f"the CUDA toolchain wheels {', '.join(missing)} are not installed; reinstall warpsched "
+                f"(pip install warpsched installs them) or set {HOME_VARIABLE} to a CUDA 13 toolkit"
+            )
         origin = "pip wheels"
     chain = Toolchain(tuple((t, str(p)) for t, p in tools.items()), (), origin)
-    versions = tuple((tool, _version(chain, tool)) for tool in TOOLS) + (("nvidia-cutlass", _cutlass_version()),)
+    versions = tuple((tool, _version(chain, tool)) for tool in TOOLS) + (
+        ("nvidia-cutlass", _cutlass_version()),
+    )
     return Toolchain(chain.tools, versions, origin)
 
 
@@ -109,8 +121,10 @@ def _version(chain: Toolchain, tool: str) -> str:
     out = run_tool(chain, [chain.path(tool), "--version"], f"{tool} --version").stdout
     found = re.search(r"(?:release [\d.]+, )?V[\d.]+", out) or re.search(r"Build \S+", out)
     if found is None:
-        raise BuildError(f"{tool} --version printed no version ({_quote(out)}); the toolchain at "
-                         f"{chain.path(tool)} is broken")
+        raise BuildError(
+            f"{tool} --version printed no version ({_quote(out)}); the toolchain at "
+            f"{chain.path(tool)} is broken"
+        )
     return found.group(0)
 
 
@@ -132,7 +146,9 @@ def cutlass_include() -> Path:
     return path
 
 
-def run_tool(chain: Toolchain, cmd: list[str], what: str, quiet_stderr=lambda line: False) -> subprocess.CompletedProcess:
+def run_tool(
+    chain: Toolchain, cmd: list[str], what: str, quiet_stderr=lambda line: False
+) -> subprocess.CompletedProcess:
     """Run a tool of `chain`. A non-zero exit, or any stderr line `quiet_stderr` does not expect, is a
     `BuildError` quoting the tool's own message."""
     try:
@@ -141,7 +157,9 @@ def run_tool(chain: Toolchain, cmd: list[str], what: str, quiet_stderr=lambda li
         raise BuildError(f"{what} could not run ({exc.strerror or exc}: {cmd[0]})") from None
     unexpected = [line for line in p.stderr.splitlines() if line.strip() and not quiet_stderr(line)]
     if p.returncode != 0:
-        errors = [line for line in unexpected if "error" in line.lower()] or unexpected or p.stdout.splitlines()
+        errors = (
+            [line for line in unexpected if "error" in line.lower()] or unexpected or p.stdout.splitlines()
+        )
         raise BuildError(f"{what} failed with exit code {p.returncode}: {_quote(chr(10).join(errors))}")
     if unexpected:
         raise BuildError(f"{what} complained: {_quote(chr(10).join(unexpected))}")

@@ -60,8 +60,10 @@ def model_reference(data: Any, path: str) -> dict | None:
         return None
     unknown = sorted(set(data) - {"model", "machine", "params", "name"})
     if unknown:
-        raise InputError(f"problem file {str(path)!r} names a model and also {unknown[0]!r}; a model reference has only "
-                         f"model, machine and params")
+        raise InputError(
+            f"problem file {str(path)!r} names a model and also {unknown[0]!r}; a model reference has only "
+            f"model, machine and params"
+        )
     params = data.get("params") or {}
     if not isinstance(params, dict):
         raise InputError(f"problem file {str(path)!r}: params must be a mapping of parameter names to values")

@@ -18,14 +18,20 @@ def rate(machine: Machine, key: str) -> float:
     try:
         return float(machine.rates[key])
     except KeyError:
-        raise InputError(f"machine {machine.name!r} has no rate {key!r}, which this kernel model needs; add it to its YAML file") from None
+        raise InputError(
+            f"machine {machine.name!r} has no rate {key!r}, which this kernel model needs; add it to its "
+            "YAML file"
+        ) from None
 
 
 def latency(machine: Machine, key: str) -> int:
     try:
         return int(machine.latencies[key])
     except KeyError:
-        raise InputError(f"machine {machine.name!r} has no latency {key!r}, which this kernel model needs; add it to its YAML file") from None
+        raise InputError(
+            f"machine {machine.name!r} has no latency {key!r}, which this kernel model needs; add it to its "
+            "YAML file"
+        ) from None
 
 
 def feature(machine: Machine, key: str, default: str) -> str:

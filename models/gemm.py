@@ -28,28 +28,64 @@ PARAMS = (
 
 def build(machine: Machine, dtype: str, tile_m: int, tile_n: int, tile_k: int, consumers: int) -> Problem:
     if tile_m % (64 * consumers) or tile_k % 16 or tile_n % 8:
-        raise InputError(f"gemm: tile_m must be a multiple of 64 * consumers ({64 * consumers}), tile_k of 16 and tile_n of 8; "
-                         f"got {tile_m} x {tile_n} x {tile_k} with {consumers} consumers")
+        raise InputError(
+            f"gemm: tile_m must be a multiple of 64 * consumers ({64 * consumers}), tile_k of 16 and tile_n "
+            "of 8; "
+            f"got {tile_m} x {tile_n} x {tile_k} with {consumers} consumers"
+        )
     size = costs.DTYPE_BYTES[dtype]
     issue_tma = costs.latency(machine, "tma_issue")
     ops, edges = [], []
     for name, rows in ((LOAD_A, tile_m), (LOAD_B, tile_n)):
         nbytes = rows * tile_k * size
-        ops.append(Op(name, "tma", costs.tma_latency(machine, nbytes, True), costs.tma_cycles(machine, nbytes, True),
-                      issue_tma, kind=OpKind.TMA_LOAD, issuer="thread", bytes=nbytes, space="smem", variable_latency=True))
+        ops.append(
+            Op(
+                name,
+                "tma",
+                costs.tma_latency(machine, nbytes, True),
+                costs.tma_cycles(machine, nbytes, True),
+                issue_tma,
+                kind=OpKind.TMA_LOAD,
+                issuer="thread",
+                bytes=nbytes,
+                space="smem",
+                variable_latency=True,
+            )
+        )
     rows = tile_m // consumers
     occ = costs.mma_cycles(machine, rows, tile_n, tile_k, dtype)
     acc = rows * tile_n * 4
     in_regs = costs.feature(machine, "accumulators", "regs") == "regs"  # Blackwell: tensor memory
     for c in range(consumers):
         mma = f"mma{c}"
-        ops.append(Op(mma, "tensor", costs.mma_latency(machine, occ), occ, costs.mma_issue(machine, tile_k), kind=OpKind.MMA, index=c,
-                      bytes=acc if in_regs else 0, space="regs" if in_regs else "none",
-                      regs_per_thread=costs.regs(acc) if in_regs else 0))
+        ops.append(
+            Op(
+                mma,
+                "tensor",
+                costs.mma_latency(machine, occ),
+                occ,
+                costs.mma_issue(machine, tile_k),
+                kind=OpKind.MMA,
+                index=c,
+                bytes=acc if in_regs else 0,
+                space="regs" if in_regs else "none",
+                regs_per_thread=costs.regs(acc) if in_regs else 0,
+            )
+        )
         edges += [Edge(LOAD_A, mma), Edge(LOAD_B, mma), Edge(mma, mma, 1)]
-    return Problem.build(f"gemm_{dtype}_{tile_m}x{tile_n}x{tile_k}", ops, edges,
-                         {"model": "gemm", "dtype": dtype, "tile_m": tile_m, "tile_n": tile_n, "tile_k": tile_k,
-                          "consumers": consumers})
+    return Problem.build(
+        f"gemm_{dtype}_{tile_m}x{tile_n}x{tile_k}",
+        ops,
+        edges,
+        {
+            "model": "gemm",
+            "dtype": dtype,
+            "tile_m": tile_m,
+            "tile_n": tile_n,
+            "tile_k": tile_k,
+            "consumers": consumers,
+        },
+    )
 
 
 def work(source: dict) -> int:
@@ -57,4 +93,6 @@ def work(source: dict) -> int:
     return source["tile_m"] * source["tile_n"] * source["tile_k"]
 
 
-SPEC = ModelSpec("gemm", "dense bf16/fp16 GEMM main loop (TMA A and B, wgmma, register accumulators)", PARAMS, build, work)
+SPEC = ModelSpec(
+    "gemm", "dense bf16/fp16 GEMM main loop (TMA A and B, wgmma, register accumulators)", PARAMS, build, work
+)

@@ -17,7 +17,9 @@ class Param:
     choices: tuple | None = None
     low: int | None = None
     high: int | None = None
-    tile: bool = False  # an implementation choice (tile shape, warpgroup count): changes the schedule, not the result
+    tile: bool = (
+        False  # an implementation choice (tile shape, warpgroup count): changes the schedule, not the result
+    )
 
     def convert(self, raw: Any, model: str) -> Any:
         value = raw
@@ -35,7 +37,10 @@ class Param:
         if self.kind is int and (not isinstance(value, int) or isinstance(value, bool)):
             raise InputError(f"{model}: {self.name} must be {self._expects()}, not {raw!r}")
         if self.choices is not None and value not in self.choices:
-            raise InputError(f"{model}: {self.name} = {value!r} is not supported; use one of {', '.join(map(str, self.choices))}")
+            raise InputError(
+                f"{model}: {self.name} = {value!r} is not supported; use one of "
+                f"{', '.join(map(str, self.choices))}"
+            )
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise InputError(f"{model}: {self.name} = {value!r} is out of range; use {self._expects()}")
         return value
@@ -58,7 +63,9 @@ class ModelSpec:
     summary: str
     params: tuple[Param, ...]
     build: Callable[..., Any]  # build(machine, **params) -> Problem
-    work: Callable[[dict], Any] | None = None  # useful multiply-accumulates per iteration, from a problem's source
+    work: Callable[[dict], Any] | None = (
+        None  # useful multiply-accumulates per iteration, from a problem's source
+    )
 
     @property
     def tile_params(self) -> tuple[str, ...]:
@@ -69,8 +76,13 @@ class ModelSpec:
         known = {p.name: p for p in self.params}
         unknown = [k for k in given if k not in known]
         if unknown:
-            raise InputError(f"{self.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(known)}")
-        return {name: (p.convert(given[name], self.name) if name in given else p.default) for name, p in known.items()}
+            raise InputError(
+                f"{self.name} has no parameter {unknown[0]!r}; its parameters are {', '.join(known)}"
+            )
+        return {
+            name: (p.convert(given[name], self.name) if name in given else p.default)
+            for name, p in known.items()
+        }
 
     def describe(self) -> str:
         """One line per parameter: name, default, choices or range, help."""

@@ -19,13 +19,13 @@ staging ring).
 Dequantization cost, instructions per weight element (`int`: on the 64-lane integer pipe;
 `half2`: packed half2 instructions on the 128-lane FP pipe, one per two elements = 0.5):
 
-| format                        | int                       | half2 | how                                   |
-|-------------------------------|---------------------------|-------|---------------------------------------|
-| int 1/2/4-bit                 | 1.0                       | 0.5   | SHF + LOP3 per pair into a magic-exponent half2, HFMA2 (scale, bias) |
-| int 8-bit                     | 0.5                       | 0.5   | PRMT per pair, HFMA2                  |
-| int 3/5/6/7-bit               | 2.5 + straddle            | 0.5   | SHF + LOP3 per element, PRMT per pair, SHF.funnel for words crossed |
-| zero point (int_zp)           | +0                        | +0.25 | per-group -z*s folded into the HFMA2 addend, loaded with the scales |
-| e2m1, e3m2, e2m3, e4m3, e5m2  | 1.0 (+ straddle if 6-bit) | 0.5   | LOP3/SHF exponent and mantissa into half2 fields, HMUL2 by scale * 2^bias |
+| format                       | int              | half2 | how                                            |
+|------------------------------|------------------|-------|------------------------------------------------|
+| int 1/2/4-bit                | 1.0              | 0.5   | SHF + LOP3 per pair into magic half2, HFMA2    |
+| int 8-bit                    | 0.5              | 0.5   | PRMT per pair, HFMA2                           |
+| int 3/5/6/7-bit              | 2.5 + straddle   | 0.5   | SHF + LOP3 per element, PRMT, SHF.funnel       |
+| zero point (int_zp)          | +0               | +0.25 | -z*s folded into the HFMA2 addend (with scales) |
+| e2m1, e3m2, e2m3, e4m3, e5m2 | 1.0 (+ straddle) | 0.5   | LOP3/SHF into half2 fields, HMUL2 by scale     |
 
 straddle = (bits - gcd(bits, 32)) / 32, the share of elements that cross a 32-bit word.
 These are our estimates (rates in the machine model), to be checked against SASS counts.
@@ -59,16 +59,34 @@ def float_fields(fmt: str) -> tuple[int, int]:
     e_bits, m_bits = map(int, re.fullmatch(r"e(\d)m(\d)", fmt).groups())
     return e_bits, m_bits
 
+
 PARAMS = (
-    Param("bits", None, "weight bits, 1..8 (default: 4 for integers, the format's width for floats)", int, low=1, high=8),
+    Param(
+        "bits",
+        None,
+        "weight bits, 1..8 (default: 4 for integers, the format's width for floats)",
+        int,
+        low=1,
+        high=8,
+    ),
     Param("fmt", "int", "int (symmetric), int_zp (zero point), or a float eXmY", str, FORMATS),
     Param("group_size", 128, "weights per scale along K (-1: channelwise)", int, GROUPS),
     Param("dtype", "bf16", "activation and scale type", str, ("bf16", "fp16")),
     Param("m", 16, "batch rows (tokens)", int, low=1, high=8192),
     Param("k", 4096, "reduction length (a layer's input features)", int, low=16, high=1 << 20),
-    Param("tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256, tile=True),
+    Param(
+        "tile_n", 128, "weight rows per tile (the wgmma M; 64 per consumer)", int, low=64, high=256, tile=True
+    ),
     Param("tile_k", 128, "K-block per iteration", int, low=16, high=512, tile=True),
-    Param("tile_m", None, "batch rows per tile (the wgmma N; default: the batch rounded up to 8..256)", int, low=8, high=256, tile=True),
+    Param(
+        "tile_m",
+        None,
+        "batch rows per tile (the wgmma N; default: the batch rounded up to 8..256)",
+        int,
+        low=8,
+        high=256,
+        tile=True,
+    ),
     Param("consumers", None, "MMA slices of tile_n (default: tile_n / 64)", int, low=1, high=4, tile=True),
 )
 
@@ -76,7 +94,10 @@ PARAMS = (
 def weight_bits(bits: int | None, fmt: str) -> int:
     if fmt in FLOAT_FORMATS:
         if bits is not None and bits != FLOAT_FORMATS[fmt]:
-            raise InputError(f"quant_gemm: fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; drop bits or set bits={FLOAT_FORMATS[fmt]}")
+            raise InputError(
+                f"quant_gemm: fmt {fmt} has {FLOAT_FORMATS[fmt]} bits; drop bits or set "
+                f"bits={FLOAT_FORMATS[fmt]}"
+            )
         return FLOAT_FORMATS[fmt]
     return 4 if bits is None else bits
 
@@ -90,18 +111,34 @@ def dequant_ops(bits: int, fmt: str) -> tuple[float, float]:
     return integer, 0.5 + (0.25 if fmt == "int_zp" else 0.0)
 
 
-def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: str, m: int, k: int, tile_n: int,
-          tile_k: int, tile_m: int | None, consumers: int | None) -> Problem:
+def build(
+    machine: Machine,
+    bits: int | None,
+    fmt: str,
+    group_size: int,
+    dtype: str,
+    m: int,
+    k: int,
+    tile_n: int,
+    tile_k: int,
+    tile_m: int | None,
+    consumers: int | None,
+) -> Problem:
     bits = weight_bits(bits, fmt)
     if group_size != -1 and k % group_size:
-        raise InputError(f"quant_gemm: group_size {group_size} does not divide k = {k}; use a group size that divides K or -1 (channelwise)")
+        raise InputError(
+            f"quant_gemm: group_size {group_size} does not divide k = {k}; use a group size that divides K "
+            "or -1 (channelwise)"
+        )
     if k % tile_k or tile_k % 16:
         raise InputError(f"quant_gemm: tile_k {tile_k} must be a multiple of 16 dividing k = {k}")
     if group_size != -1 and group_size % tile_k and tile_k % group_size:
         raise InputError(f"quant_gemm: group_size {group_size} and tile_k {tile_k} must divide one another")
     consumers = consumers or max(1, tile_n // 64)
     if tile_n % (64 * consumers):
-        raise InputError(f"quant_gemm: tile_n {tile_n} must be a multiple of 64 * consumers ({64 * consumers})")
+        raise InputError(
+            f"quant_gemm: tile_n {tile_n} must be a multiple of 64 * consumers ({64 * consumers})"
+        )
     tm = tile_m or min(256, max(8, 1 << (m - 1).bit_length()))
     if tm % 8:
         raise InputError(f"quant_gemm: tile_m {tm} must be a multiple of 8 (the wgmma N)")
@@ -110,10 +147,23 @@ def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: 
     weights_shared = m > tm  # other CTAs along M read the same weights: L2
 
     def tma(name, nbytes, reused):
-        return Op(name, "tma", costs.tma_latency(machine, nbytes, reused), costs.tma_cycles(machine, nbytes, reused),
-                  issue_tma, kind=OpKind.TMA_LOAD, issuer="thread", bytes=nbytes, space="smem", variable_latency=True)
+        return Op(
+            name,
+            "tma",
+            costs.tma_latency(machine, nbytes, reused),
+            costs.tma_cycles(machine, nbytes, reused),
+            issue_tma,
+            kind=OpKind.TMA_LOAD,
+            issuer="thread",
+            bytes=nbytes,
+            space="smem",
+            variable_latency=True,
+        )
 
-    ops = [tma(LOAD_W, ceil(tile_n * tile_k * bits / 8), weights_shared), tma(LOAD_X, tm * tile_k * size, True)]
+    ops = [
+        tma(LOAD_W, ceil(tile_n * tile_k * bits / 8), weights_shared),
+        tma(LOAD_X, tm * tile_k * size, True),
+    ]
     per_scale = size * (2 if fmt == "int_zp" else 1)
     reserved = 0
     if group_size == -1:
@@ -123,24 +173,63 @@ def build(machine: Machine, bits: int | None, fmt: str, group_size: int, dtype: 
     rows = tile_n // consumers
     int_ops, half2_ops = dequant_ops(bits, fmt)
     elems = rows * tile_k
-    deq = ceil(elems * (int_ops / costs.rate(machine, "int32_lanes") + half2_ops / costs.rate(machine, "fp32_lanes")))
+    deq = ceil(
+        elems * (int_ops / costs.rate(machine, "int32_lanes") + half2_ops / costs.rate(machine, "fp32_lanes"))
+    )
     mma_occ = costs.mma_cycles(machine, rows, tm, tile_k, dtype)
     w_bytes, acc = elems * size, rows * tm * 4
     edges = []
     for c in range(consumers):
         dq, mma = f"dequant{c}", f"mma{c}"
-        ops += [Op(dq, "alu", deq + costs.latency(machine, "fp32"), deq, deq, kind=OpKind.DEQUANT, index=c, bytes=w_bytes, space="regs",
-                   regs_per_thread=costs.regs(w_bytes)),
-                Op(mma, "tensor", costs.mma_latency(machine, mma_occ), mma_occ, costs.mma_issue(machine, tile_k), kind=OpKind.WGMMA_RS, index=c,
-                   bytes=acc, space="regs", regs_per_thread=costs.regs(acc))]
+        ops += [
+            Op(
+                dq,
+                "alu",
+                deq + costs.latency(machine, "fp32"),
+                deq,
+                deq,
+                kind=OpKind.DEQUANT,
+                index=c,
+                bytes=w_bytes,
+                space="regs",
+                regs_per_thread=costs.regs(w_bytes),
+            ),
+            Op(
+                mma,
+                "tensor",
+                costs.mma_latency(machine, mma_occ),
+                mma_occ,
+                costs.mma_issue(machine, tile_k),
+                kind=OpKind.WGMMA_RS,
+                index=c,
+                bytes=acc,
+                space="regs",
+                regs_per_thread=costs.regs(acc),
+            ),
+        ]
         edges += [Edge(LOAD_W, dq), Edge(dq, mma), Edge(LOAD_X, mma), Edge(mma, mma, 1)]
         if group_size != -1:
             edges.append(Edge(LOAD_S, dq))
     name = f"quant_gemm_{fmt}{bits}_g{group_size}_{dtype}_m{m}_{tile_n}x{tm}x{tile_k}"
-    return Problem.build(name, ops, edges,
-                         {"model": "quant_gemm", "bits": bits, "fmt": fmt, "group_size": group_size, "dtype": dtype, "m": m,
-                          "k": k, "tile_n": tile_n, "tile_k": tile_k, "tile_m": tm, "consumers": consumers},
-                         reserved_smem=reserved)
+    return Problem.build(
+        name,
+        ops,
+        edges,
+        {
+            "model": "quant_gemm",
+            "bits": bits,
+            "fmt": fmt,
+            "group_size": group_size,
+            "dtype": dtype,
+            "m": m,
+            "k": k,
+            "tile_n": tile_n,
+            "tile_k": tile_k,
+            "tile_m": tm,
+            "consumers": consumers,
+        },
+        reserved_smem=reserved,
+    )
 
 
 def work(source: dict) -> Fraction:
@@ -150,5 +239,10 @@ def work(source: dict) -> Fraction:
     return Fraction(m, -(-m // tile_m)) * source["tile_n"] * source["tile_k"]
 
 
-SPEC = ModelSpec("quant_gemm", "weight-only quantized GEMM, 1..8-bit int or float weights, dequant into wgmma registers",
-                 PARAMS, build, work)
+SPEC = ModelSpec(
+    "quant_gemm",
+    "weight-only quantized GEMM, 1..8-bit int or float weights, dequant into wgmma registers",
+    PARAMS,
+    build,
+    work,
+)

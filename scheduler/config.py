@@ -42,18 +42,26 @@ class SolverConfig:
 
     def checked(self, origin: str = "the solver settings") -> "SolverConfig":
         """This config, or an `InputError` naming the first setting out of range."""
+
         def whole(name, low, optional=False):
             value = getattr(self, name)
             if optional and value is None:
                 return
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise InputError(f"{origin}: {name} is {value!r}; it must be a whole number >= {low}")
+
         def seconds(name, optional=False):
             value = getattr(self, name)
             if optional and value is None:
                 return
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
                 raise InputError(f"{origin}: {name} is {value!r}; it must be a positive number of seconds")
+
         whole("num_workers", 1)
         whole("random_seed", 0)
         whole("range_threshold", 1)
@@ -88,10 +96,14 @@ def config_from_dict(data: dict, origin: str = "solver preset") -> SolverConfig:
     kwargs = {}
     for key, value in data.items():
         if key not in known:
-            raise InputError(f"{origin} sets unknown option {key!r}; known options: {', '.join(sorted(known))}")
+            raise InputError(
+                f"{origin} sets unknown option {key!r}; known options: {', '.join(sorted(known))}"
+            )
         if key == "objectives":
             if not isinstance(value, (list, tuple)):
-                raise InputError(f"{origin}: objectives must be a list such as [makespan, smem, registers, cross_edges]")
+                raise InputError(
+                    f"{origin}: objectives must be a list such as [makespan, smem, registers, cross_edges]"
+                )
             value = tuple(value)
         kwargs[key] = value
     return SolverConfig(**kwargs).checked(origin)

@@ -40,7 +40,9 @@ def fold(start: int, length: int, ii: int) -> list[int]:
     return rows
 
 
-def register_lifetime(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int], op: Op) -> int:
+def register_lifetime(
+    problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int], op: Op
+) -> int:
     t = starts[op.name]
     end = t + op.latency
     for e in problem.out_edges(op.name):
@@ -51,7 +53,9 @@ def register_lifetime(problem: Problem, machine: Machine, ii: int, starts: dict[
     return end - t
 
 
-def register_needs(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]) -> dict[int, int]:
+def register_needs(
+    problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]
+) -> dict[int, int]:
     """Per used warpgroup: reserved registers plus the most live register values at any row."""
     rows: dict[int, list[int]] = {g: [0] * ii for g in set(groups.values())}
     for op in problem.ops:
@@ -71,13 +75,18 @@ def budget_for(need: int, machine: Machine) -> int | None:
     return None
 
 
-def buffers(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]) -> dict[str, Buffer]:
+def buffers(
+    problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]
+) -> dict[str, Buffer]:
     out: dict[str, Buffer] = {}
     for op in problem.ops:
         if op.space == "smem" and op.bytes > 0:
             consumers, kind = problem.out_edges(op.name), "ring"
         elif op.space == "regs":
-            consumers, kind = [e for e in problem.out_edges(op.name) if groups[e.dst] != groups[op.name]], "staging"
+            consumers, kind = (
+                [e for e in problem.out_edges(op.name) if groups[e.dst] != groups[op.name]],
+                "staging",
+            )
             if not consumers:
                 continue
         else:
@@ -94,11 +103,19 @@ def buffers(problem: Problem, machine: Machine, ii: int, starts: dict[str, int],
 
 def smem_total(problem: Problem, bufs: dict[str, Buffer], machine: Machine) -> int:
     """The rings plus what the problem holds outside the loop."""
-    return problem.reserved_smem + sum(b.depth * (b.bytes + machine.ring_slot_overhead) for b in bufs.values())
+    return problem.reserved_smem + sum(
+        b.depth * (b.bytes + machine.ring_slot_overhead) for b in bufs.values()
+    )
 
 
-def warpgroup_plans(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int],
-                    grant: bool = False) -> dict[int, WarpgroupPlan] | None:
+def warpgroup_plans(
+    problem: Problem,
+    machine: Machine,
+    ii: int,
+    starts: dict[str, int],
+    groups: dict[str, int],
+    grant: bool = False,
+) -> dict[int, WarpgroupPlan] | None:
     """Roles and the least legal budgets; None if a need exceeds every budget.
 
     With `grant`, consumers share what the register file has left after the producers'
@@ -136,17 +153,24 @@ def makespan(problem: Problem, starts: dict[str, int]) -> int:
 
 
 def placements(ii: int, starts: dict[str, int], groups: dict[str, int] | None) -> dict[str, Placement]:
-    return {n: Placement(t, t // ii, t % ii, None if groups is None else groups[n]) for n, t in starts.items()}
+    return {
+        n: Placement(t, t // ii, t % ii, None if groups is None else groups[n]) for n, t in starts.items()
+    }
 
 
-def fits(problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]) -> str | None:
+def fits(
+    problem: Problem, machine: Machine, ii: int, starts: dict[str, int], groups: dict[str, int]
+) -> str | None:
     """Why this schedule breaks a capacity limit (family 5), or None if it fits."""
     plans = warpgroup_plans(problem, machine, ii, starts, groups)
     if plans is None:
         return "a warpgroup needs more registers than setmaxnreg allows"
     used = sum(p.registers for p in plans.values()) * machine.warpgroup_threads
     if used > machine.register_file:
-        return f"the warpgroups' register budgets take {used} registers, more than the {machine.register_file} of the register file"
+        return (
+            f"the warpgroups' register budgets take {used} registers, more than the "
+            f"{machine.register_file} of the register file"
+        )
     smem = smem_total(problem, buffers(problem, machine, ii, starts, groups), machine)
     if smem > machine.smem_bytes:
         return f"the rings take {smem} bytes of shared memory, more than the {machine.smem_bytes} available"

@@ -165,8 +165,10 @@ def _pack(segs: list[_Seg], ii: int) -> list[list[list[str]]]:
 
     best: list[list[_Seg]] | None = None
     for cut in sorted({s.row for s in segs}):
+
         def rot(s: _Seg) -> int:
             return (s.row - cut) % ii
+
         lanes = first_fit(sorted(segs, key=lambda s: (rot(s) + s.length <= ii, rot(s), -s.length, s.order)))
         if best is None or len(lanes) < len(best):
             best = lanes
@@ -175,7 +177,7 @@ def _pack(segs: list[_Seg], ii: int) -> list[list[list[str]]]:
     if len(best) > busiest and len(segs) <= 16:
         best = _exact(segs, ii, busiest, len(best) - 1) or best
     if len(best) > MAX_SUBLANES:
-        best = best[:MAX_SUBLANES - 1] + [[s for lane in best[MAX_SUBLANES - 1:] for s in lane]]
+        best = best[: MAX_SUBLANES - 1] + [[s for lane in best[MAX_SUBLANES - 1 :] for s in lane]]
     out = []
     for lane in best:
         rows: list[list[str]] = [[] for _ in range(ii)]
@@ -246,21 +248,31 @@ def reservation_table(schedule: Schedule) -> list[Lane]:
     """The lanes of the chart, one entry per row `0..II-1`: unit lanes, then warpgroup lanes."""
     ii = schedule.ii
     if not isinstance(ii, int) or ii < 1:
-        raise InputError(f"the schedule has II {ii!r}; an initiation interval is a whole number of cycles >= 1")
+        raise InputError(
+            f"the schedule has II {ii!r}; an initiation interval is a whole number of cycles >= 1"
+        )
     ops = _placed_ops(schedule)
     lanes: list[Lane] = []
     empty = tuple(() for _ in range(ii))
     for unit in _units(schedule):
-        segs = [s for i, op in ops if op.unit == unit and op.occupancy > 0
-                for s in _segments(op.name, i, schedule.ops[op.name].start, op.occupancy, ii)]
+        segs = [
+            s
+            for i, op in ops
+            if op.unit == unit and op.occupancy > 0
+            for s in _segments(op.name, i, schedule.ops[op.name].start, op.occupancy, ii)
+        ]
         packed = _pack(segs, ii)
         for j, rows in enumerate(packed):
             label = _ascii(unit) + (f"[{j}]" if len(packed) > 1 else "")
             lanes.append(Lane(label, "unit", unit, j, tuple(tuple(r) for r in rows), ()))
     for g in _warpgroups(schedule):
         mine = [(i, op) for i, op in ops if schedule.ops[op.name].warpgroup == g]
-        segs = [s for i, op in mine if op.issue > 0
-                for s in _segments(op.name, i, schedule.ops[op.name].start, op.issue, ii)]
+        segs = [
+            s
+            for i, op in mine
+            if op.issue > 0
+            for s in _segments(op.name, i, schedule.ops[op.name].start, op.issue, ii)
+        ]
         packed = _pack(segs, ii) or [[[] for _ in range(ii)]]
         light: list[list[str]] = [[] for _ in range(ii)]
         for i, op in mine:
@@ -272,8 +284,16 @@ def reservation_table(schedule: Schedule) -> list[Lane]:
         base = _wg_label(schedule, g)
         for j, rows in enumerate(packed):
             label = base + (f"[{j}]" if len(packed) > 1 else "")
-            lanes.append(Lane(label, "warpgroup", str(g), j, tuple(tuple(r) for r in rows),
-                              tuple(tuple(r) for r in light) if j == 0 else empty))
+            lanes.append(
+                Lane(
+                    label,
+                    "warpgroup",
+                    str(g),
+                    j,
+                    tuple(tuple(r) for r in rows),
+                    tuple(tuple(r) for r in light) if j == 0 else empty,
+                )
+            )
     return lanes
 
 
@@ -284,9 +304,11 @@ def _columns(lane: Lane, ii: int, k: int, order: dict[str, int]) -> list:
     """Owner of each column of `k` rows: (op, light), MIXED or None."""
     keys = [lane.owner(x) for x in range(ii)]
     cols: list = []
-    coverage: dict[str, list[tuple[int, int]]] = {}  # op -> (column, rows it covers there), to rescue vanished ops
+    coverage: dict[
+        str, list[tuple[int, int]]
+    ] = {}  # op -> (column, rows it covers there), to rescue vanished ops
     for c, c0 in enumerate(range(0, ii, k)):
-        counts = Counter(key for key in keys[c0:c0 + k] if key is not None)
+        counts = Counter(key for key in keys[c0 : c0 + k] if key is not None)
         for key, n in counts.items():
             if key != MIXED:
                 coverage.setdefault(key[0], []).append((c, n))
@@ -329,8 +351,8 @@ def _render_lane(cols: list, cw: int, cells: bool, labels: dict[str, str]) -> st
         while end < len(cols) and cols[end] not in (None, MIXED) and cols[end][0] == col[0]:
             end += 1
         fill = "".join((LIGHT_FILL if cols[i][1] else SOLID_FILL) * cw for i in range(c, end))
-        text = _lbl(col, labels)[:len(fill)]
-        out.append(text + fill[len(text):])
+        text = _lbl(col, labels)[: len(fill)]
+        out.append(text + fill[len(text) :])
         c = end
     return "".join(out)
 
@@ -348,7 +370,7 @@ def _ruler(ncols: int, cw: int, k: int) -> str:
         text = str(c * k)
         pos = c * cw
         if pos + len(text) <= len(out):
-            out[pos:pos + len(text)] = text
+            out[pos : pos + len(text)] = text
     return "".join(out)
 
 
@@ -358,13 +380,18 @@ def _ruler(ncols: int, cw: int, k: int) -> str:
 def render_text(schedule: Schedule, width: int = 100) -> str:
     """The steady-state period of `schedule` as a text Gantt chart no wider than `width`."""
     if not isinstance(width, int) or width < MIN_WIDTH:
-        raise InputError(f"a Gantt chart needs a width of at least {MIN_WIDTH} characters (got {width!r}); pass a larger --width")
+        raise InputError(
+            f"a Gantt chart needs a width of at least {MIN_WIDTH} characters (got {width!r}); pass a larger "
+            "--width"
+        )
     ii = schedule.ii
     lanes = reservation_table(schedule)
     problem_ops = _placed_ops(schedule)
     order = {op.name: i for i, op in problem_ops}
     tags = op_tags(schedule.problem.ops)
-    labels = {op.name: _label(tags[op.name], schedule.ops[op.name].start // ii, False) for _, op in problem_ops}
+    labels = {
+        op.name: _label(tags[op.name], schedule.ops[op.name].start // ii, False) for _, op in problem_ops
+    }
     label_w = max((len(v) for v in labels.values()), default=3)
 
     lc = min(max([len(lane.label) for lane in lanes] + [5]), max(12, width // 4))
@@ -380,8 +407,10 @@ def render_text(schedule: Schedule, width: int = 100) -> str:
     lines: list[str] = []
     lines += _header(schedule, width, k, cw, ncols)
     lines.append("")
+
     def row(label: str, body: str) -> str:
         return f"{_cut(label, lc):<{lc}} |{body}|"
+
     rule = f"{'':<{lc}} +{'-' * (ncols * cw)}+"
     lines.append(row("row" if k == 1 else "cycle", _ruler(ncols, cw, k)))
     lines.append(rule)
@@ -409,8 +438,13 @@ def _header(s: Schedule, width: int, k: int, cw: int, ncols: int) -> list[str]:
         scale = f"1 column = {k} cycles (scaled to {ncols} columns)"
     groups = [
         [f"{_ascii(s.problem.name)}: mode {_ascii(s.mode)}, machine {_ascii(s.machine.name)}"],
-        [f"II {s.ii} ({optimal})", f"MII {s.mii} (res {s.res_mii}, rec {s.rec_mii})", f"makespan {s.makespan}",
-         f"stages {stages}", f"smem {s.smem_bytes} B"],
+        [
+            f"II {s.ii} ({optimal})",
+            f"MII {s.mii} (res {s.res_mii}, rec {s.rec_mii})",
+            f"makespan {s.makespan}",
+            f"stages {stages}",
+            f"smem {s.smem_bytes} B",
+        ],
         [f"steady state, one period: rows 0..{s.ii - 1}", scale],
     ]
     return [line for phrases in groups for line in _wrap_phrases(phrases, width)]
@@ -436,49 +470,82 @@ def _notes(s: Schedule, lanes: list[Lane], width: int) -> list[str]:
         worst = max(per_row)
         if cap is not None and worst > cap:
             x = per_row.index(worst)
-            out += textwrap.wrap(f"! unit {_ascii(unit)} holds {worst} ops at row {x}, over its capacity {cap}",
-                                 width, subsequent_indent="  ")
+            out += textwrap.wrap(
+                f"! unit {_ascii(unit)} holds {worst} ops at row {x}, over its capacity {cap}",
+                width,
+                subsequent_indent="  ",
+            )
         if len(unit_lanes) == MAX_SUBLANES and any(len(r) > 1 for r in unit_lanes[-1].solid):
-            out += textwrap.wrap(f"! unit {_ascii(unit)} needs more than {MAX_SUBLANES} sub-lanes; "
-                                 f"its last sub-lane merges the rest ('#')", width, subsequent_indent="  ")
+            out += textwrap.wrap(
+                f"! unit {_ascii(unit)} needs more than {MAX_SUBLANES} sub-lanes; "
+                f"its last sub-lane merges the rest ('#')",
+                width,
+                subsequent_indent="  ",
+            )
     for g in dict.fromkeys(lane.key for lane in lanes if lane.kind == "warpgroup"):
         mine = [lane for lane in lanes if lane.kind == "warpgroup" and lane.key == g]
         per_row = [sum(len(lane.solid[x]) for lane in mine) for x in range(ii)]
         if max(per_row) > 1:
-            out += textwrap.wrap(f"! warpgroup {g} issues {max(per_row)} ops at row {per_row.index(max(per_row))}, "
-                                 f"more than one", width, subsequent_indent="  ")
+            out += textwrap.wrap(
+                f"! warpgroup {g} issues {max(per_row)} ops at row {per_row.index(max(per_row))}, "
+                f"more than one",
+                width,
+                subsequent_indent="  ",
+            )
     for _, op in _placed_ops(s):
         p = s.ops[op.name]
         if (p.stage, p.row) != (p.start // ii, p.start % ii):
-            out += textwrap.wrap(f"! op {_ascii(op.name)}: the file says stage {p.stage} row {p.row}, but start "
-                                 f"{p.start} gives stage {p.start // ii} row {p.start % ii} (shown)",
-                                 width, subsequent_indent="  ")
+            out += textwrap.wrap(
+                f"! op {_ascii(op.name)}: the file says stage {p.stage} row {p.row}, but start "
+                f"{p.start} gives stage {p.start // ii} row {p.start % ii} (shown)",
+                width,
+                subsequent_indent="  ",
+            )
     unplaced = [op.name for op in s.problem.ops if op.name not in s.ops]
     if unplaced:
-        out += textwrap.wrap("! not placed: " + ", ".join(_ascii(n) for n in unplaced), width, subsequent_indent="  ")
+        out += textwrap.wrap(
+            "! not placed: " + ", ".join(_ascii(n) for n in unplaced), width, subsequent_indent="  "
+        )
     return out
 
 
 def _legend(s: Schedule, tags: dict[str, str], width: int) -> list[str]:
     ii = s.ii
-    key = (f"TAG+k = op TAG, stage k (of the iteration begun k periods earlier); '{SOLID_FILL}' busy or issuing; "
-           f"'{LIGHT_FILL}' and lower case: in flight on its unit (warpgroup lanes); '{IDLE}' idle; "
-           f"'{MIXED}' several ops in one column")
+    key = (
+        f"TAG+k = op TAG, stage k (of the iteration begun k periods earlier); '{SOLID_FILL}' busy or "
+        "issuing; "
+        f"'{LIGHT_FILL}' and lower case: in flight on its unit (warpgroup lanes); '{IDLE}' idle; "
+        f"'{MIXED}' several ops in one column"
+    )
     out = textwrap.wrap("legend: " + key, width, subsequent_indent="  ")
     rows = []
     placed = sorted(_placed_ops(s), key=lambda io: (s.ops[io[1].name].start % ii, io[0]))
     for _, op in placed:
         p = s.ops[op.name]
-        rows.append([tags[op.name], str(p.start), str(p.start // ii), str(p.start % ii),
-                     "-" if p.warpgroup is None else str(p.warpgroup), _ascii(op.unit),
-                     str(op.occupancy), str(op.issue), _ascii(op.name)])
+        rows.append(
+            [
+                tags[op.name],
+                str(p.start),
+                str(p.start // ii),
+                str(p.start % ii),
+                "-" if p.warpgroup is None else str(p.warpgroup),
+                _ascii(op.unit),
+                str(op.occupancy),
+                str(op.issue),
+                _ascii(op.name),
+            ]
+        )
     headers = ["tag", "start", "stage", "row", "wg", "unit", "occ", "issue", "op"]
     table = _table(headers, rows, "lrrrrlrrl", width)
     if table is None:  # too narrow for a table: one wrapped sentence per op
         table = []
         for r in rows:
-            table += _wrap_phrases([f"{r[0]} = {r[8]}"] + [f"{h} {v}" for h, v in zip(headers[1:8], r[1:8])],
-                                   width, sep=", ", indent="  ")
+            table += _wrap_phrases(
+                [f"{r[0]} = {r[8]}"] + [f"{h} {v}" for h, v in zip(headers[1:8], r[1:8])],
+                width,
+                sep=", ",
+                indent="  ",
+            )
     return out + table
 
 
@@ -486,17 +553,30 @@ def _buffers(s: Schedule, width: int) -> list[str]:
     if not s.buffers:
         return ["buffers: none"]
     overhead = s.machine.ring_slot_overhead
-    out = textwrap.wrap(f"buffers (slot = bytes + {overhead} B of mbarriers; smem {s.smem_bytes} B in all):",
-                        width, subsequent_indent="  ")
+    out = textwrap.wrap(
+        f"buffers (slot = bytes + {overhead} B of mbarriers; smem {s.smem_bytes} B in all):",
+        width,
+        subsequent_indent="  ",
+    )
     headers = ["kind", "depth", "bytes", "hold", "total", "value"]
-    rows = [[_ascii(b.kind), str(b.depth), str(b.bytes), str(b.hold), str(b.depth * (b.bytes + overhead)), _ascii(name)]
-            for name, b in s.buffers.items()]
+    rows = [
+        [
+            _ascii(b.kind),
+            str(b.depth),
+            str(b.bytes),
+            str(b.hold),
+            str(b.depth * (b.bytes + overhead)),
+            _ascii(name),
+        ]
+        for name, b in s.buffers.items()
+    ]
     table = _table(headers, rows, "lrrrrl", width)
     if table is None:
         table = []
         for r in rows:
-            table += _wrap_phrases([f"{r[5]}"] + [f"{h} {v}" for h, v in zip(headers[:5], r[:5])],
-                                   width, sep=", ", indent="  ")
+            table += _wrap_phrases(
+                [f"{r[5]}"] + [f"{h} {v}" for h, v in zip(headers[:5], r[:5])], width, sep=", ", indent="  "
+            )
     return out + table
 
 
@@ -547,7 +627,9 @@ def _ascii(text: object) -> str:
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
     return "".join(out)
 
 
@@ -557,8 +639,8 @@ def _cut(label: str, n: int) -> str:
         return label
     suffix = re.search(r"\[\d+\]$", label)
     tail = suffix.group(0) if suffix else ""
-    return label[:n - len(tail)] + tail
+    return label[: n - len(tail)] + tail
 
 
 def _fit(line: str, width: int) -> str:
-    return line if len(line) <= width else line[:width - 2] + ".."
+    return line if len(line) <= width else line[: width - 2] + ".."

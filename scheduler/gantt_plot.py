@@ -38,8 +38,18 @@ __all__ = ["render_figure", "FORMATS"]
 FORMATS = ("png", "svg")
 DPI = 150
 # Muted, distinguishable colours (one per stage); cycled beyond ten stages.
-PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3",
-           "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD")
+PALETTE = (
+    "#4C72B0",
+    "#DD8452",
+    "#55A868",
+    "#C44E52",
+    "#8172B3",
+    "#937860",
+    "#DA8BC3",
+    "#8C8C8C",
+    "#CCB974",
+    "#64B5CD",
+)
 LANE_IN = 0.36  # height of one lane, inches
 GROUP_GAP = 0.35  # gap between the unit lanes and the warpgroup lanes, in lanes
 BAR_FONT, LANE_FONT, TICK_FONT = 7.5, 8.5, 8.0
@@ -69,10 +79,18 @@ def render_figure(schedule: Schedule, path, width_in: float = 12.0) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise InputError("drawing a PNG or SVG chart needs matplotlib; install it with pip install matplotlib") from None
+        raise InputError(
+            "drawing a PNG or SVG chart needs matplotlib; install it with pip install matplotlib"
+        ) from None
 
-    rc = {"svg.fonttype": "none", "svg.hashsalt": "warpsched", "text.parse_math": False,
-          "hatch.linewidth": 0.5, "font.family": "DejaVu Sans", "axes.unicode_minus": False}
+    rc = {
+        "svg.fonttype": "none",
+        "svg.hashsalt": "warpsched",
+        "text.parse_math": False,
+        "hatch.linewidth": 0.5,
+        "font.family": "DejaVu Sans",
+        "axes.unicode_minus": False,
+    }
     with matplotlib.rc_context(rc):
         fig = Figure(figsize=(width_in, 4.0), dpi=DPI)
         FigureCanvasAgg(fig)
@@ -97,7 +115,7 @@ def _runs(rows: tuple[tuple[str, ...], ...], skip: set[int] = frozenset()) -> li
         here = set(rows[x]) if x < ii and x not in skip else set()
         for op in [o for o in open_ if o not in here]:
             out.append((op, open_.pop(op), x))
-        for op in (rows[x] if x < ii else ()):
+        for op in rows[x] if x < ii else ():
             if op in here and op not in open_:
                 open_[op] = x
     return sorted(out, key=lambda r: (r[1], r[2], r[0]))
@@ -138,7 +156,9 @@ def _layout(lanes: list[Lane]) -> tuple[list[float], list[_Bar], float]:
             tracks = _tracks(light)
             n = max(tracks, default=0) + 1
             h = (hi - lo) / n
-            bars += [_Bar(op, x0, x1, lo + t * h, lo + (t + 1) * h, True) for (op, x0, x1), t in zip(light, tracks)]
+            bars += [
+                _Bar(op, x0, x1, lo + t * h, lo + (t + 1) * h, True) for (op, x0, x1), t in zip(light, tracks)
+            ]
         bars += [_Bar(op, x0, x1, lo, hi, False) for op, x0, x1 in _runs(lane.solid)]
         y += 1.0
     return tops, bars, y
@@ -152,13 +172,13 @@ def _stage_colour(k: int) -> str:
 
 
 def _lighten(colour: str, amount: float = 0.62) -> tuple[float, float, float]:
-    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return (r + (1 - r) * amount, g + (1 - g) * amount, b + (1 - b) * amount)
 
 
 def _ink(colour) -> str:
     if isinstance(colour, str):
-        colour = tuple(int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        colour = tuple(int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
     r, g, b = colour
     return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.55 else "black"
 
@@ -177,7 +197,9 @@ def _draw(fig, s: Schedule, lanes: list[Lane], width_in: float) -> None:
     renderer = fig.canvas.get_renderer()
 
     def text_in(text: str, size: float, weight: str = "normal") -> tuple[float, float]:
-        w, h, _ = renderer.get_text_width_height_descent(text, FontProperties(size=size, weight=weight), ismath=False)
+        w, h, _ = renderer.get_text_width_height_descent(
+            text, FontProperties(size=size, weight=weight), ismath=False
+        )
         return w / fig.dpi, h / fig.dpi
 
     tags = op_tags(s.problem.ops)
@@ -217,26 +239,58 @@ def _draw(fig, s: Schedule, lanes: list[Lane], width_in: float) -> None:
     stages = sorted(set(stage.values()))
     optimal = "proven optimal" if s.ii_proven_optimal else "not proven optimal"
     title = [f"{_ascii(s.problem.name)}: II = {ii} ({optimal})", f"MII = {s.mii}", f"makespan = {s.makespan}"]
-    sub = [f"mode {_ascii(s.mode)}", f"machine {_ascii(s.machine.name)}", f"{len(stages)} stage(s)",
-           f"smem {s.smem_bytes} B; one steady-state period: cycles 0..{ii - 1} (row = start mod II)"]
+    sub = [
+        f"mode {_ascii(s.mode)}",
+        f"machine {_ascii(s.machine.name)}",
+        f"{len(stages)} stage(s)",
+        f"smem {s.smem_bytes} B; one steady-state period: cycles 0..{ii - 1} (row = start mod II)",
+    ]
     key = [f"{t} = {n}" for t, n in sorted(used_tags.items(), key=lambda tn: tn[1])]
     chars = max(20, int(width_in / (0.56 * 7.5 / 72)))
-    title_lines = [line.strip() for line in _wrap_phrases(title, max(20, int(width_in / (0.62 * 11 / 72))), sep=", ")]
+    title_lines = [
+        line.strip() for line in _wrap_phrases(title, max(20, int(width_in / (0.62 * 11 / 72))), sep=", ")
+    ]
     sub_lines = [line.strip() for line in _wrap_phrases(sub, int(chars * 0.82), sep=", ")]
-    key_lines = [line.strip() for line in _wrap_phrases(["tags: " + key[0]] + key[1:], chars, sep=", ")] if key else []
+    key_lines = (
+        [line.strip() for line in _wrap_phrases(["tags: " + key[0]] + key[1:], chars, sep=", ")]
+        if key
+        else []
+    )
 
     # legend: one colour per stage, then solid vs hatched; as many columns as fit
-    handles = [Patch(facecolor=_stage_colour(k), edgecolor=_darken(_stage_colour(k)), label=_iteration(k)) for k in stages]
+    handles = [
+        Patch(facecolor=_stage_colour(k), edgecolor=_darken(_stage_colour(k)), label=_iteration(k))
+        for k in stages
+    ]
     if any(lane.kind == "warpgroup" for lane in lanes):
-        handles.append(Patch(facecolor="#888888", edgecolor="#555555", label="busy on unit / issuing on warpgroup"))
+        handles.append(
+            Patch(facecolor="#888888", edgecolor="#555555", label="busy on unit / issuing on warpgroup")
+        )
     else:
         handles.append(Patch(facecolor="#888888", edgecolor="#555555", label="busy on its unit"))
     if any(b.light for b in bars):
-        handles.append(Patch(facecolor=_lighten("#888888"), edgecolor="#888888", hatch="////",
-                             label="in flight on its unit (warpgroup lanes)"))
+        handles.append(
+            Patch(
+                facecolor=_lighten("#888888"),
+                edgecolor="#888888",
+                hatch="////",
+                label="in flight on its unit (warpgroup lanes)",
+            )
+        )
     for ncol in range(len(handles), 0, -1):
-        legend = Legend(fig, handles, [h.get_label() for h in handles], loc="upper center", ncol=ncol,
-                        frameon=False, fontsize=8, handlelength=1.6, columnspacing=1.2, borderaxespad=0, borderpad=0)
+        legend = Legend(
+            fig,
+            handles,
+            [h.get_label() for h in handles],
+            loc="upper center",
+            ncol=ncol,
+            frameon=False,
+            fontsize=8,
+            handlelength=1.6,
+            columnspacing=1.2,
+            borderaxespad=0,
+            borderpad=0,
+        )
         box = legend.get_window_extent(renderer)
         if box.width / fig.dpi <= width_in - 0.2:
             break
@@ -297,17 +351,50 @@ def _draw(fig, s: Schedule, lanes: list[Lane], width_in: float) -> None:
     for b in bars:
         colour = _stage_colour(stage[b.op])
         if b.light:
-            ax.add_patch(Rectangle((b.x0, b.y0), b.x1 - b.x0, b.y1 - b.y0, facecolor=_lighten(colour),
-                                   edgecolor=colour, hatch="////", lw=0.6, zorder=2))
+            ax.add_patch(
+                Rectangle(
+                    (b.x0, b.y0),
+                    b.x1 - b.x0,
+                    b.y1 - b.y0,
+                    facecolor=_lighten(colour),
+                    edgecolor=colour,
+                    hatch="////",
+                    lw=0.6,
+                    zorder=2,
+                )
+            )
         else:
-            ax.add_patch(Rectangle((b.x0, b.y0), b.x1 - b.x0, b.y1 - b.y0, facecolor=colour,
-                                   edgecolor=_darken(colour), lw=0.6, zorder=2.5))
+            ax.add_patch(
+                Rectangle(
+                    (b.x0, b.y0),
+                    b.x1 - b.x0,
+                    b.y1 - b.y0,
+                    facecolor=colour,
+                    edgecolor=_darken(colour),
+                    lw=0.6,
+                    zorder=2.5,
+                )
+            )
     for b, text in labels:
         colour = _stage_colour(stage[b.op])
         fill = _lighten(colour) if b.light else colour
-        kw = {"bbox": {"boxstyle": "square,pad=0.1", "facecolor": fill, "edgecolor": "none"}} if b.light else {}
-        ax.text((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, text, ha="center", va="center", fontsize=BAR_FONT,
-                color=_ink(fill), zorder=4 if not b.light else 3, clip_on=True, **kw)
+        kw = (
+            {"bbox": {"boxstyle": "square,pad=0.1", "facecolor": fill, "edgecolor": "none"}}
+            if b.light
+            else {}
+        )
+        ax.text(
+            (b.x0 + b.x1) / 2,
+            (b.y0 + b.y1) / 2,
+            text,
+            ha="center",
+            va="center",
+            fontsize=BAR_FONT,
+            color=_ink(fill),
+            zorder=4 if not b.light else 3,
+            clip_on=True,
+            **kw,
+        )
 
     fig.add_artist(legend)
     y = bottom - 0.62 - legend_h - 0.06
@@ -319,5 +406,5 @@ def _draw(fig, s: Schedule, lanes: list[Lane], width_in: float) -> None:
 
 
 def _darken(colour: str, amount: float = 0.3) -> tuple[float, float, float]:
-    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return (r * (1 - amount), g * (1 - amount), b * (1 - amount))

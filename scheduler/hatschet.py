@@ -79,7 +79,10 @@ def load_hatschet(graphml: str | Path, rm: str | Path | None = None) -> tuple[Pr
         if node_id is None or not resource:
             raise InputError(f"{str(gpath)!r}: node {node_id!r} has no id or no uses_resource")
         if resource not in resources:
-            raise InputError(f"{str(gpath)!r}: node {node_id!r} uses resource {resource!r}, which {str(rpath)!r} does not define")
+            raise InputError(
+                f"{str(gpath)!r}: node {node_id!r} uses resource {resource!r}, which {str(rpath)!r} does not "
+                "define"
+            )
         latency, blocking, _ = resources[resource]
         name = data.get("name") or f"node_{node_id}"
         names[node_id] = name
@@ -98,6 +101,10 @@ def load_hatschet(graphml: str | Path, rm: str | Path | None = None) -> tuple[Pr
         raise InputError(f"{str(gpath)!r} has no <node> elements; is it a GraphML dependence graph?")
     units = {name: cap for name, (_, _, cap) in resources.items()}
     machine = Machine(name=f"hatschet:{rpath.name}", units=units, description=f"resource model {rpath}")
-    problem = Problem.build(gpath.stem if gpath.parent.name == "" else f"{gpath.parent.name}/{gpath.stem}", ops, edges,
-                            {"hatschet": str(gpath), "rm": str(rpath)})
+    problem = Problem.build(
+        gpath.stem if gpath.parent.name == "" else f"{gpath.parent.name}/{gpath.stem}",
+        ops,
+        edges,
+        {"hatschet": str(gpath), "rm": str(rpath)},
+    )
     return problem, machine

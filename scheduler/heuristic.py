@@ -2,7 +2,8 @@
 
 Warpgroups are assigned by fixed policies, as a heuristic compiler would:
 variable-latency ops (TMA) on a producer warpgroup, the rest one consumer
-warpgroup per independent chain, or all on one consumer (policy_groups). At each candidate II the ops are placed by height-based
+warpgroup per independent chain, or all on one consumer (policy_groups). At each candidate II the ops are
+placed by height-based
 priority into the modulo reservation tables of their unit and of their
 warpgroup's issue slot; when no slot is free the op is forced in and the ops it
 collides with are evicted, within a budget. The result must then fit the
@@ -50,8 +51,10 @@ def policy_groups(problem: Problem, machine: Machine, mode: str) -> list[dict[st
     single = {**{n: 0 for n in vl}, **{n: first for n in fixed}}
     if mode == "swp":
         return [single]
-    chains = [sorted(c, key=[op.name for op in problem.ops].index)
-              for c in nx.weakly_connected_components(problem.graph.subgraph(fixed))]
+    chains = [
+        sorted(c, key=[op.name for op in problem.ops].index)
+        for c in nx.weakly_connected_components(problem.graph.subgraph(fixed))
+    ]
     chains.sort(key=lambda c: [op.name for op in problem.ops].index(c[0]))
     slots = max(1, machine.max_warpgroups - first)
     split = {n: 0 for n in vl}
@@ -78,16 +81,21 @@ def serial_ii(problem: Problem, machine: Machine) -> int:
     return max(total, 1)
 
 
-def schedule(problem: Problem, machine: Machine, mode: str, mii: int, max_ii: int | None = None,
-             budget_ratio: int = 6) -> HeuristicResult | None:
+def schedule(
+    problem: Problem, machine: Machine, mode: str, mii: int, max_ii: int | None = None, budget_ratio: int = 6
+) -> HeuristicResult | None:
     """The first candidate II at which IMS finds a schedule that fits; None if none up to `max_ii`."""
     policies = policy_groups(problem, machine, mode)
     max_ii = max_ii or serial_ii(problem, machine)
     fallback = None  # one iteration at a time: always a schedule when anything fits the capacities
     for groups in policies:
         serial = serial_schedule(problem, machine, groups, mii)
-        if serial is not None and serial[0] <= max_ii and (fallback is None or serial[0] < fallback.ii) \
-                and (groups is None or evaluate.fits(problem, machine, serial[0], serial[1], groups) is None):
+        if (
+            serial is not None
+            and serial[0] <= max_ii
+            and (fallback is None or serial[0] < fallback.ii)
+            and (groups is None or evaluate.fits(problem, machine, serial[0], serial[1], groups) is None)
+        ):
             fallback = HeuristicResult(serial[0], serial[1], groups, ())
     if fallback is not None:
         max_ii = fallback.ii - 1
@@ -108,7 +116,9 @@ def schedule(problem: Problem, machine: Machine, mode: str, mii: int, max_ii: in
     return fallback
 
 
-def serial_schedule(problem: Problem, machine: Machine, groups: dict[str, int] | None, mii: int) -> tuple[int, dict[str, int]] | None:
+def serial_schedule(
+    problem: Problem, machine: Machine, groups: dict[str, int] | None, mii: int
+) -> tuple[int, dict[str, int]] | None:
     """Every op after the previous one has finished, in dependence order: an II no smaller than
     one iteration, at which nothing overlaps (units, issue, stages all trivially fine)."""
     index = {op.name: i for i, op in enumerate(problem.ops)}
@@ -118,8 +128,14 @@ def serial_schedule(problem: Problem, machine: Machine, groups: dict[str, int] |
     starts, cursor = {}, 0
     for name in nx.lexicographical_topological_sort(same, key=index.__getitem__):
         op = problem.op_by_name[name]
-        ready = max([starts[e.src] + evaluate.edge_cost(problem, machine, e, groups)
-                     for e in problem.in_edges(name) if e.distance == 0], default=0)
+        ready = max(
+            [
+                starts[e.src] + evaluate.edge_cost(problem, machine, e, groups)
+                for e in problem.in_edges(name)
+                if e.distance == 0
+            ],
+            default=0,
+        )
         starts[name] = max(cursor, ready)
         cursor = starts[name] + max(op.latency, op.occupancy, op.issue, 1)
     ii = max(mii, cursor)
@@ -132,7 +148,9 @@ def serial_schedule(problem: Problem, machine: Machine, groups: dict[str, int] |
 
 def _same_stage(problem: Problem, ii: int, starts: dict[str, int]) -> dict[str, int] | None:
     """Rotate the whole schedule so that every non-streaming op lands in one stage, if their span allows."""
-    fixed = [starts[op.name] for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+    fixed = [
+        starts[op.name] for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))
+    ]
     if not fixed or max(fixed) - min(fixed) >= ii:
         return None if fixed else starts
     shift = (-min(fixed)) % ii
@@ -152,9 +170,9 @@ class _Table:
         rows = np.full(ii, length // ii, dtype=np.int64)
         first, rem = start % ii, length % ii
         end = first + rem
-        rows[first:min(end, ii)] += 1
+        rows[first : min(end, ii)] += 1
         if end > ii:
-            rows[:end - ii] += 1
+            rows[: end - ii] += 1
         return rows
 
     def free_rows(self, length: int) -> np.ndarray:
@@ -174,8 +192,9 @@ class _Table:
         self.usage += sign * self.need(start, length)
 
 
-def modulo_schedule(problem: Problem, machine: Machine, ii: int, groups: dict[str, int] | None,
-                    budget_ratio: int = 6) -> dict[str, int] | None:
+def modulo_schedule(
+    problem: Problem, machine: Machine, ii: int, groups: dict[str, int] | None, budget_ratio: int = 6
+) -> dict[str, int] | None:
     """Rau's IMS at one II; starts shifted so the first stage is 0, or None."""
     ops = problem.op_by_name
     weight = {id(e): evaluate.edge_cost(problem, machine, e, groups) - ii * e.distance for e in problem.edges}
@@ -265,7 +284,8 @@ def _unplace(name, start, reservations, tables, unscheduled) -> None:
 
 
 def _heights(problem: Problem, weight: dict[int, int]) -> dict[str, int] | None:
-    """Height-based priority: longest weighted path to any op (Bellman-Ford style); None on a positive cycle."""
+    """Height-based priority: longest weighted path to any op (Bellman-Ford style); None on a positive
+    cycle."""
     height = {op.name: 0 for op in problem.ops}
     for _ in range(len(problem.ops) + 1):
         changed = False

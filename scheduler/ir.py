@@ -74,8 +74,13 @@ class Problem:
     reserved_smem: int = 0  # shared memory held outside the loop (a Q tile, an epilogue buffer)
 
     @staticmethod
-    def build(name: str, ops: Iterable[Op], edges: Iterable[Edge], source: dict | None = None,
-              reserved_smem: int = 0) -> "Problem":
+    def build(
+        name: str,
+        ops: Iterable[Op],
+        edges: Iterable[Edge],
+        source: dict | None = None,
+        reserved_smem: int = 0,
+    ) -> "Problem":
         return Problem(name, tuple(ops), tuple(edges), dict(source or {}), reserved_smem)
 
     @cached_property
@@ -101,8 +106,15 @@ class Problem:
         """Raise `InputError` with one sentence for the first thing wrong with this problem."""
         if not self.ops:
             raise InputError(f"problem {self.name!r} has no ops; a loop body needs at least one op")
-        if not isinstance(self.reserved_smem, int) or isinstance(self.reserved_smem, bool) or self.reserved_smem < 0:
-            raise InputError(f"problem {self.name!r} reserves {self.reserved_smem!r} bytes of shared memory; use a whole number >= 0")
+        if (
+            not isinstance(self.reserved_smem, int)
+            or isinstance(self.reserved_smem, bool)
+            or self.reserved_smem < 0
+        ):
+            raise InputError(
+                f"problem {self.name!r} reserves {self.reserved_smem!r} bytes of shared memory; use a whole "
+                "number >= 0"
+            )
         seen: set[str] = set()
         for op in self.ops:
             _check_op(op)
@@ -116,9 +128,14 @@ class Problem:
             for attr in ("distance", "delay"):
                 value = getattr(e, attr)
                 if not isinstance(value, int) or isinstance(value, bool):
-                    raise InputError(f"edge {e.src} -> {e.dst} has {attr} {value!r}; it must be a whole number")
+                    raise InputError(
+                        f"edge {e.src} -> {e.dst} has {attr} {value!r}; it must be a whole number"
+                    )
             if e.distance < 0:
-                raise InputError(f"edge {e.src} -> {e.dst} has negative distance {e.distance}; distances count iterations and must be >= 0")
+                raise InputError(
+                    f"edge {e.src} -> {e.dst} has negative distance {e.distance}; distances count iterations "
+                    "and must be >= 0"
+                )
         same_iteration = nx.DiGraph()
         same_iteration.add_nodes_from(seen)
         same_iteration.add_edges_from((e.src, e.dst) for e in self.edges if e.distance == 0)
@@ -128,7 +145,10 @@ class Problem:
             cycle = None
         if cycle:
             names = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
-            raise InputError(f"the cycle {names} has zero total distance, so an op would wait for itself in the same iteration; give one of its edges distance >= 1")
+            raise InputError(
+                f"the cycle {names} has zero total distance, so an op would wait for itself in the same "
+                "iteration; give one of its edges distance >= 1"
+            )
         if machine is not None:
             _check_against_machine(self, machine)
 
@@ -139,36 +159,57 @@ def _check_op(op: Op) -> None:
     for attr in ("latency", "occupancy", "issue", "bytes", "regs_per_thread"):
         value = getattr(op, attr)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise InputError(f"op {op.name!r} has {attr} {value!r}; it must be a whole number of cycles or bytes")
+            raise InputError(
+                f"op {op.name!r} has {attr} {value!r}; it must be a whole number of cycles or bytes"
+            )
         if value < 0:
             raise InputError(f"op {op.name!r} has negative {attr} {value}; it must be >= 0")
     if op.index is not None and (not isinstance(op.index, int) or isinstance(op.index, bool) or op.index < 0):
-        raise InputError(f"op {op.name!r} has index {op.index!r}; a replica index is a whole number >= 0 (or absent)")
+        raise InputError(
+            f"op {op.name!r} has index {op.index!r}; a replica index is a whole number >= 0 (or absent)"
+        )
     if op.issuer not in ISSUERS:
         raise InputError(f"op {op.name!r} has issuer {op.issuer!r}; use one of {', '.join(ISSUERS)}")
     if op.space not in SPACES:
         raise InputError(f"op {op.name!r} keeps its value in {op.space!r}; use one of {', '.join(SPACES)}")
     if op.regs_per_thread and op.space != "regs":
-        raise InputError(f"op {op.name!r} has regs_per_thread {op.regs_per_thread} but its value lives in {op.space!r}; set space: regs or drop regs_per_thread")
+        raise InputError(
+            f"op {op.name!r} has regs_per_thread {op.regs_per_thread} but its value lives in {op.space!r}; "
+            "set space: regs or drop regs_per_thread"
+        )
 
 
 def _check_against_machine(problem: Problem, machine: "Machine") -> None:
     for op in problem.ops:
         if op.unit not in machine.units:
             known = ", ".join(sorted(machine.units))
-            raise InputError(f"op {op.name!r} uses unit {op.unit!r}, which machine {machine.name!r} does not have (it has: {known})")
+            raise InputError(
+                f"op {op.name!r} uses unit {op.unit!r}, which machine {machine.name!r} does not have (it "
+                f"has: {known})"
+            )
         cap = machine.units[op.unit]
         if cap == 0 and op.occupancy > 0:
-            raise InputError(f"op {op.name!r} occupies unit {op.unit!r}, which has capacity 0 on machine {machine.name!r}")
+            raise InputError(
+                f"op {op.name!r} occupies unit {op.unit!r}, which has capacity 0 on machine {machine.name!r}"
+            )
         if machine.max_warpgroups and problem.reserved_smem > machine.smem_bytes:
-            raise InputError(f"problem {problem.name!r} reserves {problem.reserved_smem} bytes of shared memory outside the loop, "
-                             f"more than the {machine.smem_bytes} machine {machine.name!r} has")
+            raise InputError(
+                f"problem {problem.name!r} reserves {problem.reserved_smem} bytes of shared memory outside "
+                "the loop, "
+                f"more than the {machine.smem_bytes} machine {machine.name!r} has"
+            )
         if machine.max_warpgroups:
             most = machine.reg_max - machine.register_overhead
             if op.regs_per_thread > most:
                 raise InputError(
-                    f"op {op.name!r} needs {op.regs_per_thread} registers per thread but a warpgroup can hold at most {most} "
-                    f"({machine.reg_max} minus {machine.register_overhead} reserved); split the op into smaller tiles")
+                    f"op {op.name!r} needs {op.regs_per_thread} registers per thread but a warpgroup can "
+                    f"hold at most {most} "
+                    f"({machine.reg_max} minus {machine.register_overhead} reserved); split the op into "
+                    "smaller tiles"
+                )
             if op.space == "smem" and op.bytes + machine.ring_slot_overhead > machine.smem_bytes:
-                raise InputError(f"op {op.name!r} produces {op.bytes} bytes of shared memory, which with its {machine.ring_slot_overhead}-byte barrier pair "
-                                 f"exceeds the {machine.smem_bytes} a CTA has; use a smaller tile")
+                raise InputError(
+                    f"op {op.name!r} produces {op.bytes} bytes of shared memory, which with its "
+                    f"{machine.ring_slot_overhead}-byte barrier pair "
+                    f"exceeds the {machine.smem_bytes} a CTA has; use a smaller tile"
+                )

@@ -17,7 +17,6 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.yaml_files import resolve, read_yaml
 
 
-
 def config_root() -> Path:
     """The folder of machine models, presets and problem files: `$WARPSCHED_CONFIG_DIR` if set, else the
     shipped `warpsched.solver_configs` package data."""
@@ -57,7 +56,9 @@ class Machine:
     clock_ghz: float = 1.0
     rates: dict[str, float] = field(default_factory=dict, compare=False)
     latencies: dict[str, int] = field(default_factory=dict, compare=False)
-    features: dict[str, str] = field(default_factory=dict, compare=False)  # what kernel models build on (mma kind, ...)
+    features: dict[str, str] = field(
+        default_factory=dict, compare=False
+    )  # what kernel models build on (mma kind, ...)
     description: str = ""
 
     def capacity(self, unit: str) -> int | None:
@@ -100,13 +101,24 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
         elif isinstance(cap, int) and not isinstance(cap, bool) and cap >= 0:
             caps[str(unit)] = cap
         else:
-            raise InputError(f"{origin}: unit {unit!r} has capacity {cap!r}; use a whole number >= 0, or 'unlimited' (also written -1)")
+            raise InputError(
+                f"{origin}: unit {unit!r} has capacity {cap!r}; use a whole number >= 0, or 'unlimited' "
+                "(also written -1)"
+            )
     regs = data.get("registers", {}) or {}
     wgs = data.get("warpgroups", {}) or {}
-    for key, value in (("registers", regs), ("warpgroups", wgs), ("rates", data.get("rates") or {}),
-                       ("latencies", data.get("latencies") or {}), ("features", data.get("features") or {})):
+    for key, value in (
+        ("registers", regs),
+        ("warpgroups", wgs),
+        ("rates", data.get("rates") or {}),
+        ("latencies", data.get("latencies") or {}),
+        ("features", data.get("features") or {}),
+    ):
         if not isinstance(value, dict):
-            raise InputError(f"{origin}: {key!r} must be a mapping (e.g. registers: {{file: 65536, min: 24, max: 256, step: 8}}), not {value!r}")
+            raise InputError(
+                f"{origin}: {key!r} must be a mapping (e.g. registers: "
+                f"{{file: 65536, min: 24, max: 256, step: 8}}), not {value!r}"
+            )
     kwargs = dict(
         name=str(data["name"]),
         units=caps,
@@ -128,9 +140,14 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InputError(f"{origin}: {key} is {value!r}; it must be a whole number >= 0")
     if kwargs["reg_step"] <= 0 or kwargs["smem_bytes_per_cycle"] <= 0 or kwargs["warpgroup_threads"] <= 0:
-        raise InputError(f"{origin}: registers.step, smem_bytes_per_cycle and warpgroups.threads must be positive")
+        raise InputError(
+            f"{origin}: registers.step, smem_bytes_per_cycle and warpgroups.threads must be positive"
+        )
     if kwargs["max_warpgroups"] and kwargs["reg_min"] * kwargs["warpgroup_threads"] > kwargs["register_file"]:
-        raise InputError(f"{origin}: even one warpgroup at the minimum register budget does not fit the register file; check registers.file")
+        raise InputError(
+            f"{origin}: even one warpgroup at the minimum register budget does not fit the register file; "
+            "check registers.file"
+        )
     return Machine(
         **kwargs,
         clock_ghz=float(data.get("clock_ghz", 1.0)),
@@ -151,7 +168,12 @@ def machine_to_dict(m: Machine) -> dict:
         "smem_bytes_per_cycle": m.smem_bytes_per_cycle,
         "ring_slot_overhead": m.ring_slot_overhead,
         "register_file": m.register_file,
-        "registers": {"min": m.reg_min, "max": m.reg_max, "step": m.reg_step, "reserved": m.register_overhead},
+        "registers": {
+            "min": m.reg_min,
+            "max": m.reg_max,
+            "step": m.reg_step,
+            "reserved": m.register_overhead,
+        },
         "max_warpgroups": m.max_warpgroups,
         "warpgroup_threads": m.warpgroup_threads,
         "clock_ghz": m.clock_ghz,

@@ -36,7 +36,9 @@ def shipped_problem(path: str | Path) -> Path:
     return resolve(p.name, config_root() / "problems", "problem")
 
 
-def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "problem") -> tuple[Problem, Machine | None]:
+def problem_from_dict(
+    data: Any, origin: str = "problem", default_name: str = "problem"
+) -> tuple[Problem, Machine | None]:
     if not isinstance(data, dict) or not isinstance(data.get("ops"), list):
         raise InputError(f"{origin} must be a YAML mapping with an 'ops' list (and usually 'edges')")
     op_fields = set(Op.__dataclass_fields__)
@@ -46,10 +48,16 @@ def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "p
             raise InputError(f"{origin}: op #{i} is not a mapping of fields")
         unknown = set(raw) - op_fields
         if unknown:
-            raise InputError(f"{origin}: op {raw.get('name', i)!r} has unknown field {sorted(unknown)[0]!r}; known fields: {', '.join(sorted(op_fields))}")
+            raise InputError(
+                f"{origin}: op {raw.get('name', i)!r} has unknown field {sorted(unknown)[0]!r}; known "
+                f"fields: {', '.join(sorted(op_fields))}"
+            )
         missing = {"name", "unit", "latency"} - set(raw)
         if missing:
-            raise InputError(f"{origin}: op {raw.get('name', i)!r} lacks {sorted(missing)[0]!r}; every op needs name, unit and latency")
+            raise InputError(
+                f"{origin}: op {raw.get('name', i)!r} lacks {sorted(missing)[0]!r}; every op needs name, "
+                "unit and latency"
+            )
         ops.append(Op(**raw))
     edges = []
     for i, raw in enumerate(data.get("edges") or []):
@@ -57,7 +65,9 @@ def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "p
             raise InputError(f"{origin}: edge #{i} needs 'src' and 'dst'")
         unknown = set(raw) - {"src", "dst", "distance", "delay"}
         if unknown:
-            raise InputError(f"{origin}: edge {raw['src']} -> {raw['dst']} has unknown field {sorted(unknown)[0]!r}")
+            raise InputError(
+                f"{origin}: edge {raw['src']} -> {raw['dst']} has unknown field {sorted(unknown)[0]!r}"
+            )
         edges.append(Edge(str(raw["src"]), str(raw["dst"]), raw.get("distance", 0), raw.get("delay", 0)))
     machine = None
     spec = data.get("machine")
@@ -65,6 +75,7 @@ def problem_from_dict(data: Any, origin: str = "problem", default_name: str = "p
         machine = machine_from_dict(spec, origin=f"{origin} machine")
     elif spec is not None:
         machine = load_machine(str(spec))
-    problem = Problem.build(str(data.get("name", default_name)), ops, edges, {"file": origin},
-                            data.get("reserved_smem", 0))
+    problem = Problem.build(
+        str(data.get("name", default_name)), ops, edges, {"file": origin}, data.get("reserved_smem", 0)
+    )
     return problem, machine

@@ -60,8 +60,14 @@ class Attempt:
     relaxed: bool = False  # solved without the shared register file: its INFEASIBLE and bound still prove
 
     def to_json(self) -> dict:
-        out = {"ii": self.ii, "ii_max": self.ii_max, "status": self.status, "seconds": round(self.seconds, 4),
-               "deterministic_time": round(self.deterministic_time, 4), "bound": self.bound}
+        out = {
+            "ii": self.ii,
+            "ii_max": self.ii_max,
+            "status": self.status,
+            "seconds": round(self.seconds, 4),
+            "deterministic_time": round(self.deterministic_time, 4),
+            "bound": self.bound,
+        }
         if self.found_ii is not None:
             out["found_ii"] = self.found_ii
         if self.relaxed:
@@ -97,7 +103,9 @@ class Schedule:
     objectives: tuple[Objective, ...] = ()
     solver: dict = field(default_factory=dict)
     verified: bool | None = None
-    interrupted: bool = False  # the search was stopped (Ctrl-C): the best schedule found by then, claimed optimal in nothing
+    interrupted: bool = (
+        False  # the search was stopped (Ctrl-C): the best schedule found by then, claimed optimal in nothing
+    )
 
     @property
     def stages(self) -> int:
@@ -111,13 +119,25 @@ class Schedule:
 def graph_to_json(problem: Problem) -> dict:
     return {
         "ops": [
-            {"name": o.name, "kind": o.kind, "unit": o.unit, "occupancy": o.occupancy, "issue": o.issue,
-             "latency": o.latency, "issuer": o.issuer, "bytes": o.bytes, "space": o.space,
-             "regs_per_thread": o.regs_per_thread, "variable_latency": o.variable_latency,
-             **({"index": o.index} if o.index is not None else {})}
+            {
+                "name": o.name,
+                "kind": o.kind,
+                "unit": o.unit,
+                "occupancy": o.occupancy,
+                "issue": o.issue,
+                "latency": o.latency,
+                "issuer": o.issuer,
+                "bytes": o.bytes,
+                "space": o.space,
+                "regs_per_thread": o.regs_per_thread,
+                "variable_latency": o.variable_latency,
+                **({"index": o.index} if o.index is not None else {}),
+            }
             for o in problem.ops
         ],
-        "edges": [{"src": e.src, "dst": e.dst, "distance": e.distance, "delay": e.delay} for e in problem.edges],
+        "edges": [
+            {"src": e.src, "dst": e.dst, "distance": e.distance, "delay": e.delay} for e in problem.edges
+        ],
         "reserved_smem": problem.reserved_smem,
     }
 
@@ -128,9 +148,13 @@ def graph_from_json(name: str, graph: Any, source: dict | None = None) -> Proble
     op_fields = set(Op.__dataclass_fields__)
     try:
         ops = [Op(**{k: v for k, v in o.items() if k in op_fields}) for o in graph["ops"]]
-        edges = [Edge(e["src"], e["dst"], e.get("distance", 0), e.get("delay", 0)) for e in graph.get("edges", [])]
+        edges = [
+            Edge(e["src"], e["dst"], e.get("distance", 0), e.get("delay", 0)) for e in graph.get("edges", [])
+        ]
     except (TypeError, KeyError, AttributeError) as exc:
-        raise InputError(f"the schedule file's graph is malformed ({exc}); regenerate it with warpsched solve") from None
+        raise InputError(
+            f"the schedule file's graph is malformed ({exc}); regenerate it with warpsched solve"
+        ) from None
     return Problem.build(name, ops, edges, source, graph.get("reserved_smem", 0))
 
 
@@ -148,14 +172,24 @@ def to_json(s: Schedule) -> dict:
         "rec_mii": s.rec_mii,
         "ii_proven_optimal": s.ii_proven_optimal,
         "attempts": [a.to_json() for a in s.attempts],
-        "ops": {n: {"start": p.start, "stage": p.stage, "row": p.row, "warpgroup": p.warpgroup} for n, p in s.ops.items()},
-        "warpgroups": {str(i): {"role": w.role, "registers": w.registers, "need": w.need, "ops": list(w.ops)}
-                       for i, w in sorted(s.warpgroups.items())},
-        "buffers": {n: {"kind": b.kind, "depth": b.depth, "bytes": b.bytes, "hold": b.hold} for n, b in s.buffers.items()},
+        "ops": {
+            n: {"start": p.start, "stage": p.stage, "row": p.row, "warpgroup": p.warpgroup}
+            for n, p in s.ops.items()
+        },
+        "warpgroups": {
+            str(i): {"role": w.role, "registers": w.registers, "need": w.need, "ops": list(w.ops)}
+            for i, w in sorted(s.warpgroups.items())
+        },
+        "buffers": {
+            n: {"kind": b.kind, "depth": b.depth, "bytes": b.bytes, "hold": b.hold}
+            for n, b in s.buffers.items()
+        },
         "smem_bytes": s.smem_bytes,
         "makespan": s.makespan,
         "stages": s.stages,
-        "objectives": [{"name": o.name, "value": o.value, "bound": o.bound, "status": o.status} for o in s.objectives],
+        "objectives": [
+            {"name": o.name, "value": o.value, "bound": o.bound, "status": o.status} for o in s.objectives
+        ],
         "solve_seconds": round(s.solve_seconds, 4),
         "solver": s.solver,
         "verified": s.verified,
@@ -169,23 +203,60 @@ def from_json(data: Any) -> Schedule:
     try:
         machine = machine_from_dict(data["machine"], origin="the schedule file's machine")
         problem = graph_from_json(data["problem"], data["graph"], data.get("source"))
-        ops = {n: Placement(p["start"], p["stage"], p["row"], p.get("warpgroup")) for n, p in data["ops"].items()}
-        wgs = {int(i): WarpgroupPlan(w["role"], w["registers"], w.get("need", 0), tuple(w.get("ops", ())))
-               for i, w in data.get("warpgroups", {}).items()}
-        bufs = {n: Buffer(b.get("kind", "ring"), b["depth"], b["bytes"], b.get("hold", 0)) for n, b in data.get("buffers", {}).items()}
-        attempts = tuple(Attempt(a["ii"], a.get("ii_max", a["ii"]), a["status"], a.get("seconds", 0.0),
-                                 a.get("deterministic_time", 0.0), a.get("bound"), a.get("found_ii"), bool(a.get("relaxed", False)))
-                         for a in data.get("attempts", []))
-        objectives = tuple(Objective(o["name"], o["value"], o.get("bound"), o.get("status", "")) for o in data.get("objectives", []))
+        ops = {
+            n: Placement(p["start"], p["stage"], p["row"], p.get("warpgroup")) for n, p in data["ops"].items()
+        }
+        wgs = {
+            int(i): WarpgroupPlan(w["role"], w["registers"], w.get("need", 0), tuple(w.get("ops", ())))
+            for i, w in data.get("warpgroups", {}).items()
+        }
+        bufs = {
+            n: Buffer(b.get("kind", "ring"), b["depth"], b["bytes"], b.get("hold", 0))
+            for n, b in data.get("buffers", {}).items()
+        }
+        attempts = tuple(
+            Attempt(
+                a["ii"],
+                a.get("ii_max", a["ii"]),
+                a["status"],
+                a.get("seconds", 0.0),
+                a.get("deterministic_time", 0.0),
+                a.get("bound"),
+                a.get("found_ii"),
+                bool(a.get("relaxed", False)),
+            )
+            for a in data.get("attempts", [])
+        )
+        objectives = tuple(
+            Objective(o["name"], o["value"], o.get("bound"), o.get("status", ""))
+            for o in data.get("objectives", [])
+        )
         return Schedule(
-            problem=problem, machine=machine, mode=data["mode"], ii=data["ii"], mii=data["mii"],
-            res_mii=data.get("res_mii", 0), rec_mii=data.get("rec_mii", 0),
-            ii_proven_optimal=bool(data["ii_proven_optimal"]), attempts=attempts, ops=ops, warpgroups=wgs,
-            buffers=bufs, smem_bytes=data.get("smem_bytes", 0), makespan=data.get("makespan", 0),
-            solve_seconds=data.get("solve_seconds", 0.0), objectives=objectives, solver=data.get("solver", {}),
-            verified=data.get("verified"), interrupted=bool(data.get("interrupted", False)))
+            problem=problem,
+            machine=machine,
+            mode=data["mode"],
+            ii=data["ii"],
+            mii=data["mii"],
+            res_mii=data.get("res_mii", 0),
+            rec_mii=data.get("rec_mii", 0),
+            ii_proven_optimal=bool(data["ii_proven_optimal"]),
+            attempts=attempts,
+            ops=ops,
+            warpgroups=wgs,
+            buffers=bufs,
+            smem_bytes=data.get("smem_bytes", 0),
+            makespan=data.get("makespan", 0),
+            solve_seconds=data.get("solve_seconds", 0.0),
+            objectives=objectives,
+            solver=data.get("solver", {}),
+            verified=data.get("verified"),
+            interrupted=bool(data.get("interrupted", False)),
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"the schedule file is missing or mangles a required field ({exc!s}); regenerate it with warpsched solve") from None
+        raise InputError(
+            f"the schedule file is missing or mangles a required field ({exc!s}); regenerate it with "
+            "warpsched solve"
+        ) from None
 
 
 def write(s: Schedule, path: str | Path) -> None:
@@ -202,8 +273,10 @@ def read_json(path: str | Path) -> dict:
         raise InputError(f"schedule file {str(p)!r} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         kind = {"list": "array", "str": "string", "int": "number", "float": "number", "bool": "boolean"}
-        raise InputError(f"schedule file {str(p)!r} holds a JSON {kind.get(type(data).__name__, 'null')}, "
-                         f"not a warpsched schedule (an object with format {FORMAT!r})")
+        raise InputError(
+            f"schedule file {str(p)!r} holds a JSON {kind.get(type(data).__name__, 'null')}, "
+            f"not a warpsched schedule (an object with format {FORMAT!r})"
+        )
     return data
 
 

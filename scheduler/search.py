@@ -130,7 +130,9 @@ class _Search:
         p.log_search_progress = self.config.log_search
         return s
 
-    def _run(self, built: BuiltModel, objective: str | None, limit: float, label: str) -> tuple[int, cp_model.CpSolver]:
+    def _run(
+        self, built: BuiltModel, objective: str | None, limit: float, label: str
+    ) -> tuple[int, cp_model.CpSolver]:
         """One CP-SAT solve; `objective` None is a pure feasibility question (what proofs need)."""
         built.model.clear_objective()
         expr = built.objective(objective) if objective else None
@@ -156,7 +158,9 @@ class _Search:
             shift = solution.ii * (solution.starts[v.anchor] // solution.ii)
             starts = {n: t - shift for n, t in solution.starts.items()}
         elif len(solution.starts) == len(self.problem.ops):  # the least solution lies in the model's windows
-            starts = least_solution(self.problem, self.machine, self.mode, solution.ii, solution.starts, solution.groups)
+            starts = least_solution(
+                self.problem, self.machine, self.mode, solution.ii, solution.starts, solution.groups
+            )
         else:
             starts = solution.starts
         fixes = [(v.t[n], t) for n, t in starts.items() if n in v.t]
@@ -180,7 +184,9 @@ class _Search:
         v = built.vars
         ii = solver.value(v.ii) if not isinstance(v.ii, int) else v.ii
         starts = {n: solver.value(t) for n, t in v.t.items()}
-        shift = ii * (min(starts.values()) // ii)  # whole periods: the first stage is 0 (rows and stages keep)
+        shift = ii * (
+            min(starts.values()) // ii
+        )  # whole periods: the first stage is 0 (rows and stages keep)
         starts = {n: t - shift for n, t in starts.items()}
         groups = {n: solver.value(g) for n, g in v.group.items()} if v.group else None
         return Solution(ii, starts, groups)
@@ -196,7 +202,8 @@ class _Search:
 
     # -- attempts --------------------------------------------------------------
     def _solve(self, built: BuiltModel, lo: int, hi: int, hint: Solution | None, label: str):
-        """One solve of `built` over [lo, hi]; returns (status, solver, seconds, found II or None, bound or None)."""
+        """One solve of `built` over [lo, hi]; returns (status, solver, seconds, found II or None, bound or
+        None)."""
         self._hint(built, hint)
         ranged = hi > lo
         limit = self.limit(self.config.time_limit)
@@ -208,13 +215,27 @@ class _Search:
         bound = float(solver.best_objective_bound) if ranged and status != cp_model.INFEASIBLE else None
         return status, solver, seconds, found, bound
 
-    def _record(self, lo: int, hi: int, status: int, solver, seconds: float, found=None, bound=None,
-                relaxed: bool = False) -> Attempt:
-        att = Attempt(lo, hi, solver.status_name(status), seconds, solver.deterministic_time, bound, found, relaxed)
+    def _record(
+        self,
+        lo: int,
+        hi: int,
+        status: int,
+        solver,
+        seconds: float,
+        found=None,
+        bound=None,
+        relaxed: bool = False,
+    ) -> Attempt:
+        att = Attempt(
+            lo, hi, solver.status_name(status), seconds, solver.deterministic_time, bound, found, relaxed
+        )
         self.attempts.append(att)
         label = f"II {lo}..{hi}" if hi > lo else f"II {lo}"
-        self.say(f"{label}{' (relaxed)' if relaxed else ''}: {att.status}"
-                 + (f", best II {found}" if found is not None and hi > lo else "") + f" ({seconds:.2f}s)")
+        self.say(
+            f"{label}{' (relaxed)' if relaxed else ''}: {att.status}"
+            + (f", best II {found}" if found is not None and hi > lo else "")
+            + f" ({seconds:.2f}s)"
+        )
         return att
 
     def attempt(self, lo: int, hi: int, hint: Solution | None) -> "_Outcome":
@@ -228,25 +249,37 @@ class _Search:
         label = f"II {lo}..{hi}" if ranged else f"II {lo}"
         self.say(f"{label}: solving")
         if self.mode == "classic" and not ranged and self.extra is None and lo <= CLASSIC_ROWS_UP_TO:
-            built = build_classic(reduced_classic(self.problem, self.machine, lo) or self.problem, self.machine, lo)
+            built = build_classic(
+                reduced_classic(self.problem, self.machine, lo) or self.problem, self.machine, lo
+            )
             status, solver, seconds, found, _ = self._solve(built, lo, lo, hint, label)
             self._record(lo, lo, status, solver, seconds)
             if found is None:
                 return _Outcome(lo if status == cp_model.INFEASIBLE else lo - 1, lo + 1)
-            return _Outcome(lo - 1, lo + 1, self._solution(built, solver))  # resource-bound starts: optimise() completes them
+            return _Outcome(
+                lo - 1, lo + 1, self._solution(built, solver)
+            )  # resource-bound starts: optimise() completes them
         relaxed = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra, relaxed=True)
         status, solver, seconds, found, bound = self._solve(relaxed, lo, hi, hint, label)
         self._record(lo, hi, status, solver, seconds, found if ranged else None, bound, relaxed=True)
         if status == cp_model.INFEASIBLE:
             proven_to = hi
         else:
-            proven_to = lo - 1 if bound is None else min(hi, ceil(bound - 1e-9) - 1)  # the relaxation's bound holds
+            proven_to = (
+                lo - 1 if bound is None else min(hi, ceil(bound - 1e-9) - 1)
+            )  # the relaxation's bound holds
         if found is None:
-            return _Outcome(proven_to, max(proven_to + 1, lo + (0 if ranged else 1)), stalled=ranged and proven_to < lo)
+            return _Outcome(
+                proven_to, max(proven_to + 1, lo + (0 if ranged else 1)), stalled=ranged and proven_to < lo
+            )
         candidate = self._solution(relaxed, solver)
-        binds = evaluate.fits(self.problem, self.machine, found, candidate.starts, candidate.groups) is not None
+        binds = (
+            evaluate.fits(self.problem, self.machine, found, candidate.starts, candidate.groups) is not None
+        )
         full = build(self.problem, self.machine, self.mode, found, found, extra=self.extra)
-        c_status, c_solver, c_seconds, c_found, _ = self._solve(full, found, found, candidate, f"II {found} (full register file)")
+        c_status, c_solver, c_seconds, c_found, _ = self._solve(
+            full, found, found, candidate, f"II {found} (full register file)"
+        )
         self._record(found, found, c_status, c_solver, c_seconds)
         if c_found is not None:
             solution = self._solution(full, c_solver)
@@ -260,7 +293,9 @@ class _Search:
         """Step II up from MII; returns the best feasible solution found (the least II)."""
         h = self._heuristic_solution()
         upper = h.ii if h is not None else None
-        limit = self.config.max_ii or (upper if upper is not None else heuristic.serial_ii(self.problem, self.machine))
+        limit = self.config.max_ii or (
+            upper if upper is not None else heuristic.serial_ii(self.problem, self.machine)
+        )
         floor_for_ranges = range_floor(self.problem, self.machine, self.mode)
         ii, ranges_ok = self.bounds.mii, True
         best: Solution | None = None
@@ -268,9 +303,13 @@ class _Search:
             if upper is not None and ii >= upper:
                 break  # every lower candidate was tried
             hi = upper - 1 if upper is not None else limit
-            use_range = ranges_ok and ii > self.bounds.mii and ii >= floor_for_ranges \
-                and hi - ii + 1 > self.config.range_threshold \
-                and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO)  # classic: one at a time, with the lean model
+            use_range = (
+                ranges_ok
+                and ii > self.bounds.mii
+                and ii >= floor_for_ranges
+                and hi - ii + 1 > self.config.range_threshold
+                and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO)
+            )  # classic: one at a time, with the lean model
             out = self.attempt(ii, hi if use_range else ii, h)
             if out.solution is not None:
                 best = out.solution
@@ -286,18 +325,26 @@ class _Search:
 
     def _no_schedule(self, limit: int) -> WarpschedError:
         if self.stop.requested:
-            return Interrupted(f"interrupted after {time.perf_counter() - self.started:.1f}s, before any schedule was found")
+            return Interrupted(
+                f"interrupted after {time.perf_counter() - self.started:.1f}s, before any schedule was found"
+            )
         if any(a.status != "INFEASIBLE" for a in self.attempts):
             return InfeasibleError(
-                f"no schedule was found for II {self.bounds.mii}..{limit} within the time limit and some candidates timed out; "
-                f"raise the time limit (--time-limit) or try the 'deterministic' preset")
+                f"no schedule was found for II {self.bounds.mii}..{limit} within the time limit and some "
+                "candidates timed out; "
+                f"raise the time limit (--time-limit) or try the 'deterministic' preset"
+            )
         culprits = self.diagnose(limit)
         if culprits:
             what = " and ".join(FAMILIES[c][0] for c in culprits)
-            return InfeasibleError(f"no schedule exists for any II from {self.bounds.mii} to {limit}: {what} cannot be met; "
-                                   f"{_advice(culprits)}")
-        return InfeasibleError(f"no schedule exists for any II from {self.bounds.mii} to {limit}; the constraint families "
-                               f"are only infeasible together")
+            return InfeasibleError(
+                f"no schedule exists for any II from {self.bounds.mii} to {limit}: {what} cannot be met; "
+                f"{_advice(culprits)}"
+            )
+        return InfeasibleError(
+            f"no schedule exists for any II from {self.bounds.mii} to {limit}; the constraint families "
+            f"are only infeasible together"
+        )
 
     def diagnose(self, ii: int) -> list[str]:
         """Which constraint families make II infeasible, from CP-SAT's assumptions core."""
@@ -325,15 +372,25 @@ class _Search:
         levels = list(self.config.objectives)
         if "user" not in levels:  # a researcher's objective comes right after iteration latency unless placed
             levels.insert(1 if levels[:1] == ["makespan"] else 0, "user")
-        for relaxed in ((False,) if solution.register_file_binds else (True, False)):
+        for relaxed in (False,) if solution.register_file_binds else (True, False):
             result, objectives = self._levels(solution, levels, relaxed)
-            if result.groups is None or evaluate.fits(self.problem, self.machine, result.ii, result.starts, result.groups) is None:
+            if (
+                result.groups is None
+                or evaluate.fits(self.problem, self.machine, result.ii, result.starts, result.groups) is None
+            ):
                 return result, objectives
-            self.say("the relaxed optimum does not fit the shared register file; solving the levels in the full model")
+            self.say(
+                "the relaxed optimum does not fit the shared register file; solving the levels in the full "
+                "model"
+            )
         return solution, []
 
-    def _levels(self, solution: Solution, levels: list[str], relaxed: bool) -> tuple[Solution, list[Objective]]:
-        built = build(self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra, relaxed=relaxed)
+    def _levels(
+        self, solution: Solution, levels: list[str], relaxed: bool
+    ) -> tuple[Solution, list[Objective]]:
+        built = build(
+            self.problem, self.machine, self.mode, solution.ii, solution.ii, extra=self.extra, relaxed=relaxed
+        )
         self._hint(built, solution)
         objectives: list[Objective] = []
         solver = None
@@ -342,13 +399,21 @@ class _Search:
             if expr is None or isinstance(expr, int):
                 continue
             if self.remaining() <= 0:
-                self.say(f"II {solution.ii} {level}: not solved (the time limit was reached or the search was stopped)")
+                self.say(
+                    f"II {solution.ii} {level}: not solved (the time limit was reached or the search was "
+                    "stopped)"
+                )
                 break
             if solver is not None:
                 _hint_all(built.model, solver.response_proto.solution)
-            status, new = self._run(built, level, self.limit(self.config.objective_time_limit), f"II {solution.ii} {level}")
+            status, new = self._run(
+                built, level, self.limit(self.config.objective_time_limit), f"II {solution.ii} {level}"
+            )
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                self.say(f"II {solution.ii} {level}: {new.status_name(status)}; keeping the previous level's schedule")
+                self.say(
+                    f"II {solution.ii} {level}: {new.status_name(status)}; keeping the previous level's "
+                    "schedule"
+                )
                 break
             solver = new
             objectives.append(self._record_level(level, built, solver))
@@ -369,8 +434,12 @@ class _Search:
     def run(self) -> SearchOutcome:
         solution = self.find_ii()
         solution, objectives = self.optimise(solution)
-        if len(solution.starts) < len(self.problem.ops):  # a classic solution no level completed (each timed out)
-            solution = Solution(solution.ii, complete_starts(self.problem, solution.ii, solution.starts), solution.groups)
+        if len(solution.starts) < len(
+            self.problem.ops
+        ):  # a classic solution no level completed (each timed out)
+            solution = Solution(
+                solution.ii, complete_starts(self.problem, solution.ii, solution.starts), solution.groups
+            )
         interrupted = self.stop.requested
         proven = not interrupted and proof_covers(self.attempts, self.bounds.mii, solution.ii)
         return SearchOutcome(solution, self.attempts, objectives, proven, interrupted)
@@ -446,7 +515,8 @@ def proof_covers(attempts: list[Attempt], mii: int, ii: int) -> bool:
 
 def _advice(culprits: list[str]) -> str:
     tips = {
-        "registers": "give the warpgroups more room (more warpgroups, smaller register tiles) or relax the register reservation",
+        "registers": "give the warpgroups more room (more warpgroups, smaller register tiles) or relax the "
+        "register reservation",
         "smem": "shrink the tiles that live in shared memory or their number",
         "issue": "some op's issue time exceeds every candidate II; split it or raise the limit",
         "units": "an op's occupancy exceeds its unit's capacity at every candidate II",
@@ -456,13 +526,22 @@ def _advice(culprits: list[str]) -> str:
     return "; ".join(tips[c] for c in culprits if c in tips)
 
 
-def solve_ii(problem: Problem, machine: Machine, mode: str, config: SolverConfig, bounds: Bounds,
-             heur: heuristic.HeuristicResult | None, extra: Extra | None = None,
-             progress: Progress | None = None, stop: StopSignal | None = None, started: float | None = None) -> SearchOutcome:
-    """The II search and the secondary levels; `started` (a `time.perf_counter()` value, default now) is when the
+def solve_ii(
+    problem: Problem,
+    machine: Machine,
+    mode: str,
+    config: SolverConfig,
+    bounds: Bounds,
+    heur: heuristic.HeuristicResult | None,
+    extra: Extra | None = None,
+    progress: Progress | None = None,
+    stop: StopSignal | None = None,
+    started: float | None = None,
+) -> SearchOutcome:
+    """The II search and the secondary levels; `started` (a `time.perf_counter()` value, default now) is when
+    the
     whole solve began, so that `total_time_limit` bounds the solve, not only this search."""
     search = _Search(problem, machine, mode, config, bounds, heur, extra, progress, stop or StopSignal())
     if started is not None:
         search.started = started
     return search.run()
-

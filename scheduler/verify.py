@@ -34,8 +34,12 @@ class Verdict:
     ok: bool
     violations: tuple[str, ...]  # sentences, first violation first (structure, (1)..(5), objectives, claims)
     makespan: int  # recomputed max(start + latency) - min(start)
-    smem_bytes: int  # recomputed sum over the written buffers of depth * (bytes + ring_slot_overhead); 0 in classic
-    register_need: dict[int, int] = field(default_factory=dict)  # used warpgroup -> reserved + max live; {} in classic
+    smem_bytes: (
+        int  # recomputed sum over the written buffers of depth * (bytes + ring_slot_overhead); 0 in classic
+    )
+    register_need: dict[int, int] = field(
+        default_factory=dict
+    )  # used warpgroup -> reserved + max live; {} in classic
 
     def __bool__(self) -> bool:
         return self.ok
@@ -44,6 +48,7 @@ class Verdict:
 # --------------------------------------------------------------------------
 # Reading the file into plain records (nothing shared with scheduler.ir).
 # --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Op:
@@ -151,7 +156,9 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _take(d: dict, key: str, where: str, kind: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+def _take(
+    d: dict, key: str, where: str, kind: str, default: Any = _MISSING, minimum: int | None = None
+) -> Any:
     """d[key] checked to be of `kind` (int, str, bool, dict, list) and >= `minimum`; InputError otherwise."""
     if key not in d:
         if default is _MISSING:
@@ -184,10 +191,14 @@ def _as_dict(schedule: Any) -> dict:
 
 def _parse(data: dict) -> _File:
     if data.get("format") != FORMAT:
-        raise InputError(f"this is not a warpsched schedule (expected format {FORMAT!r}, found {data.get('format')!r})")
+        raise InputError(
+            f"this is not a warpsched schedule (expected format {FORMAT!r}, found {data.get('format')!r})"
+        )
     mode = _take(data, "mode", "the schedule", "str")
     # The heuristic on a machine without warpgroups (a HatScheT resource model) is classic IMS.
-    classic = mode == "classic" or (mode == "heuristic" and not (data.get("machine") or {}).get("max_warpgroups"))
+    classic = mode == "classic" or (
+        mode == "heuristic" and not (data.get("machine") or {}).get("max_warpgroups")
+    )
     machine = _parse_machine(_take(data, "machine", "the schedule", "dict"), classic)
     ops, edges = _parse_graph(_take(data, "graph", "the schedule", "dict"), classic)
     placements = {}
@@ -198,8 +209,12 @@ def _parse(data: dict) -> _File:
         wg = p.get("warpgroup")
         if wg is not None and not _is_int(wg):
             raise _fail(f"{where} has warpgroup {wg!r}, which is not a whole number")
-        placements[name] = _Placement(_take(p, "start", where, "int"), _take(p, "stage", where, "int"),
-                                      _take(p, "row", where, "int"), wg)
+        placements[name] = _Placement(
+            _take(p, "start", where, "int"),
+            _take(p, "stage", where, "int"),
+            _take(p, "row", where, "int"),
+            wg,
+        )
     warpgroups: dict[int, _Warpgroup] = {}
     buffers: dict[str, _Buffer] = {}
     smem_bytes = 0
@@ -208,21 +223,31 @@ def _parse(data: dict) -> _File:
             try:
                 index = int(key)
             except (TypeError, ValueError):
-                raise _fail(f"the schedule's warpgroups has key {key!r}, which is not a warpgroup index") from None
+                raise _fail(
+                    f"the schedule's warpgroups has key {key!r}, which is not a warpgroup index"
+                ) from None
             where = f"warpgroup {index}"
             if not isinstance(w, dict):
                 raise _fail(f"{where} is not a mapping")
             listed = w.get("ops")
-            if listed is not None and (not isinstance(listed, list) or not all(isinstance(n, str) for n in listed)):
+            if listed is not None and (
+                not isinstance(listed, list) or not all(isinstance(n, str) for n in listed)
+            ):
                 raise _fail(f"{where} has ops {listed!r}, which is not a list of op names")
-            warpgroups[index] = _Warpgroup(_take(w, "role", where, "str"), _take(w, "registers", where, "int"),
-                                           tuple(listed) if listed is not None else None)
+            warpgroups[index] = _Warpgroup(
+                _take(w, "role", where, "str"),
+                _take(w, "registers", where, "int"),
+                tuple(listed) if listed is not None else None,
+            )
         for name, b in _take(data, "buffers", "the schedule", "dict").items():
             where = f"buffer {name!r}"
             if not isinstance(b, dict):
                 raise _fail(f"{where} is not a mapping")
-            buffers[name] = _Buffer(_take(b, "kind", where, "str"), _take(b, "depth", where, "int"),
-                                    _take(b, "bytes", where, "int"))
+            buffers[name] = _Buffer(
+                _take(b, "kind", where, "str"),
+                _take(b, "depth", where, "int"),
+                _take(b, "bytes", where, "int"),
+            )
         smem_bytes = _take(data, "smem_bytes", "the schedule", "int")
     attempts = []
     for i, a in enumerate(_take(data, "attempts", "the schedule", "list")):
@@ -231,25 +256,48 @@ def _parse(data: dict) -> _File:
             raise _fail(f"{where} is not a mapping")
         a_ii = _take(a, "ii", where, "int")
         bound = a.get("bound")
-        if bound is not None and not ((_is_int(bound) or isinstance(bound, float)) and not isinstance(bound, bool)):
+        if bound is not None and not (
+            (_is_int(bound) or isinstance(bound, float)) and not isinstance(bound, bool)
+        ):
             raise _fail(f"{where} has bound {bound!r}, which is not a number")
         found = a.get("found_ii")
         if found is not None and not _is_int(found):
             raise _fail(f"{where} has found_ii {found!r}, which is not a whole number")
-        attempts.append(_Attempt(a_ii, _take(a, "ii_max", where, "int", default=a_ii), _take(a, "status", where, "str"),
-                                 bound, found))
+        attempts.append(
+            _Attempt(
+                a_ii,
+                _take(a, "ii_max", where, "int", default=a_ii),
+                _take(a, "status", where, "str"),
+                bound,
+                found,
+            )
+        )
     stages = data.get("stages")
     if stages is not None and not _is_int(stages):
         raise _fail(f"the schedule has stages {stages!r}, which is not a whole number")
     f = _File(
-        mode=mode, classic=classic, ii=_take(data, "ii", "the schedule", "int"), machine=machine,
-        ops=ops, op={o.name: o for o in ops}, edges=edges, placements=placements,
-        warpgroups=warpgroups, buffers=buffers, smem_bytes=smem_bytes,
-        reserved_smem=_take(data["graph"], "reserved_smem", "the schedule's graph", "int", default=0, minimum=0),
-        makespan=_take(data, "makespan", "the schedule", "int"), stages=stages,
-        mii=_take(data, "mii", "the schedule", "int"), res_mii=_take(data, "res_mii", "the schedule", "int"),
+        mode=mode,
+        classic=classic,
+        ii=_take(data, "ii", "the schedule", "int"),
+        machine=machine,
+        ops=ops,
+        op={o.name: o for o in ops},
+        edges=edges,
+        placements=placements,
+        warpgroups=warpgroups,
+        buffers=buffers,
+        smem_bytes=smem_bytes,
+        reserved_smem=_take(
+            data["graph"], "reserved_smem", "the schedule's graph", "int", default=0, minimum=0
+        ),
+        makespan=_take(data, "makespan", "the schedule", "int"),
+        stages=stages,
+        mii=_take(data, "mii", "the schedule", "int"),
+        res_mii=_take(data, "res_mii", "the schedule", "int"),
         rec_mii=_take(data, "rec_mii", "the schedule", "int"),
-        proven=_take(data, "ii_proven_optimal", "the schedule", "bool"), attempts=attempts)
+        proven=_take(data, "ii_proven_optimal", "the schedule", "bool"),
+        attempts=attempts,
+    )
     for o in ops:
         if o.name in placements:
             f.t[o.name] = placements[o.name].start
@@ -266,21 +314,29 @@ def _parse_machine(m: dict, classic: bool) -> _Machine:
         elif _is_int(cap) and cap >= 0:
             units[str(unit)] = cap
         else:
-            raise _fail(f"{where} gives unit {unit!r} capacity {cap!r}; it must be a whole number >= 0 or null (unlimited)")
+            raise _fail(
+                f"{where} gives unit {unit!r} capacity {cap!r}; it must be a whole number >= 0 or null "
+                "(unlimited)"
+            )
     name = str(m.get("name", "?"))
     if classic:  # (1) and (2) only: the units are all that is read
         return _Machine(name, units)
     regs = _take(m, "registers", where, "dict")
-    num = {k: _take(m, k, where, "int", minimum=0) for k in (
-        "sync_latency", "smem_bytes", "ring_slot_overhead", "register_file", "max_warpgroups")}
+    num = {
+        k: _take(m, k, where, "int", minimum=0)
+        for k in ("sync_latency", "smem_bytes", "ring_slot_overhead", "register_file", "max_warpgroups")
+    }
     return _Machine(
-        name, units, **num,
+        name,
+        units,
+        **num,
         smem_bytes_per_cycle=_take(m, "smem_bytes_per_cycle", where, "int", minimum=1),
         warpgroup_threads=_take(m, "warpgroup_threads", where, "int", minimum=1),
         reg_min=_take(regs, "min", f"{where}'s registers", "int", minimum=0),
         reg_max=_take(regs, "max", f"{where}'s registers", "int", minimum=0),
         reg_step=_take(regs, "step", f"{where}'s registers", "int", minimum=1),
-        reg_reserved=_take(regs, "reserved", f"{where}'s registers", "int", minimum=0))
+        reg_reserved=_take(regs, "reserved", f"{where}'s registers", "int", minimum=0),
+    )
 
 
 def _parse_graph(graph: dict, classic: bool) -> tuple[list[_Op], list[_Edge]]:
@@ -295,22 +351,36 @@ def _parse_graph(graph: dict, classic: bool) -> tuple[list[_Op], list[_Edge]]:
             raise _fail(f"the graph names op {name!r} twice")
         seen.add(name)
         # Outside classic every field is read; classic reads only name, unit, latency, occupancy.
-        opt = {} if not classic else {"issue": 0, "bytes": 0, "space": "none", "regs_per_thread": 0,
-                                      "variable_latency": False}
+        opt = (
+            {}
+            if not classic
+            else {"issue": 0, "bytes": 0, "space": "none", "regs_per_thread": 0, "variable_latency": False}
+        )
         space = _take(o, "space", where, "str", default=opt.get("space", _MISSING))
         if space not in SPACES:
             raise _fail(f"{where} keeps its value in {space!r}, not one of {', '.join(SPACES)}")
-        ops.append(_Op(
-            name=name, unit=_take(o, "unit", where, "str"),
-            latency=_take(o, "latency", where, "int", minimum=0),
-            occupancy=_take(o, "occupancy", where, "int", minimum=0),
-            issue=_take(o, "issue", where, "int", default=opt.get("issue", _MISSING), minimum=0),
-            bytes=_take(o, "bytes", where, "int", default=opt.get("bytes", _MISSING), minimum=0),
-            space=space,
-            regs_per_thread=_take(o, "regs_per_thread", where, "int", default=opt.get("regs_per_thread", _MISSING),
-                                  minimum=0),
-            variable_latency=_take(o, "variable_latency", where, "bool",
-                                   default=opt.get("variable_latency", _MISSING))))
+        ops.append(
+            _Op(
+                name=name,
+                unit=_take(o, "unit", where, "str"),
+                latency=_take(o, "latency", where, "int", minimum=0),
+                occupancy=_take(o, "occupancy", where, "int", minimum=0),
+                issue=_take(o, "issue", where, "int", default=opt.get("issue", _MISSING), minimum=0),
+                bytes=_take(o, "bytes", where, "int", default=opt.get("bytes", _MISSING), minimum=0),
+                space=space,
+                regs_per_thread=_take(
+                    o,
+                    "regs_per_thread",
+                    where,
+                    "int",
+                    default=opt.get("regs_per_thread", _MISSING),
+                    minimum=0,
+                ),
+                variable_latency=_take(
+                    o, "variable_latency", where, "bool", default=opt.get("variable_latency", _MISSING)
+                ),
+            )
+        )
     edges = []
     for i, e in enumerate(_take(graph, "edges", "the schedule's graph", "list")):
         if not isinstance(e, dict):
@@ -320,14 +390,21 @@ def _parse_graph(graph: dict, classic: bool) -> tuple[list[_Op], list[_Edge]]:
         for end in (src, dst):
             if end not in seen:
                 raise _fail(f"graph edge {src} -> {dst} names op {end!r}, which is not in the graph")
-        edges.append(_Edge(src, dst, _take(e, "distance", where, "int", minimum=0),
-                           _take(e, "delay", where, "int", default=0)))
+        edges.append(
+            _Edge(
+                src,
+                dst,
+                _take(e, "distance", where, "int", minimum=0),
+                _take(e, "delay", where, "int", default=0),
+            )
+        )
     return ops, edges
 
 
 # --------------------------------------------------------------------------
 # Small arithmetic shared by the families.
 # --------------------------------------------------------------------------
+
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
@@ -341,7 +418,8 @@ def _folded(t: int, length: int, ii: int, x: int) -> int:
 
 
 def _row_load(ii: int, items) -> list[int]:
-    """Per row x, the sum of weight * _folded(t, length, ii, x) over (t, length, weight) items (difference array)."""
+    """Per row x, the sum of weight * _folded(t, length, ii, x) over (t, length, weight) items (difference
+    array)."""
     base = 0
     diff = [0] * (ii + 1)
     for t, length, w in items:
@@ -398,6 +476,7 @@ def _used_warpgroups(f: _File) -> dict[int, list[str]]:
 # Structure: placements, stage/row, mode, warpgroup indices, units.
 # --------------------------------------------------------------------------
 
+
 def _check_structure(f: _File, out: list[str]) -> None:
     if f.mode not in MODES:
         out.append(f"mode {f.mode!r} is not one of {', '.join(MODES)}")
@@ -416,16 +495,20 @@ def _check_structure(f: _File, out: list[str]) -> None:
         if p.start < 0:
             out.append(f"op {o.name} starts at {p.start}; starts must be >= 0")
         if f.ii >= 1 and (p.stage, p.row) != (p.start // f.ii, p.start % f.ii):
-            out.append(f"op {o.name} starts at {p.start} with II {f.ii}, so its stage is {p.start // f.ii} and row "
-                       f"{p.start % f.ii}, but the file says stage {p.stage} and row {p.row}")
+            out.append(
+                f"op {o.name} starts at {p.start} with II {f.ii}, so its stage is {p.start // f.ii} and row "
+                f"{p.start % f.ii}, but the file says stage {p.stage} and row {p.row}"
+            )
         if f.classic:
             if p.warpgroup is not None:
                 out.append(f"op {o.name} has warpgroup {p.warpgroup}, but mode classic has no warpgroups")
         elif p.warpgroup is None:
             out.append(f"op {o.name} has no warpgroup (mode {f.mode} places every op on one)")
         elif not 0 <= p.warpgroup < f.machine.max_warpgroups:
-            out.append(f"op {o.name} is on warpgroup {p.warpgroup}, outside [0, {f.machine.max_warpgroups}) "
-                       f"of machine {f.machine.name}")
+            out.append(
+                f"op {o.name} is on warpgroup {p.warpgroup}, outside [0, {f.machine.max_warpgroups}) "
+                f"of machine {f.machine.name}"
+            )
         if o.unit not in f.machine.units:
             out.append(f"op {o.name} uses unit {o.unit!r}, which machine {f.machine.name} does not have")
 
@@ -434,6 +517,7 @@ def _check_structure(f: _File, out: list[str]) -> None:
 # (1) dependences: t_v + II*d >= t_u + latency_u + delay + h_e.
 # --------------------------------------------------------------------------
 
+
 def _check_dependences(f: _File, out: list[str]) -> None:
     for e in _placed_edges(f):
         h = _handoff(f, e)
@@ -441,13 +525,16 @@ def _check_dependences(f: _File, out: list[str]) -> None:
         need = f.t[e.src] + f.op[e.src].latency + e.delay + h
         if have < need:
             via = f" + hand-off {h} (warpgroup {f.g[e.src]} to {f.g[e.dst]})" if h else ""
-            out.append(f"dependence {e} is violated: {e.dst} at {f.t[e.dst]} + II {f.ii} * {e.distance} = {have} "
-                       f"< {e.src} at {f.t[e.src]} + latency {f.op[e.src].latency} + delay {e.delay}{via} = {need}")
+            out.append(
+                f"dependence {e} is violated: {e.dst} at {f.t[e.dst]} + II {f.ii} * {e.distance} = {have} "
+                f"< {e.src} at {f.t[e.src]} + latency {f.op[e.src].latency} + delay {e.delay}{via} = {need}"
+            )
 
 
 # --------------------------------------------------------------------------
 # (2) modulo unit capacity, occupancy folded onto rows.
 # --------------------------------------------------------------------------
+
 
 def _check_unit_capacity(f: _File, out: list[str]) -> None:
     for unit, cap in f.machine.units.items():
@@ -455,12 +542,21 @@ def _check_unit_capacity(f: _File, out: list[str]) -> None:
             continue
         on = [o for o in f.ops if o.unit == unit and o.name in f.t and o.occupancy > 0]
         load = _row_load(f.ii, ((f.t[o.name], o.occupancy, 1) for o in on))
-        _report_rows(f, out, load, cap, on, lambda o: o.occupancy,
-                     f"unit {unit} (capacity {cap})", "cycles of occupancy")
+        _report_rows(
+            f,
+            out,
+            load,
+            cap,
+            on,
+            lambda o: o.occupancy,
+            f"unit {unit} (capacity {cap})",
+            "cycles of occupancy",
+        )
 
 
-def _report_rows(f: _File, out: list[str], load: list[int], cap: int, on: list[_Op], length, what: str,
-                 cycles: str) -> None:
+def _report_rows(
+    f: _File, out: list[str], load: list[int], cap: int, on: list[_Op], length, what: str, cycles: str
+) -> None:
     """One sentence for the first row over `cap`, naming the ops there and how many other rows overflow."""
     over = [x for x in range(f.ii) if load[x] > cap]
     if not over:
@@ -468,31 +564,39 @@ def _report_rows(f: _File, out: list[str], load: list[int], cap: int, on: list[_
     x = over[0]
     parts = [f"{o.name} ({n})" for o in on if (n := _folded(f.t[o.name], length(o), f.ii, x))]
     more = f" (and {len(over) - 1} more row{'s' if len(over) > 2 else ''})" if len(over) > 1 else ""
-    out.append(f"{what} is over capacity at row {x} of II {f.ii}: {load[x]} {cycles} from {_names(parts)}{more}")
+    out.append(
+        f"{what} is over capacity at row {x} of II {f.ii}: {load[x]} {cycles} from {_names(parts)}{more}"
+    )
 
 
 # --------------------------------------------------------------------------
 # (3) warpgroup issue: capacity 1 per warpgroup, issue cycles folded onto rows.
 # --------------------------------------------------------------------------
 
+
 def _check_issue(f: _File, out: list[str]) -> None:
     for g, names in _used_warpgroups(f).items():
         on = [f.op[n] for n in names if f.op[n].issue > 0]
         load = _row_load(f.ii, ((f.t[o.name], o.issue, 1) for o in on))
-        _report_rows(f, out, load, 1, on, lambda o: o.issue, f"the issue slot of warpgroup {g}", "issue cycles")
+        _report_rows(
+            f, out, load, 1, on, lambda o: o.issue, f"the issue slot of warpgroup {g}", "issue cycles"
+        )
 
 
 # --------------------------------------------------------------------------
 # (4) placement: variable-latency isolation; swp: one warpgroup; ws: one stage.
 # --------------------------------------------------------------------------
 
+
 def _check_placement(f: _File, out: list[str]) -> None:
     for g, names in _used_warpgroups(f).items():
         vl = [n for n in names if f.op[n].variable_latency]
         fixed = [n for n in names if not f.op[n].variable_latency]
         if vl and fixed:
-            out.append(f"warpgroup {g} holds variable-latency op(s) {_names(vl)} beside fixed-latency op(s) "
-                       f"{_names(fixed)}; a warpgroup with a variable-latency op holds nothing else")
+            out.append(
+                f"warpgroup {g} holds variable-latency op(s) {_names(vl)} beside fixed-latency op(s) "
+                f"{_names(fixed)}; a warpgroup with a variable-latency op holds nothing else"
+            )
     placed = [o for o in f.ops if o.name in f.t]
     if f.mode == "swp":
         by_wg: dict[Any, list[str]] = {}
@@ -501,8 +605,10 @@ def _check_placement(f: _File, out: list[str]) -> None:
                 by_wg.setdefault(f.g[o.name], []).append(o.name)
         if len(by_wg) > 1:
             parts = [f"{names[0]} on {g}" for g, names in by_wg.items()]
-            out.append(f"mode swp puts every fixed-latency op on one warpgroup, but they use warpgroups "
-                       f"{_names([str(g) for g in by_wg])} ({_names(parts)})")
+            out.append(
+                f"mode swp puts every fixed-latency op on one warpgroup, but they use warpgroups "
+                f"{_names([str(g) for g in by_wg])} ({_names(parts)})"
+            )
     if f.mode == "ws":
         has_in = {e.dst for e in f.edges}
         rest = [o.name for o in placed if not (o.variable_latency and o.name not in has_in)]
@@ -510,14 +616,17 @@ def _check_placement(f: _File, out: list[str]) -> None:
             first = rest[0]
             for n in rest[1:]:
                 if f.t[n] // f.ii != f.t[first] // f.ii:
-                    out.append(f"mode ws keeps every non-streaming op in one stage, but {first} is in stage "
-                               f"{f.t[first] // f.ii} and {n} in stage {f.t[n] // f.ii}")
+                    out.append(
+                        f"mode ws keeps every non-streaming op in one stage, but {first} is in stage "
+                        f"{f.t[first] // f.ii} and {n} in stage {f.t[n] // f.ii}"
+                    )
                     break
 
 
 # --------------------------------------------------------------------------
 # (5a) registers: need per warpgroup, setmaxnreg budgets, register file, roles.
 # --------------------------------------------------------------------------
+
 
 def _register_lifetimes(f: _File) -> dict[str, int]:
     """L_u for every placed `regs` value u."""
@@ -556,24 +665,35 @@ def _check_registers(f: _File, out: list[str]) -> dict[int, int]:
             continue
         legal = m.reg_min <= w.registers <= m.reg_max and (w.registers - m.reg_min) % m.reg_step == 0
         if not legal:
-            out.append(f"warpgroup {g} has register budget {w.registers}, which is not a setmaxnreg value "
-                       f"({m.reg_min}..{m.reg_max} in steps of {m.reg_step})")
+            out.append(
+                f"warpgroup {g} has register budget {w.registers}, which is not a setmaxnreg value "
+                f"({m.reg_min}..{m.reg_max} in steps of {m.reg_step})"
+            )
         if w.registers < need[g]:
             x = load.index(live) if values else 0
-            parts = [f"{o.name} {o.regs_per_thread}x{n}" for o in values
-                     if (n := _folded(f.t[o.name], lifetimes[o.name], f.ii, x))]
+            parts = [
+                f"{o.name} {o.regs_per_thread}x{n}"
+                for o in values
+                if (n := _folded(f.t[o.name], lifetimes[o.name], f.ii, x))
+            ]
             at = f" + {live} live at row {x}: {_names(parts)}" if parts else ""
-            out.append(f"warpgroup {g} has register budget {w.registers} but needs {need[g]} "
-                       f"({m.reg_reserved} reserved{at})")
+            out.append(
+                f"warpgroup {g} has register budget {w.registers} but needs {need[g]} "
+                f"({m.reg_reserved} reserved{at})"
+            )
         if w.ops is not None and sorted(w.ops) != sorted(names):
-            out.append(f"warpgroup {g} lists ops {_names(sorted(w.ops)) if w.ops else 'none'} but holds "
-                       f"{_names(sorted(names))}")
+            out.append(
+                f"warpgroup {g} lists ops {_names(sorted(w.ops)) if w.ops else 'none'} but holds "
+                f"{_names(sorted(names))}"
+            )
     budgets = {g: f.warpgroups[g].registers for g in used if g in f.warpgroups}
     total = sum(budgets.values()) * m.warpgroup_threads
     if total > m.register_file:
-        out.append(f"the used warpgroups' budgets {' + '.join(map(str, budgets.values()))} times "
-                   f"{m.warpgroup_threads} threads need {total} registers, more than the register file's "
-                   f"{m.register_file}")
+        out.append(
+            f"the used warpgroups' budgets {' + '.join(map(str, budgets.values()))} times "
+            f"{m.warpgroup_threads} threads need {total} registers, more than the register file's "
+            f"{m.register_file}"
+        )
     for g, names in used.items():  # roles
         role = "producer" if all(f.op[n].variable_latency for n in names) else "consumer"
         if g in f.warpgroups and f.warpgroups[g].role != role:
@@ -585,6 +705,7 @@ def _check_registers(f: _File, out: list[str]) -> dict[int, int]:
 # --------------------------------------------------------------------------
 # (5b) shared memory: the required rings and staging buffers, depths, total.
 # --------------------------------------------------------------------------
+
 
 def _required_buffers(f: _File) -> dict[str, tuple[str, list[_Edge]]]:
     """value -> (kind, the ring's consumer edges) for every buffer 3.1 requires."""
@@ -623,7 +744,10 @@ def _check_shared_memory(f: _File, out: list[str]) -> int:
         b = f.buffers.get(u)
         op = f.op[u]
         if b is None:
-            out.append(f"value {u} needs a {kind} buffer ({op.space}, {op.bytes} bytes) but buffers has no entry for it")
+            out.append(
+                f"value {u} needs a {kind} buffer ({op.space}, {op.bytes} bytes) but buffers has no entry "
+                "for it"
+            )
             continue
         if b.kind != kind:
             out.append(f"buffer {u} has kind {b.kind!r} but must be {kind!r}")
@@ -633,18 +757,26 @@ def _check_shared_memory(f: _File, out: list[str]) -> int:
         depth = max(1, _ceil_div(hold, f.ii))
         if b.depth < depth:
             by = f" (until {who} is done)" if who else ""
-            out.append(f"buffer {u} has depth {b.depth} but a slot is held {hold} cycles{by}, which at II {f.ii} "
-                       f"needs depth >= {depth}")
+            out.append(
+                f"buffer {u} has depth {b.depth} but a slot is held {hold} cycles{by}, which at II {f.ii} "
+                f"needs depth >= {depth}"
+            )
     for u in f.buffers:
         if u not in req:
             out.append(f"buffer {u} is not needed: {_why_no_buffer(f, u)}")
-    total = f.reserved_smem + sum(b.depth * ((f.op[u].bytes if u in f.op else b.bytes) + m.ring_slot_overhead)
-                                  for u, b in f.buffers.items())
+    total = f.reserved_smem + sum(
+        b.depth * ((f.op[u].bytes if u in f.op else b.bytes) + m.ring_slot_overhead)
+        for u, b in f.buffers.items()
+    )
     if f.smem_bytes != total:
-        out.append(f"smem_bytes is {f.smem_bytes} but the buffers take {total} bytes "
-                   f"({f.reserved_smem} reserved outside the loop + sum of depth * (bytes + {m.ring_slot_overhead}))")
+        out.append(
+            f"smem_bytes is {f.smem_bytes} but the buffers take {total} bytes "
+            f"({f.reserved_smem} reserved outside the loop + sum of depth * (bytes + {m.ring_slot_overhead}))"
+        )
     if total > m.smem_bytes:
-        out.append(f"the buffers take {total} bytes of shared memory, more than machine {m.name}'s {m.smem_bytes}")
+        out.append(
+            f"the buffers take {total} bytes of shared memory, more than machine {m.name}'s {m.smem_bytes}"
+        )
     return total
 
 
@@ -663,6 +795,7 @@ def _why_no_buffer(f: _File, u: str) -> str:
 # Objectives: the makespan (and the stage count, when written).
 # --------------------------------------------------------------------------
 
+
 def _makespan(f: _File) -> int:
     """Iteration latency: from the first start to the last result, max(start + latency) - min(start)."""
     placed = [o for o in f.ops if o.name in f.t]
@@ -676,17 +809,22 @@ def _check_objectives(f: _File, out: list[str]) -> int:
     if f.makespan != makespan:
         last = max((o for o in f.ops if o.name in f.t), key=lambda o: f.t[o.name] + o.latency, default=None)
         by = f" ({last.name} at {f.t[last.name]} + latency {last.latency})" if last else ""
-        out.append(f"makespan is written as {f.makespan} but max(start + latency) - min(start) is {makespan}{by}")
+        out.append(
+            f"makespan is written as {f.makespan} but max(start + latency) - min(start) is {makespan}{by}"
+        )
     if f.stages is not None and f.t and f.ii >= 1:
         stages = [s // f.ii for s in f.t.values()]
         if f.stages != max(stages) - min(stages) + 1:
-            out.append(f"stages is written as {f.stages} but the ops span {max(stages) - min(stages) + 1} stages")
+            out.append(
+                f"stages is written as {f.stages} but the ops span {max(stages) - min(stages) + 1} stages"
+            )
     return makespan
 
 
 # --------------------------------------------------------------------------
 # Claims: ResMII, RecMII, MII and the proof of optimality.
 # --------------------------------------------------------------------------
+
 
 def _res_mii(f: _File) -> int:
     """max(1, max over finite-capacity units of ceil(total occupancy / capacity)).
@@ -706,7 +844,8 @@ def _res_mii(f: _File) -> int:
 
 def _rec_mii(ops: list[_Op], edges: list[_Edge]) -> tuple[int | None, list[str]]:
     """(RecMII, a critical cycle): the least II >= 1 with no cycle of positive weight
-    latency_src + delay - II * distance, i.e. max(1, max over cycles of ceil(sum(latency + delay) / sum(distance))).
+    latency_src + delay - II * distance, i.e. max(1, max over cycles of ceil(sum(latency + delay) /
+    sum(distance))).
 
     None when a cycle of zero distance has positive weight (no II is feasible).
     """
@@ -714,7 +853,9 @@ def _rec_mii(ops: list[_Op], edges: list[_Edge]) -> tuple[int | None, list[str]]
     lat = [o.latency for o in ops]
     arcs = [(index[e.src], index[e.dst], lat[index[e.src]] + e.delay, e.distance) for e in edges]
     comp = _components(len(ops), [(u, v) for u, v, _, _ in arcs])
-    arcs = [a for a in arcs if comp[a[0]] == comp[a[1]]]  # only edges inside a strongly connected component lie on cycles
+    arcs = [
+        a for a in arcs if comp[a[0]] == comp[a[1]]
+    ]  # only edges inside a strongly connected component lie on cycles
     if not arcs:
         return 1, []
     n = len(ops)
@@ -778,9 +919,11 @@ def _components(n: int, pairs: list[tuple[int, int]]) -> list[int]:
     return comp
 
 
-def _relax(n: int, arcs: list[tuple[int, int, int, int]], ii: int, rounds: int,
-           dist: list[int], pred: list[int]) -> bool:
-    """Up to `rounds` Bellman-Ford rounds for longest paths under weights w - ii * d; True if still relaxing."""
+def _relax(
+    n: int, arcs: list[tuple[int, int, int, int]], ii: int, rounds: int, dist: list[int], pred: list[int]
+) -> bool:
+    """Up to `rounds` Bellman-Ford rounds for longest paths under weights w - ii * d; True if still
+    relaxing."""
     weighted = [(u, v, w - ii * d) for u, v, w, d in arcs]
     for _ in range(rounds):
         changed = False
@@ -853,7 +996,9 @@ def _check_claims(f: _File, out: list[str]) -> None:
         out.append(f"II {f.ii} is below the lower bound MII {mii}, so the schedule cannot be valid")
     for a in f.attempts:
         if a.status == "INFEASIBLE" and a.ii <= f.ii <= a.ii_max:
-            out.append(f"the attempt over II {a.ii}..{a.ii_max} is INFEASIBLE, yet this schedule has II {f.ii}")
+            out.append(
+                f"the attempt over II {a.ii}..{a.ii_max} is INFEASIBLE, yet this schedule has II {f.ii}"
+            )
     if f.proven:
         _check_proof(f, mii, out)
 
@@ -890,6 +1035,7 @@ def _check_proof(f: _File, mii: int, out: list[str]) -> None:
 # The entry point.
 # --------------------------------------------------------------------------
 
+
 def verify(schedule: Any) -> Verdict:
     """Check a schedule (a parsed JSON dict or a `Schedule`) against DESIGN.md 3.1.
 
@@ -900,15 +1046,15 @@ def verify(schedule: Any) -> Verdict:
     _check_structure(f, out)
     if f.ii < 1:
         return Verdict(False, tuple(out), _makespan(f), 0, {})
-    _check_dependences(f, out)                   # (1)
-    _check_unit_capacity(f, out)                 # (2)
+    _check_dependences(f, out)  # (1)
+    _check_unit_capacity(f, out)  # (2)
     need: dict[int, int] = {}
     smem = 0
     if not f.classic:
-        _check_issue(f, out)                     # (3)
-        _check_placement(f, out)                 # (4)
-        need = _check_registers(f, out)          # (5a)
-        smem = _check_shared_memory(f, out)      # (5b)
+        _check_issue(f, out)  # (3)
+        _check_placement(f, out)  # (4)
+        need = _check_registers(f, out)  # (5a)
+        smem = _check_shared_memory(f, out)  # (5b)
     makespan = _check_objectives(f, out)
     _check_claims(f, out)
     return Verdict(not out, tuple(out), makespan, smem, need)

@@ -10,7 +10,6 @@ import yaml
 from warpsched.scheduler.errors import InputError
 
 
-
 def resolve(name_or_path: str | Path, folder: Path, what: str) -> Path:
     """A path as given, or `folder/<name>.yaml` for a bare name (listing the known names if absent)."""
     path = Path(name_or_path)

@@ -21,15 +21,24 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def toy_machine(warpgroups: int = 1, sync: int = 1, **kw) -> Machine:
     """Twill's toy machine: one tensor core, one SFU, unit-cost hand-offs."""
-    return Machine("toy", units={"tensor": 1, "sfu": 1}, sync_latency=sync, smem_bytes=232448,
-                   register_file=65536, max_warpgroups=warpgroups, **kw)
+    return Machine(
+        "toy",
+        units={"tensor": 1, "sfu": 1},
+        sync_latency=sync,
+        smem_bytes=232448,
+        register_file=65536,
+        max_warpgroups=warpgroups,
+        **kw,
+    )
 
 
 def twill_chain(suffix: str = "", issue_s: int = 1, issue_o: int = 1) -> tuple[list[Op], list[Edge]]:
     s, p, o = f"S{suffix}", f"P{suffix}", f"O{suffix}"
-    ops = [Op(s, "tensor", 1, 1, issue_s, kind="gemm", space="regs"),
-           Op(p, "sfu", 1, 1, 1, kind="exp", space="regs"),
-           Op(o, "tensor", 1, 1, issue_o, kind="gemm_acc", space="regs")]
+    ops = [
+        Op(s, "tensor", 1, 1, issue_s, kind="gemm", space="regs"),
+        Op(p, "sfu", 1, 1, 1, kind="exp", space="regs"),
+        Op(o, "tensor", 1, 1, issue_o, kind="gemm_acc", space="regs"),
+    ]
     return ops, [Edge(s, p), Edge(p, o), Edge(o, o, 1)]
 
 
@@ -50,8 +59,11 @@ def pingpong_toy() -> Problem:
 def circt_loop() -> tuple[Problem, Machine]:
     """CIRCT's modulo-problems test: II 3 is optimal, an LP-based heuristic finds 4."""
     m = Machine("one_port", units={"mem": 1, "add": None})
-    p = Problem.build("circt4", [Op("load_A", "mem", 1), Op("load_B", "mem", 1), Op("add", "add", 1), Op("store_A", "mem", 1)],
-                      [Edge("load_A", "add"), Edge("load_B", "add"), Edge("add", "store_A"), Edge("store_A", "load_A", 1)])
+    p = Problem.build(
+        "circt4",
+        [Op("load_A", "mem", 1), Op("load_B", "mem", 1), Op("add", "add", 1), Op("store_A", "mem", 1)],
+        [Edge("load_A", "add"), Edge("load_B", "add"), Edge("add", "store_A"), Edge("store_A", "load_A", 1)],
+    )
     return p, m
 
 
@@ -96,8 +108,14 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> Run:
     env["WARPSCHED_CACHE"] = str(cwd / "cache")  # cubins built here stay here
     args = [str(a) for a in args]
     try:
-        p = subprocess.run([sys.executable, "-m", "warpsched", *args], cwd=cwd, env=env,
-                           capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(
+            [sys.executable, "-m", "warpsched", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         return Run(args, None, str(exc.stdout or ""), f"timed out after {timeout}s")
     return Run(args, p.returncode, p.stdout, p.stderr)

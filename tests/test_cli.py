@@ -46,8 +46,10 @@ machine:
   registers: {file: 65536, min: 24, max: 240, step: 8, reserved: 0}
   warpgroups: {max: 1, threads: 128}
 ops:
-  - {name: A, kind: gemm_acc, unit: tensor, latency: 1, occupancy: 1, issue: 1, space: regs, regs_per_thread: 128}
-  - {name: B, kind: gemm_acc, unit: tensor, latency: 1, occupancy: 1, issue: 1, space: regs, regs_per_thread: 128}
+  - {name: A, kind: gemm_acc, unit: tensor, latency: 1, occupancy: 1, issue: 1, space: regs,
+     regs_per_thread: 128}
+  - {name: B, kind: gemm_acc, unit: tensor, latency: 1, occupancy: 1, issue: 1, space: regs,
+     regs_per_thread: 128}
 edges:
   - {src: A, dst: A, distance: 1}
   - {src: B, dst: B, distance: 1}
@@ -62,8 +64,11 @@ def toy_variant(old: str, new: str) -> str:
 
 def write_inputs(work: Path) -> None:
     (work / "malformed.yaml").write_text("name: broken\nops: [\n  - {name: a, unit: tensor\n")
-    (work / "negative_latency.yaml").write_text(toy_variant("{name: P, kind: exp, unit: sfu, latency: 1",
-                                                            "{name: P, kind: exp, unit: sfu, latency: -3"))
+    (work / "negative_latency.yaml").write_text(
+        toy_variant(
+            "{name: P, kind: exp, unit: sfu, latency: 1", "{name: P, kind: exp, unit: sfu, latency: -3"
+        )
+    )
     (work / "unknown_unit.yaml").write_text(toy_variant("unit: sfu", "unit: warp_shuffle"))
     (work / "zero_cycle.yaml").write_text(toy_variant("{src: O, dst: O, distance: 1}", "{src: O, dst: S}"))
     text = STENCIL.read_text()
@@ -96,32 +101,53 @@ BAD = {
     "show-missing": (["show", "missing.json"], ["missing.json", "does not exist"]),
     "model-bits-9": (["solve", "quant_gemm", "--param", "bits=9"], ["bits", "9", "<= 8"]),
     "model-bits-0": (["solve", "quant_gemm", "--param", "bits=0"], ["bits", ">= 1"]),
-    "model-head-dim-96": (["solve", "attention_fwd", "--param", "head_dim=96"], ["head_dim", "96", "64, 128, 256"]),
-    "model-group-not-dividing-k": (["solve", "quant_gemm", "--param", "k=4000", "--param", "group_size=128"],
-                                   ["group_size 128", "does not divide", "4000"]),
+    "model-head-dim-96": (
+        ["solve", "attention_fwd", "--param", "head_dim=96"],
+        ["head_dim", "96", "64, 128, 256"],
+    ),
+    "model-group-not-dividing-k": (
+        ["solve", "quant_gemm", "--param", "k=4000", "--param", "group_size=128"],
+        ["group_size 128", "does not divide", "4000"],
+    ),
     "model-unknown-param": (["solve", "gemm", "--param", "bits=4"], ["gemm", "'bits'", "tile_m"]),
     "model-param-not-key-value": (["solve", "gemm", "--param", "tile_m"], ["'tile_m'", "key=value"]),
     "param-without-model": (["solve", TOY, "--param", "bits=4"], ["--param", "model"]),
     "unknown-model": (["solve", "flash_decoding"], ["'flash_decoding'", "gemm", "attention_fwd"]),
     "show-png-suffix": (["show", "missing.json", "--png", "out.jpg"], ["--png", ".png"]),
-    "compile-without-templates": (["compile", "gemm", "--param", "tile_k=128", "--out", "att"],
-                                  ["tile_k = 64", "got 128"]),
+    "compile-without-templates": (
+        ["compile", "gemm", "--param", "tile_k=128", "--out", "att"],
+        ["tile_k = 64", "got 128"],
+    ),
     "check-no-interleavings": (["check", "gemm", "--interleavings", "0"], ["--interleavings", "at least 1"]),
     "check-classic-schedule": (["check", "classic.json"], ["no warpgroups", "classic"]),
-    "registers-infeasible": (["solve", "two_accumulators.yaml", "--max-ii", "6"],
-                             ["no schedule exists", "to 6", "(5a) registers"]),
+    "registers-infeasible": (
+        ["solve", "two_accumulators.yaml", "--max-ii", "6"],
+        ["no schedule exists", "to 6", "(5a) registers"],
+    ),
     # output paths are checked before any work: missing, a directory, read-only (even for root), a file
     "json-missing-folder": (["solve", TOY, "--json", "nofolder/out.json"], ["'nofolder'", "does not exist"]),
     "json-is-a-directory": (["solve", TOY, "--json", "."], ["is a directory"]),
     "json-read-only": (["solve", TOY, "--json", "/sys/out.json"], ["cannot write", "/sys"]),
     "out-is-a-file": (["compile", "gemm", "--out", "notjson.json"], ["--out", "is a file"]),
     "out-read-only": (["compile", "gemm", "--out", "/sys/warpsched_kernel"], ["--out", "cannot be written"]),
-    "compile-b200": (["compile", "gemm", "--machine", "b200", "--out", "b200_kernel"], ["'b200'", "sm_90a", "tcgen05"]),
+    "compile-b200": (
+        ["compile", "gemm", "--machine", "b200", "--out", "b200_kernel"],
+        ["'b200'", "sm_90a", "tcgen05"],
+    ),
     "validate-json-array": (["validate", "array.json"], ["array.json", "JSON array"]),
-    "option-on-a-schedule-file": (["compile", "classic.json", "--seed", "3", "--out", "x"], ["--seed", "schedule file"]),
+    "option-on-a-schedule-file": (
+        ["compile", "classic.json", "--seed", "3", "--out", "x"],
+        ["--seed", "schedule file"],
+    ),
     "check-workers-0": (["check", "gemm", "--workers", "0"], ["--workers", "at least 1"]),
-    "compile-time-limit-0": (["compile", "gemm", "--time-limit", "0", "--out", "x"], ["--time-limit", "positive"]),
-    "compile-one-warpgroup": (["compile", "gemm", "--warpgroups", "1", "--out", "x", "--quiet"], ["no schedule exists"]),
+    "compile-time-limit-0": (
+        ["compile", "gemm", "--time-limit", "0", "--out", "x"],
+        ["--time-limit", "positive"],
+    ),
+    "compile-one-warpgroup": (
+        ["compile", "gemm", "--warpgroups", "1", "--out", "x", "--quiet"],
+        ["no schedule exists"],
+    ),
     "check-one-warpgroup": (["check", "gemm", "--warpgroups", "1", "--quiet"], ["no schedule exists"]),
 }
 
@@ -146,25 +172,90 @@ def runs(work: Path) -> dict[str, Run]:
     """Every independent command at once, then the ones that read a schedule written by the first wave."""
     jobs: dict[str, list] = {  # the long ones first, so that they overlap the many short ones
         "compile:gemm": ["compile", "gemm", "--out", "gemm_kernel"],  # nvcc: the longest, first
-        # every solver option on a command that compiles (each reaches the solve: schedule.json's solver record)
-        "compile:options": ["compile", "gemm", "--preset", "fast", "--seed", "3", "--workers", "1", "--warpgroups", "3",
-                            "--max-ii", "4096", "--time-limit", "60", "--out", "options_kernel", "--quiet"],
-        "check:options": ["check", "gemm", "--preset", "fast", "--seed", "3", "--workers", "1", "--warpgroups", "3",
-                          "--max-ii", "4096", "--time-limit", "60", "--interleavings", "2", "--sim-seed", "1"],
-        # a shipped schedule file: a fresh solve picks one of many optimal schedules, and ptxas spills a few of them
-        "compile:attention": ["compile", str(ROOT / "kernels" / "package" / "schedules" /
-                                             "attention_fwd_h100_head_dim128_dtypebf16_causaltrue_gqa1.json"),
-                              "--out", "attention_kernel", "--quiet"],
-        # the support matrix says causal d64 builds: with no tile given, compile takes the shipped package's tile
-        "compile:d64-causal": ["compile", "attention_fwd", "--param", "head_dim=64", "--param", "causal=true",
-                               "--out", "d64_causal_kernel", "--quiet"],
+        # every solver option on a command that compiles (each reaches the solve: schedule.json's solver
+        # record)
+        "compile:options": [
+            "compile",
+            "gemm",
+            "--preset",
+            "fast",
+            "--seed",
+            "3",
+            "--workers",
+            "1",
+            "--warpgroups",
+            "3",
+            "--max-ii",
+            "4096",
+            "--time-limit",
+            "60",
+            "--out",
+            "options_kernel",
+            "--quiet",
+        ],
+        "check:options": [
+            "check",
+            "gemm",
+            "--preset",
+            "fast",
+            "--seed",
+            "3",
+            "--workers",
+            "1",
+            "--warpgroups",
+            "3",
+            "--max-ii",
+            "4096",
+            "--time-limit",
+            "60",
+            "--interleavings",
+            "2",
+            "--sim-seed",
+            "1",
+        ],
+        # a shipped schedule file: a fresh solve picks one of many optimal schedules, and ptxas spills a few
+        # of them
+        "compile:attention": [
+            "compile",
+            str(
+                ROOT
+                / "kernels"
+                / "package"
+                / "schedules"
+                / "attention_fwd_h100_head_dim128_dtypebf16_causaltrue_gqa1.json"
+            ),
+            "--out",
+            "attention_kernel",
+            "--quiet",
+        ],
+        # the support matrix says causal d64 builds: with no tile given, compile takes the shipped package's
+        # tile
+        "compile:d64-causal": [
+            "compile",
+            "attention_fwd",
+            "--param",
+            "head_dim=64",
+            "--param",
+            "causal=true",
+            "--out",
+            "d64_causal_kernel",
+            "--quiet",
+        ],
         "stencil": ["solve", "--hatschet", STENCIL, "--json", "stencil.json"],
         "stencil-quiet": ["solve", "--hatschet", STENCIL, "--rm", STENCIL_RM, "--quiet"],
         "toy": ["solve", TOY, "--json", "out.json"],
-        **{f"mode:{m}": ["solve", TOY, "--mode", m, "--json", f"out_{m}.json"] for m in MODES if m != "joint"},
+        **{
+            f"mode:{m}": ["solve", TOY, "--mode", m, "--json", f"out_{m}.json"] for m in MODES if m != "joint"
+        },
         "model:gemm": ["solve", "gemm", "--machine", "h200", "--param", "tile_k=64", "--json", "gemm.json"],
         "models": ["models"],
-        "check:gemm": ["check", ROOT / "solver_configs" / "problems" / "gemm_bf16_128x256x64.yaml", "--interleavings", "20", "--quiet"],
+        "check:gemm": [
+            "check",
+            ROOT / "solver_configs" / "problems" / "gemm_bf16_128x256x64.yaml",
+            "--interleavings",
+            "20",
+            "--quiet",
+        ],
         "machines": ["machines"],
         "presets": ["presets"],
         **{f"bad:{name}": argv for name, (argv, _) in BAD.items()},
@@ -175,15 +266,29 @@ def runs(work: Path) -> dict[str, Run]:
         victim = tamper(data)
         (work / "tampered.json").write_text(json.dumps(data))
         (work / "victim.txt").write_text(victim)
-        (work / "shifted.json").write_text(json.dumps(shift_one_period(json.loads((work / "out.json").read_text()))))
-        results.update(run_all({"validate": ["validate", "out.json"], "validate-tampered": ["validate", "tampered.json"],
-                                "show": ["show", "out.json"], "check:toy": ["check", "out.json", "--interleavings", "10"],
-                                "show-tampered": ["show", "tampered.json"],
-                                "check-tampered": ["check", "tampered.json"],
-                                "compile-tampered": ["compile", "tampered.json", "--out", "tampered_kernel"],
-                                "validate-shifted": ["validate", "shifted.json"], "show-shifted": ["show", "shifted.json"],
-                                "check-shifted": ["check", "shifted.json", "--interleavings", "5"]}, work))
-    if results["compile:gemm"].returncode == 0:  # the same kernel again: from the cache, and the report says so
+        (work / "shifted.json").write_text(
+            json.dumps(shift_one_period(json.loads((work / "out.json").read_text())))
+        )
+        results.update(
+            run_all(
+                {
+                    "validate": ["validate", "out.json"],
+                    "validate-tampered": ["validate", "tampered.json"],
+                    "show": ["show", "out.json"],
+                    "check:toy": ["check", "out.json", "--interleavings", "10"],
+                    "show-tampered": ["show", "tampered.json"],
+                    "check-tampered": ["check", "tampered.json"],
+                    "compile-tampered": ["compile", "tampered.json", "--out", "tampered_kernel"],
+                    "validate-shifted": ["validate", "shifted.json"],
+                    "show-shifted": ["show", "shifted.json"],
+                    "check-shifted": ["check", "shifted.json", "--interleavings", "5"],
+                },
+                work,
+            )
+        )
+    if (
+        results["compile:gemm"].returncode == 0
+    ):  # the same kernel again: from the cache, and the report says so
         results["compile:gemm-again"] = run_cli(["compile", "gemm", "--out", "gemm_again"], work)
     if results["model:gemm"].returncode == 0:
         results["show:png"] = run_cli(["show", "gemm.json", "--png", "gemm.png", "--svg", "gemm.svg"], work)
@@ -356,7 +461,9 @@ def test_check_simulates_a_shipped_configuration(runs):
     r = runs["check:gemm"]
     assert r.returncode == 0, r.stderr
     assert "ring load_a: tma" in r.stdout and "warpgroup 0 (producer" in r.stdout
-    assert "20 interleaving(s) of 4 iterations plus the schedule's clock: no deadlock, race or stall" in r.stdout
+    assert (
+        "20 interleaving(s) of 4 iterations plus the schedule's clock: no deadlock, race or stall" in r.stdout
+    )
     err = float(re.search(r"max relative error (\S+) over", r.stdout).group(1))
     assert err < 1e-2
 
@@ -365,7 +472,13 @@ def test_compile_writes_the_kernel_its_report_and_picture(runs, work):
     r = runs["compile:gemm"]
     assert r.returncode == 0, r.stderr
     out = work / "gemm_kernel"
-    assert {p.name for p in out.iterdir()} >= {"schedule.json", "kernel.cu", "kernel.cubin", "report.json", "schedule.png"}
+    assert {p.name for p in out.iterdir()} >= {
+        "schedule.json",
+        "kernel.cu",
+        "kernel.cubin",
+        "report.json",
+        "schedule.png",
+    }
     report = json.loads((out / "report.json").read_text())
     assert report["sass_ok"] and report["sass"]["HGMMA"] > 0 and report["sass"]["LDL"] == 0
     assert [w["role"] for w in report["roles"]] == ["producer", "consumer", "consumer"]
@@ -378,15 +491,26 @@ def test_compile_says_it_runs_nvcc_and_reports_a_cached_build_only_when_it_was(r
     assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
     assert "nvcc: building warpsched_gemm" in first.stderr and "nvcc" not in again.stderr
     assert not json.loads((work / "gemm_kernel" / "report.json").read_text())["cached"]
-    assert json.loads((work / "gemm_again" / "report.json").read_text())["cached"] and "(cached build)" in again.stdout
+    assert (
+        json.loads((work / "gemm_again" / "report.json").read_text())["cached"]
+        and "(cached build)" in again.stdout
+    )
 
 
 def test_every_solver_option_reaches_the_solve_of_compile_and_check(runs, work):
     for name in ("compile:options", "check:options"):
         assert runs[name].returncode == 0, (name, runs[name].stderr)
     solver = json.loads((work / "options_kernel" / "schedule.json").read_text())["solver"]
-    assert (solver["preset"], solver["random_seed"], solver["num_workers"], solver["time_limit"]) == ("fast", 3, 1, 60)
-    for name in ("compile-one-warpgroup", "check-one-warpgroup"):  # --warpgroups 1: no room for a TMA producer
+    assert (solver["preset"], solver["random_seed"], solver["num_workers"], solver["time_limit"]) == (
+        "fast",
+        3,
+        1,
+        60,
+    )
+    for name in (
+        "compile-one-warpgroup",
+        "check-one-warpgroup",
+    ):  # --warpgroups 1: no room for a TMA producer
         assert "warpgroup" in runs[f"bad:{name}"].stderr
 
 
@@ -396,7 +520,11 @@ def test_a_schedule_the_verifier_rejects_is_refused_by_compile_and_check_and_sho
         assert_user_error(runs[name], "tampered.json", "not a valid schedule", victim)
     assert not (work / "tampered_kernel").exists()
     shown = runs["show-tampered"]
-    assert shown.returncode == 1 and shown.stdout.startswith("INVALID schedule: ") and victim in shown.stdout.splitlines()[0]
+    assert (
+        shown.returncode == 1
+        and shown.stdout.startswith("INVALID schedule: ")
+        and victim in shown.stdout.splitlines()[0]
+    )
 
 
 def test_stage_counts_agree_between_solve_show_and_check(runs):
@@ -420,7 +548,11 @@ def test_compile_a_causal_attention_schedule_file(runs, work):
     assert r.returncode == 0, r.stderr
     report = json.loads((work / "attention_kernel" / "report.json").read_text())
     assert report["sass_ok"] and report["spill_stores"] == report["spill_loads"] == 0
-    assert report["kernel"] == "warpsched_attention_fwd" and report["ii_proven_optimal"] and report["tile"]["causal"]
+    assert (
+        report["kernel"] == "warpsched_attention_fwd"
+        and report["ii_proven_optimal"]
+        and report["tile"]["causal"]
+    )
     assert report["steady_state_branch_free"] and "steady state: branch-free" in r.stdout
     source = (work / "attention_kernel" / "kernel.cu").read_text()
     assert "Order::sync" in source and "// steady state" in source  # the ping-pong order; the peel
@@ -429,7 +561,9 @@ def test_compile_a_causal_attention_schedule_file(runs, work):
 def test_compile_causal_d64_with_the_defaults_builds_clean(runs, work):
     r = runs["compile:d64-causal"]
     assert r.returncode == 0, r.stderr
-    assert "tile from the shipped package (its best clean build): q_tiles=2 block_m=64 block_n=176" in r.stdout
+    assert (
+        "tile from the shipped package (its best clean build): q_tiles=2 block_m=64 block_n=176" in r.stdout
+    )
     report = json.loads((work / "d64_causal_kernel" / "report.json").read_text())
     assert report["sass_ok"] and report["tile"]["causal"] and report["tile"]["head_dim"] == 64
 
@@ -457,6 +591,7 @@ def test_zero_distance_cycle_names_its_ops(runs):
 # Mistakes that still escape as tracebacks. Run in-process through `cli.main` (an escaping
 # exception fails the test) to keep the suite fast; each is documented as a known bug.
 
+
 def main_in_process(argv: list, capsys) -> str:
     rc = cli.main([str(a) for a in argv])
     err = capsys.readouterr().err
@@ -475,16 +610,23 @@ def test_problem_file_that_is_not_text(tmp_path, capsys):
     main_in_process(["solve", tmp_path / "binary.yaml"], capsys)
 
 
-@pytest.mark.parametrize("edge", ["{src: O, dst: O, distance: 1.5}", "{src: O, dst: O, distance: '1'}",
-                                  "{src: O, dst: O, distance: 1, delay: soon}"])
+@pytest.mark.parametrize(
+    "edge",
+    [
+        "{src: O, dst: O, distance: 1.5}",
+        "{src: O, dst: O, distance: '1'}",
+        "{src: O, dst: O, distance: 1, delay: soon}",
+    ],
+)
 def test_problem_with_a_non_integer_distance_or_delay(tmp_path, capsys, edge):
     (tmp_path / "p.yaml").write_text(toy_variant("{src: O, dst: O, distance: 1}", edge))
     main_in_process(["solve", tmp_path / "p.yaml"], capsys)
 
 
 def test_inline_machine_with_registers_not_a_mapping(tmp_path, capsys):
-    (tmp_path / "p.yaml").write_text(toy_variant("registers: {file: 65536, min: 24, max: 256, step: 8, reserved: 0}",
-                                                 "registers: 65536"))
+    (tmp_path / "p.yaml").write_text(
+        toy_variant("registers: {file: 65536, min: 24, max: 256, step: 8, reserved: 0}", "registers: 65536")
+    )
     main_in_process(["solve", tmp_path / "p.yaml"], capsys)
 
 
@@ -507,8 +649,15 @@ def test_ctrl_c_stops_a_solve_within_2_seconds_with_the_best_schedule_so_far(tmp
     env = {**os.environ, "WARPSCHED_CACHE": str(tmp_path / "cache")}
     argv = [sys.executable, "-m", "warpsched", "solve", "attention_fwd", "--preset", "deterministic"]
     argv += ["--json", "out.json"] if write_json else []
-    p = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal delivers it
+    p = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # as a terminal delivers it
     try:
         first = p.stderr.readline()  # progress starts once the solve has run a second: CP-SAT is busy now
         assert PROGRESS_LINE.match(first), first
@@ -522,8 +671,10 @@ def test_ctrl_c_stops_a_solve_within_2_seconds_with_the_best_schedule_so_far(tmp
     assert p.returncode == 130 and took < 2.0, (p.returncode, took, err)
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert re.fullmatch(r"warpsched: interrupted after \d+\.\ds; the best schedule so far has II \d+ \(not proven optimal\)",
-                        last), last
+    assert re.fullmatch(
+        r"warpsched: interrupted after \d+\.\ds; the best schedule so far has II \d+ \(not proven optimal\)",
+        last,
+    ), last
     assert "NOT proven optimal" in out
     if write_json:
         data = json.loads((tmp_path / "out.json").read_text())
@@ -534,14 +685,25 @@ def test_ctrl_c_stops_a_solve_within_2_seconds_with_the_best_schedule_so_far(tmp
 
 def _without_torch(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`warpsched ARGV` in a process where `import torch` fails, as on a machine without it."""
-    code = "import sys; sys.modules['torch'] = None; from warpsched.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WARPSCHED_CACHE": str(cwd / "cache")})
+    code = (
+        "import sys; sys.modules['torch'] = None; from warpsched.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WARPSCHED_CACHE": str(cwd / "cache")},
+    )
 
 
 def test_check_without_torch_names_the_extra_to_install(tmp_path):
     r = _without_torch(["check", "gemm", "--quiet"], tmp_path)
-    assert_user_error(Run(["check"], r.returncode, r.stdout, r.stderr), "torch", "pip install 'warpsched[gpu]'")
+    assert_user_error(
+        Run(["check"], r.returncode, r.stdout, r.stderr), "torch", "pip install 'warpsched[gpu]'"
+    )
 
 
 def test_precompiled_lists_the_package_without_torch(tmp_path):
@@ -560,11 +722,15 @@ def test_a_solved_schedule_that_spills_gives_way_to_the_shipped_one_of_its_probl
 
     shipped = find("attention_fwd", {"head_dim": 64, "causal": True}, "h100")
     solved = replace(shipped, ii=shipped.ii + 8)  # another schedule of the same problem (its digest differs)
-    spilled = BuildReport("k.cubin", 168, 8, 8, {}, False, ("8 LDL (local memory) in the SASS",), False, "test")
+    spilled = BuildReport(
+        "k.cubin", 168, 8, 8, {}, False, ("8 LDL (local memory) in the SASS",), False, "test"
+    )
     clean = replace(spilled, spill_stores=0, spill_loads=0, sass_ok=True, sass_problems=())
     chosen = cli._shipped_instead(solved, spilled, solved=True)
     assert chosen is not None and schedule_digest(chosen) == schedule_digest(shipped)
     assert "the solved schedule spilled 16 B; building the shipped schedule" in capsys.readouterr().out
     assert cli._shipped_instead(solved, clean, solved=True) is None  # nothing to replace
     assert cli._shipped_instead(solved, spilled, solved=False) is None  # a schedule file is built as given
-    assert cli._shipped_instead(replace(shipped, ii=shipped.ii - 8), spilled, solved=True) is None  # never a larger II
+    assert (
+        cli._shipped_instead(replace(shipped, ii=shipped.ii - 8), spilled, solved=True) is None
+    )  # never a larger II

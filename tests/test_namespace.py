@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = {  # folder -> the warpsched subpackages its modules may import (a layer imports only layers below it)
+# folder -> the warpsched subpackages its modules may import (a layer imports only layers below it)
+LAYERS = {
     "solver_configs": set(),
     "scheduler": {"scheduler", "solver_configs"},
     "models": {"scheduler", "models", "solver_configs"},
@@ -41,7 +42,9 @@ def python_files(*folders: str) -> list[Path]:
     return sorted(p for f in folders for p in (ROOT / f).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", python_files(*LAYERS, "tests", "bench"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", python_files(*LAYERS, "tests", "bench"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_nothing_imports_the_old_top_level_packages(path):
     bad = [f"line {line}: {name}" for line, name in imports(path) if name.split(".")[0] in OLD_TOP_LEVEL]
     assert not bad, f"{path.relative_to(ROOT)} imports outside the warpsched namespace: {bad}"
@@ -57,7 +60,10 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
             if allowed is not None and parts[0] == "warpsched" and len(parts) > 1 and parts[1] not in allowed:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
             if layer == "scheduler" and parts[0] in ("torch", "cuda"):
-                bad.append(f"{path.relative_to(ROOT)}:{line} imports {name} (the solver layer stays free of torch and CUDA)")
+                bad.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {name} (the solver layer stays free of torch "
+                    "and CUDA)"
+                )
     assert not bad, "\n".join(bad)
 
 
@@ -76,7 +82,9 @@ def test_no_import_circles():
     for name, path in modules.items():
         for _, imported in imports(path):
             # `from warpsched.x import y` imports the module warpsched.x.y when there is one, else warpsched.x
-            target = next((m for m in (imported, imported.rsplit(".", 1)[0]) if m in modules and m != name), None)
+            target = next(
+                (m for m in (imported, imported.rsplit(".", 1)[0]) if m in modules and m != name), None
+            )
             package = name.rsplit(".", 1)[0]
             if target is not None and not (modules[name].name == "__init__.py" or target == package):
                 graph.add_edge(name, target)  # a package's __init__ re-exporting its modules is no circle
@@ -87,10 +95,16 @@ def test_no_import_circles():
 def test_the_distribution_installs_warpsched_only():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert all(p == "warpsched" or p.startswith("warpsched.") for p in config["packages"])
-    assert set(config["package-dir"]) == {"warpsched", *(f"warpsched.{f}" for f in LAYERS if f != "warpsched")}
+    assert set(config["package-dir"]) == {
+        "warpsched",
+        *(f"warpsched.{f}" for f in LAYERS if f != "warpsched"),
+    }
     packages = {p for p in config["packages"]}
-    on_disk = {"warpsched." + ".".join(p.parent.relative_to(ROOT).parts) for p in python_files(*LAYERS)
-               if p.name == "__init__.py" and p.parent.name != "warpsched"}
+    on_disk = {
+        "warpsched." + ".".join(p.parent.relative_to(ROOT).parts)
+        for p in python_files(*LAYERS)
+        if p.name == "__init__.py" and p.parent.name != "warpsched"
+    }
     assert on_disk <= packages, f"subpackages missing from pyproject.toml: {sorted(on_disk - packages)}"
     data = config["package-data"]
     assert "warpsched.solver_configs" in data and "warpsched.kernels.package" in data
@@ -108,15 +122,20 @@ def test_import_warpsched_gives_the_solver_api_and_the_kernels_without_loading_t
 def test_import_warpsched_loads_neither_ortools_nor_torch():
     import subprocess
 
-    code = ("import sys, warpsched; loaded = [m for m in ('ortools', 'torch', 'cuda') if m in sys.modules]; "
-            "print(loaded); sys.exit(bool(loaded))")
+    code = (
+        "import sys, warpsched; loaded = [m for m in ('ortools', 'torch', 'cuda') if m in sys.modules]; "
+        "print(loaded); sys.exit(bool(loaded))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_no_pass_identifies_ops_by_parsing_their_names():
     """Ops carry their kind (models.kinds.OpKind) and replica index (Op.index); the lowering reads those."""
-    found = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in python_files("kernels")
-             for i, line in enumerate(p.read_text().splitlines(), 1)
-             if "startswith(" in line or "_index(" in line or 're.search(r"(\\d+)$"' in line]
+    found = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()}"
+        for p in python_files("kernels")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if "startswith(" in line or "_index(" in line or 're.search(r"(\\d+)$"' in line
+    ]
     assert not found, "\n".join(found)

@@ -30,7 +30,7 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     block = README.split("## The Python API", 1)[1]
     code = re.findall(r"```python\n(.*?)```", block, flags=re.S)[0]
     monkeypatch.chdir(ROOT)
-    code = code.replace('r.write_json("schedule.json")', f'r.write_json({str(tmp_path / "schedule.json")!r})')
+    code = code.replace('r.write_json("schedule.json")', f"r.write_json({str(tmp_path / 'schedule.json')!r})")
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
     r = scope["r"]
@@ -43,7 +43,9 @@ def test_the_support_matrix_is_the_generated_one():
 
     assert BEGIN in README and END in README
     published = BEGIN + README.split(BEGIN, 1)[1].split(END, 1)[0] + END
-    assert published == support_matrix(), "README's support matrix drifted: paste `python -m warpsched.support`"
+    assert published == support_matrix(), (
+        "README's support matrix drifted: paste `python -m warpsched.support`"
+    )
 
 
 def readme_commands() -> list[list[str]]:
@@ -73,7 +75,9 @@ def test_every_command_and_option_the_readme_shows_exists():
             accepted = {s for a in sub[name]._actions for s in a.option_strings}
             for word in words[2:]:
                 for option in re.findall(r"--[a-z][a-z-]*", word):
-                    assert option in accepted, f"README shows `warpsched {name} ... {option}`, which it does not accept"
+                    assert option in accepted, (
+                        f"README shows `warpsched {name} ... {option}`, which it does not accept"
+                    )
 
 
 def test_every_python_name_the_readme_shows_exists():

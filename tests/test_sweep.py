@@ -24,13 +24,20 @@ from tests.conftest import run_all, run_cli
 from warpsched.models import split_source
 
 
-
 # Two problems (bf16, fp16) x two tiles; the tile_m 64 rows cannot hold two 64-row consumers: skipped.
 TINY = {
     "name": "tiny",
     "machines": ["h100"],
-    "grids": [{"model": "gemm", "params": {"dtype": ["bf16", "fp16"], "tile_n": [128, 256],
-                                           "tile_m, consumers": [[128, 2], [64, 2]]}}],
+    "grids": [
+        {
+            "model": "gemm",
+            "params": {
+                "dtype": ["bf16", "fp16"],
+                "tile_n": [128, 256],
+                "tile_m, consumers": [[128, 2], [64, 2]],
+            },
+        }
+    ],
 }
 
 
@@ -47,7 +54,9 @@ def test_the_grid_expands_and_skips_invalid_points_with_their_reason():
     sweep = sweep_from_dict(TINY)
     assert len(sweep.points) == 4 and len(sweep.skipped) == 4
     assert all("multiple of 64 * consumers" in s.reason for s in sweep.skipped)
-    assert {(p.params["dtype"], p.params["tile_n"]) for p in sweep.points} == {(d, n) for d in ("bf16", "fp16") for n in (128, 256)}
+    assert {(p.params["dtype"], p.params["tile_n"]) for p in sweep.points} == {
+        (d, n) for d in ("bf16", "fp16") for n in (128, 256)
+    }
     assert sweep.solver.name == "deterministic" and sweep.solver.interleave_search  # reproducible by default
     twice = sweep_from_dict({**TINY, "grids": TINY["grids"] * 2})
     assert len(twice.points) == 4  # a point named twice is solved once
@@ -66,12 +75,17 @@ def test_the_sweep_picks_the_least_predicted_time_per_problem(local):
         best = min(group, key=lambda r: (p(r), r["makespan"], r["smem_bytes"], r["index"]))
         assert c.point.index == best["index"] and [r["chosen"] for r in group].count(True) == 1
         assert c.predicted == p(best) and verify(c.schedule).ok and c.candidates == 2
-        assert c.schedule.problem.source["tile_n"] == 256  # the 128-wide tile has the shorter II, not the shorter time
+        assert (
+            c.schedule.problem.source["tile_n"] == 256
+        )  # the 128-wide tile has the shorter II, not the shorter time
 
 
 def test_rows_padded_past_the_batch_are_not_counted_as_work():
     # batch 16: a 32-row tile computes 16 wasted rows; counted as work they would make it look 40% faster
-    grid = {"model": "quant_gemm", "params": {"bits": 4, "m": 16, "tile_n": 64, "tile_k": 64, "tile_m": [16, 32]}}
+    grid = {
+        "model": "quant_gemm",
+        "params": {"bits": 4, "m": 16, "tile_n": 64, "tile_k": 64, "tile_m": [16, 32]},
+    }
     result = run_sweep(sweep_from_dict({"grids": [grid]}), workers=1)
     (choice,) = result.choices
     assert choice.schedule.problem.source["tile_m"] == 16
@@ -85,8 +99,9 @@ def test_rows_padded_past_the_batch_are_not_counted_as_work():
 def test_a_real_dask_cluster_gives_the_same_choices(local):
     import distributed
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         remote = run_sweep(sweep_from_dict(TINY), dask=cluster.scheduler_address)
     assert choices(remote) == choices(local)
     assert [r.schedule["ii"] for r in remote.results] == [r.schedule["ii"] for r in local.results]
@@ -95,17 +110,36 @@ def test_a_real_dask_cluster_gives_the_same_choices(local):
 def test_the_cli_fills_a_package_that_find_and_precompiled_read(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-    run = run_cli(["sweep", config, "--processes", "1", "--seed", "0", "--workers", "1", "--package", tmp_path / "pkg",
-                   "--out", tmp_path / "r.json"], tmp_path)
+    run = run_cli(
+        [
+            "sweep",
+            config,
+            "--processes",
+            "1",
+            "--seed",
+            "0",
+            "--workers",
+            "1",
+            "--package",
+            tmp_path / "pkg",
+            "--out",
+            tmp_path / "r.json",
+        ],
+        tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     solver = json.loads((tmp_path / "r.json").read_text())["solver"]
-    assert solver["num_workers"] == 1 and solver["random_seed"] == 0  # --workers: CP-SAT threads, as on every command
+    assert (
+        solver["num_workers"] == 1 and solver["random_seed"] == 0
+    )  # --workers: CP-SAT threads, as on every command
     assert "4/4 gemm on h100" in run.stderr and "4/4" not in run.stdout  # progress on stderr
     assert "package written" in run.stdout
     entries = read(tmp_path / "pkg")
     assert [dict(e.key.params)["dtype"] for e in entries] == ["bf16", "fp16"]
     listed = precompiled(package=tmp_path / "pkg")
-    assert [k.schedule_digest for k in listed] == [e.schedule_digest for e in entries] and all(k.current for k in listed)
+    assert [k.schedule_digest for k in listed] == [e.schedule_digest for e in entries] and all(
+        k.current for k in listed
+    )
     s = find("gemm", {"dtype": "fp16"}, "h100", package=tmp_path / "pkg")
     assert s is not None and schedule_digest(s) == entries[1].schedule_digest
     assert sum(r["chosen"] for r in json.loads((tmp_path / "r.json").read_text())["points"]) == 2
@@ -117,18 +151,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("config, words", [
-    ({"grids": [{"model": "gemmm"}]}, ["unknown model 'gemmm'"]),
-    ({"grids": [{"model": "gemm", "params": {"tile_q": 4}}]}, ["no parameter 'tile_q'"]),
-    ({"grids": [{"model": "quant_gemm", "params": {"bits": [4, 9]}}]}, ["bits = 9 is out of range"]),
-    ({"grids": [{"model": "gemm", "params": {"tile_m, consumers": [[128]]}}]}, ["list of 2 values"]),
-    ({"grids": [{"model": "gemm", "params": {"tile_m": 64, "consumers": 2}}]}, ["grid 1 has no valid point"]),
-    ({"grid": []}, ["unknown key 'grid'"]),
-    ({"machines": ["h999"], "grids": [{"model": "gemm"}]}, ["unknown machine 'h999'"]),
-    ({"solver": {"random_seed": -1}, "grids": [{"model": "gemm"}]}, ["random_seed"]),
-    ({"preset": "nope", "grids": [{"model": "gemm"}]}, ["unknown solver preset 'nope'"]),
-    ([1, 2], ["must be a YAML mapping"]),
-])
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ({"grids": [{"model": "gemmm"}]}, ["unknown model 'gemmm'"]),
+        ({"grids": [{"model": "gemm", "params": {"tile_q": 4}}]}, ["no parameter 'tile_q'"]),
+        ({"grids": [{"model": "quant_gemm", "params": {"bits": [4, 9]}}]}, ["bits = 9 is out of range"]),
+        ({"grids": [{"model": "gemm", "params": {"tile_m, consumers": [[128]]}}]}, ["list of 2 values"]),
+        (
+            {"grids": [{"model": "gemm", "params": {"tile_m": 64, "consumers": 2}}]},
+            ["grid 1 has no valid point"],
+        ),
+        ({"grid": []}, ["unknown key 'grid'"]),
+        ({"machines": ["h999"], "grids": [{"model": "gemm"}]}, ["unknown machine 'h999'"]),
+        ({"solver": {"random_seed": -1}, "grids": [{"model": "gemm"}]}, ["random_seed"]),
+        ({"preset": "nope", "grids": [{"model": "gemm"}]}, ["unknown solver preset 'nope'"]),
+        ([1, 2], ["must be a YAML mapping"]),
+    ],
+)
 def test_config_mistakes_are_one_sentence(config, words):
     with pytest.raises(InputError) as info:
         sweep_from_dict(config)
@@ -150,13 +190,21 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path):
         "time_limit": ["sweep", good, "--time-limit", "0"],
     }
     runs = run_all(jobs, tmp_path)
-    for name, words in {"bad": "no parameter 'tile_q'", "missing": "does not exist",
-                        "dead_dask": "no Dask scheduler answers", "processes": "--processes", "workers": "--workers",
-                        "time_limit": "--time-limit"}.items():
+    for name, words in {
+        "bad": "no parameter 'tile_q'",
+        "missing": "does not exist",
+        "dead_dask": "no Dask scheduler answers",
+        "processes": "--processes",
+        "workers": "--workers",
+        "time_limit": "--time-limit",
+    }.items():
         run = runs[name]
         assert run.returncode == 2, (name, run.stderr)
         lines = run.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("warpsched: error: ") and words in lines[0], (name, run.stderr)
+        assert len(lines) == 1 and lines[0].startswith("warpsched: error: ") and words in lines[0], (
+            name,
+            run.stderr,
+        )
 
 
 def test_dask_without_distributed_is_one_sentence(monkeypatch):
@@ -171,13 +219,21 @@ def test_the_shipped_sweep_configs_parse():
     catalog = load_sweep(ROOT / "solver_configs" / "precompiled.yaml")
     assert catalog.origin == "solver_configs/precompiled.yaml" and not catalog.skipped
     swept = [e for e in read() if not e.origin.startswith(PINNED)]
-    assert {e.origin for e in swept} == {catalog.origin}  # the shipped package came from the catalog, or was pinned
-    problems = {(p.model, p.machine.name, tuple(sorted(split_source({"model": p.model, **p.params})[0].items())))
-                for p in catalog.points}
+    assert {e.origin for e in swept} == {
+        catalog.origin
+    }  # the shipped package came from the catalog, or was pinned
+    problems = {
+        (p.model, p.machine.name, tuple(sorted(split_source({"model": p.model, **p.params})[0].items())))
+        for p in catalog.points
+    }
     assert len(problems) == len(swept)  # one shipped entry per problem of the catalog
     for e in read():  # a pinned problem outside the catalog, which a regenerate would otherwise replace
         if e.origin.startswith(PINNED):
-            assert (e.key.model, e.key.machine, tuple(sorted(e.key.params))) not in problems and "GPU" in e.origin
+            assert (
+                e.key.model,
+                e.key.machine,
+                tuple(sorted(e.key.params)),
+            ) not in problems and "GPU" in e.origin
 
 
 def test_with_compile_a_point_that_does_not_build_clean_is_not_chosen(monkeypatch):
@@ -203,6 +259,10 @@ def test_with_compile_a_point_that_does_not_build_clean_is_not_chosen(monkeypatc
 @pytest.mark.slow
 def test_compile_builds_every_point_clean(tmp_path, monkeypatch):
     monkeypatch.setenv("WARPSCHED_CACHE", str(tmp_path))
-    result = run_sweep(sweep_from_dict({"grids": [{"model": "gemm", "params": {"tile_n": [128, 256]}}]}), workers=1, compile=True)
+    result = run_sweep(
+        sweep_from_dict({"grids": [{"model": "gemm", "params": {"tile_n": [128, 256]}}]}),
+        workers=1,
+        compile=True,
+    )
     assert all(r.build["status"] == "clean" and len(r.build["cubin_sha256"]) == 64 for r in result.results)
     assert result.choices[0].schedule.problem.source["tile_n"] == 256

@@ -6,7 +6,8 @@
     warpsched show SCHEDULE.json [--png OUT.png] [--svg OUT.svg]
     warpsched check MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...]
     warpsched compile MODEL|PROBLEM.yaml|SCHEDULE.json [--machine h100] [--param key=value ...] --out DIR
-    warpsched sweep CONFIG.yaml [--processes N | --dask ADDRESS] [--compile] [--package [DIR]] [--out RESULTS.json]
+    warpsched sweep CONFIG.yaml [--processes N | --dask ADDRESS] [--compile] [--package [DIR]]
+                    [--out RESULTS.json]
     warpsched precompiled [--build] [--package DIR]
     warpsched models | machines | presets
 
@@ -31,57 +32,127 @@ SOLVER_OPTIONS = ("preset", "seed", "workers", "warpgroups", "max_ii", "time_lim
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's usage errors are user errors too: exit 2, one sentence
+    def error(
+        self, message: str
+    ) -> None:  # argparse's usage errors are user errors too: exit 2, one sentence
         sys.stderr.write(f"warpsched: error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USER)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="warpsched", description="Provably optimal software pipelining + warp specialization for GPU kernels.")
+    p = _Parser(
+        prog="warpsched",
+        description="Provably optimal software pipelining + warp specialization for GPU kernels.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("solve", help="solve a loop body to a proven-optimal modulo schedule")
-    s.add_argument("problem", nargs="?", help="a kernel model name (see `warpsched models`), a problem YAML file or the "
-                                              "name of a shipped one (twill_toy, pingpong_toy, ...)")
-    s.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable), e.g. --param head_dim=64")
-    s.add_argument("--hatschet", metavar="GRAPH.graphml", help="a HatScheT GraphML instance (classic modulo scheduling)")
+    s.add_argument(
+        "problem",
+        nargs="?",
+        help="a kernel model name (see `warpsched models`), a problem YAML file or the "
+        "name of a shipped one (twill_toy, pingpong_toy, ...)",
+    )
+    s.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a model parameter (repeatable), e.g. --param head_dim=64",
+    )
+    s.add_argument(
+        "--hatschet", metavar="GRAPH.graphml", help="a HatScheT GraphML instance (classic modulo scheduling)"
+    )
     s.add_argument("--rm", metavar="RM.xml", help="its resource model (default: GRAPH_RM.xml beside it)")
     s.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
-    s.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic", "classic"),
-                   help="joint (default), swp, ws, heuristic, or classic (default for --hatschet)")
+    s.add_argument(
+        "--mode",
+        choices=("joint", "swp", "ws", "heuristic", "classic"),
+        help="joint (default), swp, ws, heuristic, or classic (default for --hatschet)",
+    )
     _solver_options(s)
     s.add_argument("--json", metavar="OUT", help="write the schedule file here")
 
     v = sub.add_parser("validate", help="check a schedule file with the independent verifier")
     v.add_argument("schedule")
 
-    sh = sub.add_parser("show", help="print a schedule's steady state as a text Gantt chart (and draw it as PNG/SVG)")
+    sh = sub.add_parser(
+        "show", help="print a schedule's steady state as a text Gantt chart (and draw it as PNG/SVG)"
+    )
     sh.add_argument("schedule")
     sh.add_argument("--width", type=int, default=100)
-    sh.add_argument("--png", metavar="OUT.png", help="also draw the steady-state period to this PNG file (needs matplotlib)")
-    sh.add_argument("--svg", metavar="OUT.svg", help="also draw the steady-state period to this SVG file (needs matplotlib)")
+    sh.add_argument(
+        "--png",
+        metavar="OUT.png",
+        help="also draw the steady-state period to this PNG file (needs matplotlib)",
+    )
+    sh.add_argument(
+        "--svg",
+        metavar="OUT.svg",
+        help="also draw the steady-state period to this SVG file (needs matplotlib)",
+    )
 
-    c = _target_parser(sub, "check", "lower a schedule to its pipeline program and run the CPU simulator on it")
+    c = _target_parser(
+        sub, "check", "lower a schedule to its pipeline program and run the CPU simulator on it"
+    )
     c.add_argument("--interleavings", type=int, default=100, help="interleavings to run (default 100)")
     c.add_argument("--iterations", type=int, default=4, help="loop iterations per run (default 4)")
-    c.add_argument("--sim-seed", type=int, default=0, help="seed of the random interleavings and data (default 0)")
+    c.add_argument(
+        "--sim-seed", type=int, default=0, help="seed of the random interleavings and data (default 0)"
+    )
 
-    k = _target_parser(sub, "compile", "solve, lower and build an sm_90a kernel: schedule, CUDA source, cubin, report, picture")
-    k.add_argument("--out", required=True, metavar="DIR", help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
+    k = _target_parser(
+        sub,
+        "compile",
+        "solve, lower and build an sm_90a kernel: schedule, CUDA source, cubin, report, picture",
+    )
+    k.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png",
+    )
 
-    w = sub.add_parser("sweep", help="solve (and compile) a grid of tiles x parameters x machines; pick the best schedule per problem")
-    w.add_argument("config", metavar="CONFIG.yaml", help="a sweep config, or a shipped one by name (quant_gemm_tiles, precompiled)")
-    w.add_argument("--processes", type=int, help="local worker processes (default: cores / the preset's CP-SAT workers)")
-    w.add_argument("--dask", metavar="ADDRESS", help="run the points on the Dask distributed cluster at this scheduler address")
-    w.add_argument("--compile", action="store_true", help="also build every point with CUDA templates; only clean builds may be chosen")
-    w.add_argument("--package", nargs="?", const="", metavar="DIR",
-                   help="write the chosen schedules and manifest into this package folder (default: the shipped kernels/package)")
+    w = sub.add_parser(
+        "sweep",
+        help="solve (and compile) a grid of tiles x parameters x machines; "
+        "pick the best schedule per problem",
+    )
+    w.add_argument(
+        "config",
+        metavar="CONFIG.yaml",
+        help="a sweep config, or a shipped one by name (quant_gemm_tiles, precompiled)",
+    )
+    w.add_argument(
+        "--processes", type=int, help="local worker processes (default: cores / the preset's CP-SAT workers)"
+    )
+    w.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the points on the Dask distributed cluster at this scheduler address",
+    )
+    w.add_argument(
+        "--compile",
+        action="store_true",
+        help="also build every point with CUDA templates; only clean builds may be chosen",
+    )
+    w.add_argument(
+        "--package",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="write the chosen schedules and manifest into this package folder (default: the shipped "
+        "kernels/package)",
+    )
     w.add_argument("--out", metavar="RESULTS.json", help="write every point's result here")
     _solver_options(w, preset_help="solver preset name or YAML path (default: the config's own)")
 
     pc = sub.add_parser("precompiled", help="list the precompiled kernel package (and build its cubins)")
-    pc.add_argument("--build", action="store_true", help="build the cubins not built yet (one progress line each)")
-    pc.add_argument("--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)")
+    pc.add_argument(
+        "--build", action="store_true", help="build the cubins not built yet (one progress line each)"
+    )
+    pc.add_argument(
+        "--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)"
+    )
 
     sub.add_parser("models", help="list the kernel models with their parameters and defaults")
     sub.add_parser("machines", help="list the shipped machine models")
@@ -89,7 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _solver_options(p: argparse.ArgumentParser, preset_help: str = "solver preset name or YAML path (default, deterministic, fast)") -> None:
+def _solver_options(
+    p: argparse.ArgumentParser,
+    preset_help: str = "solver preset name or YAML path (default, deterministic, fast)",
+) -> None:
     """The options of every command that solves; None where not given (the preset's value holds)."""
     p.add_argument("--preset", help=preset_help)
     p.add_argument("--seed", type=int, help="CP-SAT random seed")
@@ -103,7 +177,9 @@ def _solver_options(p: argparse.ArgumentParser, preset_help: str = "solver prese
 def _target_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     """A subcommand taking a model name, a problem file or a schedule file (check, compile)."""
     p = sub.add_parser(name, help=help_text)
-    p.add_argument("target", help="a kernel model name, a problem YAML file (solved first) or a schedule JSON file")
+    p.add_argument(
+        "target", help="a kernel model name, a problem YAML file (solved first) or a schedule JSON file"
+    )
     p.add_argument("--machine", help="machine name or YAML path (default: the problem's own, else h100)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="a model parameter (repeatable)")
     p.add_argument("--mode", choices=("joint", "swp", "ws", "heuristic"), default="joint")
@@ -119,7 +195,12 @@ def _overrides(args) -> dict:
             raise _usage(f"--{name.replace('_', '-')} must be at least 1")
     if args.seed is not None and args.seed < 0:
         raise _usage("--seed must be 0 or more")
-    out = {"random_seed": args.seed, "num_workers": args.workers, "max_ii": args.max_ii, "max_warpgroups": args.warpgroups}
+    out = {
+        "random_seed": args.seed,
+        "num_workers": args.workers,
+        "max_ii": args.max_ii,
+        "max_warpgroups": args.warpgroups,
+    }
     if args.time_limit is not None:
         if not args.time_limit > 0:
             raise _usage("--time-limit must be a positive number of seconds")
@@ -164,8 +245,15 @@ def _solve(args, problem, machine, mode: str):
 
     def work() -> None:
         try:
-            outcome["result"] = solve(problem, machine, mode=mode, config=preset, progress=_ProgressPrinter(args.quiet),
-                                      stop=stop, **overrides)
+            outcome["result"] = solve(
+                problem,
+                machine,
+                mode=mode,
+                config=preset,
+                progress=_ProgressPrinter(args.quiet),
+                stop=stop,
+                **overrides,
+            )
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc
         finally:
@@ -173,7 +261,9 @@ def _solve(args, problem, machine, mode: str):
 
     threading.Thread(target=work, name="warpsched-solve", daemon=True).start()
     try:
-        while not done.wait(0.1):  # an Event, not Thread.join: an interrupted join can leave the thread "stopped"
+        while not done.wait(
+            0.1
+        ):  # an Event, not Thread.join: an interrupted join can leave the thread "stopped"
             pass
     except KeyboardInterrupt:
         stop.stop()
@@ -186,8 +276,11 @@ def _solve(args, problem, machine, mode: str):
 
 
 def _interrupted(schedule) -> str:
-    return (f"warpsched: interrupted after {schedule.solve_seconds:.1f}s; the best schedule so far has II {schedule.ii} "
-            f"(not proven optimal)")
+    return (
+        f"warpsched: interrupted after {schedule.solve_seconds:.1f}s; the best schedule so far has II "
+        f"{schedule.ii} "
+        f"(not proven optimal)"
+    )
 
 
 def _cmd_solve(args) -> int:
@@ -216,7 +309,10 @@ def _cmd_solve(args) -> int:
     print(_summary(s, result.heuristic_ii))
     if args.json:
         result.write_json(args.json)
-        print(f"schedule written to {args.json}" + (" (interrupted: not proven optimal)" if s.interrupted else ""))
+        print(
+            f"schedule written to {args.json}"
+            + (" (interrupted: not proven optimal)" if s.interrupted else "")
+        )
     if s.interrupted:
         print(_interrupted(s), file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -224,7 +320,8 @@ def _cmd_solve(args) -> int:
 
 
 def _load_problem_or_model(target: str, args, shipped_tiles: bool = False):
-    """(problem, machine) from a model name (built for --machine) or a problem YAML file. `shipped_tiles`: tile
+    """(problem, machine) from a model name (built for --machine) or a problem YAML file. `shipped_tiles`:
+    tile
     parameters not given take the shipped package's choice for the problem (the sweep's best clean build)."""
     from warpsched.models import MODELS, build_model, model_reference
     from warpsched.models.params import parse_assignments
@@ -235,7 +332,9 @@ def _load_problem_or_model(target: str, args, shipped_tiles: bool = False):
     if target in MODELS:
         machine = load_machine(args.machine or "h100")
         params = parse_assignments(args.param)
-        return build_model(target, machine, **_with_shipped_tiles(target, params, machine, shipped_tiles)), machine
+        return build_model(
+            target, machine, **_with_shipped_tiles(target, params, machine, shipped_tiles)
+        ), machine
     path = shipped_problem(target)
     if not path.exists() and path.suffix not in (".yaml", ".yml"):
         raise _usage(f"{target!r} is neither a kernel model ({', '.join(MODELS)}) nor a problem file")
@@ -244,7 +343,9 @@ def _load_problem_or_model(target: str, args, shipped_tiles: bool = False):
     if ref is not None:  # a shipped configuration: a model with its parameters (--param overrides them)
         machine = load_machine(args.machine or ref["machine"] or "h100")
         params = {**ref["params"], **parse_assignments(args.param)}
-        return build_model(ref["model"], machine, **_with_shipped_tiles(ref["model"], params, machine, shipped_tiles)), machine
+        return build_model(
+            ref["model"], machine, **_with_shipped_tiles(ref["model"], params, machine, shipped_tiles)
+        ), machine
     if args.param:
         raise _usage(f"--param goes with a kernel model name; {target!r} is not one of {', '.join(MODELS)}")
     return problem_from_dict(data, origin=str(path), default_name=path.stem)
@@ -259,7 +360,10 @@ def _with_shipped_tiles(model: str, params: dict, machine, wanted: bool) -> dict
 
     tile = shipped_tile(model, params, machine)
     if tile:
-        print("tile from the shipped package (its best clean build): " + " ".join(f"{k}={v}" for k, v in tile.items()))
+        print(
+            "tile from the shipped package (its best clean build): "
+            + " ".join(f"{k}={v}" for k, v in tile.items())
+        )
     return {**tile, **params}
 
 
@@ -302,7 +406,10 @@ def _verified(path: str):
 
     verdict = verify(schedule_io.read_json(path))
     if not verdict.ok:
-        raise _usage(f"{path} is not a valid schedule ({verdict.violations[0]}); warpsched validate lists every violation")
+        raise _usage(
+            f"{path} is not a valid schedule ({verdict.violations[0]}); warpsched validate lists every "
+            "violation"
+        )
     return schedule_io.read(path)
 
 
@@ -318,8 +425,15 @@ def _cmd_check(args) -> int:
     print(program.describe())
     semantics = semantics_for(schedule.problem, args.iterations, args.sim_seed)
     latency = {op.name: op.latency for op in schedule.problem.ops}
-    verdict = simulate(program, latency, schedule.machine.sync_latency, iterations=args.iterations,
-                       interleavings=args.interleavings, seed=args.sim_seed, semantics=semantics)
+    verdict = simulate(
+        program,
+        latency,
+        schedule.machine.sync_latency,
+        iterations=args.iterations,
+        interleavings=args.interleavings,
+        seed=args.sim_seed,
+        semantics=semantics,
+    )
     print(verdict.summary())
     return 0 if verdict.ok else EXIT_INVALID
 
@@ -329,8 +443,10 @@ def _semantics():
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise _usage("warpsched check compares the simulated outputs with a torch reference and torch is not "
-                     "installed; pip install 'warpsched[gpu]' (or the CPU build: pip install torch)") from None
+        raise _usage(
+            "warpsched check compares the simulated outputs with a torch reference and torch is not "
+            "installed; pip install 'warpsched[gpu]' (or the CPU build: pip install torch)"
+        ) from None
     from warpsched.kernels.semantics import semantics_for
 
     return semantics_for
@@ -352,7 +468,9 @@ def _cmd_compile(args) -> int:
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     built = build_schedule(schedule, program, progress=say)  # nvcc: the branch-free variant unless it spills
     shipped = _shipped_instead(schedule, built.report, solved=not args.target.endswith(".json"))
-    if shipped is not None:  # an optimal schedule that spills: the shipped one of the same problem and II builds clean
+    if (
+        shipped is not None
+    ):  # an optimal schedule that spills: the shipped one of the same problem and II builds clean
         schedule, program = shipped, lower(shipped)
         built = build_schedule(schedule, program, progress=say)
     kernel, report = built.kernel, built.report
@@ -362,28 +480,47 @@ def _cmd_compile(args) -> int:
     (out / "kernel.cubin").write_bytes(Path(report.cubin).read_bytes())
     render_figure(schedule, out / "schedule.png")
     summary = {
-        "kernel": kernel.entry, "schedule_digest": kernel.digest, "threads": kernel.threads, "smem_bytes": kernel.smem_bytes,
-        "tile": kernel.tile, "predicted_cycles_per_iteration": schedule.ii, "ii_proven_optimal": schedule.ii_proven_optimal,
-        "roles": [{"warpgroup": w.index, "role": w.role, "setmaxnreg": w.registers, "ops": [s.op for s in w.steps]}
-                  for w in program.warpgroups],
+        "kernel": kernel.entry,
+        "schedule_digest": kernel.digest,
+        "threads": kernel.threads,
+        "smem_bytes": kernel.smem_bytes,
+        "tile": kernel.tile,
+        "predicted_cycles_per_iteration": schedule.ii,
+        "ii_proven_optimal": schedule.ii_proven_optimal,
+        "roles": [
+            {"warpgroup": w.index, "role": w.role, "setmaxnreg": w.registers, "ops": [s.op for s in w.steps]}
+            for w in program.warpgroups
+        ],
         "rings": [{"value": r.value, "depth": r.depth, "bytes": r.bytes} for r in program.rings],
         "steady_state_branch_free": kernel.branch_free,
-        "registers_at_launch": report.registers, "spill_stores": report.spill_stores, "spill_loads": report.spill_loads,
-        "sass": report.sass_counts, "sass_ok": report.sass_ok, "sass_problems": list(report.sass_problems),
-        "toolchain": report.toolchain, "cached": report.cached,
+        "registers_at_launch": report.registers,
+        "spill_stores": report.spill_stores,
+        "spill_loads": report.spill_loads,
+        "sass": report.sass_counts,
+        "sass_ok": report.sass_ok,
+        "sass_problems": list(report.sass_problems),
+        "toolchain": report.toolchain,
+        "cached": report.cached,
     }
     (out / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} registers at launch, "
-          f"{report.spill_stores + report.spill_loads} B spilled; SASS " + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
-          + (" (cached build)" if report.cached else ""))
+    print(
+        f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} "
+        "registers at launch, "
+        f"{report.spill_stores + report.spill_loads} B spilled; SASS "
+        + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
+        + (" (cached build)" if report.cached else "")
+    )
     if kernel.branch_free:
         print("steady state: branch-free (masked blocks in the epilogue trips)")
     elif built.fell_back:
         print("steady state: one guarded loop (ptxas spilled the branch-free one)")
     print(f"wrote {out}/schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
     if not report.sass_ok:
-        print(f"warpsched: error: the kernel failed its SASS checks: {'; '.join(report.sass_problems)} (see {out}/report.json)",
-              file=sys.stderr)
+        print(
+            f"warpsched: error: the kernel failed its SASS checks: {'; '.join(report.sass_problems)} (see "
+            f"{out}/report.json)",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     return 0
 
@@ -404,8 +541,12 @@ def _shipped_instead(schedule, report, solved: bool):
     shipped = find(model, params, schedule.machine.name) if model in MODELS else None
     if shipped is None or shipped.ii > schedule.ii or schedule_digest(shipped) == schedule_digest(schedule):
         return None
-    print(f"the solved schedule spilled {report.spill_stores + report.spill_loads} B; building the shipped schedule of the "
-          f"same problem instead (II {shipped.ii}, {'proven optimal' if shipped.ii_proven_optimal else 'not proven'})")
+    print(
+        f"the solved schedule spilled {report.spill_stores + report.spill_loads} B; building the shipped "
+        "schedule of the "
+        f"same problem instead (II {shipped.ii}, "
+        f"{'proven optimal' if shipped.ii_proven_optimal else 'not proven'})"
+    )
     return shipped
 
 
@@ -431,14 +572,25 @@ def _cmd_sweep(args) -> int:
     config = load_sweep(args.config)
     if args.preset or overrides:
         solver = (load_config(args.preset) if args.preset else config.solver).with_overrides(**overrides)
-        config = replace(config, solver=solver, points=tuple(replace(p, config=solver) for p in config.points))
+        config = replace(
+            config, solver=solver, points=tuple(replace(p, config=solver) for p in config.points)
+        )
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    result = sweep_run.run_sweep(config, workers=args.processes, dask=args.dask, compile=args.compile, progress=say)
-    print(f"sweep {config.name}: {len(result.results)} points, {len(result.choices)} problems chosen in {result.seconds:.1f}s")
+    result = sweep_run.run_sweep(
+        config, workers=args.processes, dask=args.dask, compile=args.compile, progress=say
+    )
+    print(
+        f"sweep {config.name}: {len(result.results)} points, {len(result.choices)} problems chosen in "
+        f"{result.seconds:.1f}s"
+    )
     for c in result.choices:
         tile = " ".join(f"{k}={v}" for k, v in split_source(c.schedule.problem.source)[1].items())
-        print(f"  {c.key.describe()}: {tile}: II {c.schedule.ii} ({'proven' if c.schedule.ii_proven_optimal else 'NOT proven'}), "
-              f"{float(c.predicted * 1000):.4g} cycles/kMAC, iteration latency {c.schedule.makespan}; best of {c.eligible}/{c.candidates}")
+        print(
+            f"  {c.key.describe()}: {tile}: II {c.schedule.ii} "
+            f"({'proven' if c.schedule.ii_proven_optimal else 'NOT proven'}), "
+            f"{float(c.predicted * 1000):.4g} cycles/kMAC, iteration latency {c.schedule.makespan}; best of "
+            f"{c.eligible}/{c.candidates}"
+        )
     for key, why in result.unresolved:
         print(f"  {key.describe()}: nothing to choose ({why})")
     if args.out:
@@ -456,10 +608,15 @@ def _cmd_precompiled(args) -> int:
     kernels = precompiled(build=args.build, package=args.package)
     for k in kernels:
         cubin = k.cubin_digest[:16] if k.cubin_digest else "-"
-        print(f"{k.name}: II {k.ii}{'' if k.ii_proven_optimal else ' (not proven)'}, schedule {k.schedule_digest}, "
-              f"cubin {cubin}" + (f"; {k.note}" if k.note else ""))
+        print(
+            f"{k.name}: II {k.ii}{'' if k.ii_proven_optimal else ' (not proven)'}, schedule "
+            f"{k.schedule_digest}, "
+            f"cubin {cubin}" + (f"; {k.note}" if k.note else "")
+        )
     built = sum(k.built for k in kernels)
-    print(f"{len(kernels)} kernels, {sum(k.buildable for k in kernels)} with CUDA templates, {built} built here")
+    print(
+        f"{len(kernels)} kernels, {sum(k.buildable for k in kernels)} with CUDA templates, {built} built here"
+    )
     return 0 if all(k.current for k in kernels) else EXIT_INVALID
 
 
@@ -473,17 +630,25 @@ def _cmd_models(args) -> int:
 
 def _summary(s, heuristic_ii) -> str:
     proof = "proven optimal" if s.ii_proven_optimal else "NOT proven optimal"
-    lines = [f"{s.problem.name}: II = {s.ii} ({proof}; MII = {s.mii}, ResMII {s.res_mii}, RecMII {s.rec_mii}"
-             + (f", heuristic {heuristic_ii}" if heuristic_ii is not None else "") + f"), mode {s.mode}, machine {s.machine.name}",
-             f"  iteration latency {s.makespan} cycles, {s.stages} stage(s), solved in {s.solve_seconds:.2f}s"]
+    lines = [
+        f"{s.problem.name}: II = {s.ii} ({proof}; MII = {s.mii}, ResMII {s.res_mii}, RecMII {s.rec_mii}"
+        + (f", heuristic {heuristic_ii}" if heuristic_ii is not None else "")
+        + f"), mode {s.mode}, machine {s.machine.name}",
+        f"  iteration latency {s.makespan} cycles, {s.stages} stage(s), solved in {s.solve_seconds:.2f}s",
+    ]
     for a in s.attempts:
         span = f"{a.ii}" if a.ii == a.ii_max else f"{a.ii}..{a.ii_max}"
         extra = f" (best II {a.found_ii}, bound {a.bound:g})" if a.found_ii is not None else ""
         lines.append(f"  attempt II {span}: {a.status}{extra} in {a.seconds:.2f}s")
     for g, w in sorted(s.warpgroups.items()):
-        lines.append(f"  warpgroup {g}: {w.role}, {w.registers} registers (needs {w.need}), ops {', '.join(w.ops)}")
+        lines.append(
+            f"  warpgroup {g}: {w.role}, {w.registers} registers (needs {w.need}), ops {', '.join(w.ops)}"
+        )
     if s.buffers:
-        lines.append(f"  shared memory {s.smem_bytes} bytes: " + ", ".join(f"{n} {b.kind} x{b.depth}" for n, b in s.buffers.items()))
+        lines.append(
+            f"  shared memory {s.smem_bytes} bytes: "
+            + ", ".join(f"{n} {b.kind} x{b.depth}" for n, b in s.buffers.items())
+        )
     return "\n".join(lines)
 
 
@@ -493,7 +658,10 @@ def _cmd_validate(args) -> int:
 
     verdict = verify(schedule_io.read_json(args.schedule))
     if verdict.ok:
-        print(f"{args.schedule}: valid (every constraint family holds and the optimality claim is backed by its proof record)")
+        print(
+            f"{args.schedule}: valid (every constraint family holds and the optimality claim is backed by "
+            "its proof record)"
+        )
         return 0
     print(f"{args.schedule}: INVALID: {verdict.violations[0]}")
     for extra in verdict.violations[1:]:
@@ -539,8 +707,10 @@ def _cmd_presets(args) -> int:
 
     for name in available_presets():
         c = load_config(name)
-        print(f"{name}: {c.num_workers} workers, seed {c.random_seed}, interleave {c.interleave_search}, "
-              f"objectives {', '.join(c.objectives)}")
+        print(
+            f"{name}: {c.num_workers} workers, seed {c.random_seed}, interleave {c.interleave_search}, "
+            f"objectives {', '.join(c.objectives)}"
+        )
     return 0
 
 
@@ -556,9 +726,18 @@ def _usage(message: str) -> _UsageError:
     return _UsageError(message)
 
 
-COMMANDS = {"solve": _cmd_solve, "validate": _cmd_validate, "show": _cmd_show,
-            "check": _cmd_check, "compile": _cmd_compile, "sweep": _cmd_sweep, "precompiled": _cmd_precompiled,
-            "models": _cmd_models, "machines": _cmd_machines, "presets": _cmd_presets}
+COMMANDS = {
+    "solve": _cmd_solve,
+    "validate": _cmd_validate,
+    "show": _cmd_show,
+    "check": _cmd_check,
+    "compile": _cmd_compile,
+    "sweep": _cmd_sweep,
+    "precompiled": _cmd_precompiled,
+    "models": _cmd_models,
+    "machines": _cmd_machines,
+    "presets": _cmd_presets,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

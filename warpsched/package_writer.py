@@ -7,18 +7,40 @@ import json
 from pathlib import Path
 
 from warpsched.kernels.cuda.render import schedule_digest
-from warpsched.kernels.package.manifest import FORMAT, MANIFEST, PINNED, SCHEDULES, Entry, ProblemKey, problem_key, read
+from warpsched.kernels.package.manifest import (
+    FORMAT,
+    MANIFEST,
+    PINNED,
+    SCHEDULES,
+    Entry,
+    ProblemKey,
+    problem_key,
+    read,
+)
 from warpsched.models import predicted_time, split_source
 from warpsched.scheduler import schedule as schedule_io
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.schedule import Schedule
 
 
-def entry_for(key: ProblemKey, schedule: Schedule, predicted_cycles_per_mac, points: int, origin: str) -> Entry:
-    """The manifest entry of `schedule` chosen for problem `key` (the sweep's choices and pinned schedules)."""
+def entry_for(
+    key: ProblemKey, schedule: Schedule, predicted_cycles_per_mac, points: int, origin: str
+) -> Entry:
+    """The manifest entry of `schedule` chosen for problem `key` (the sweep's choices and pinned
+    schedules)."""
     _, tile = split_source(schedule.problem.source)
-    return Entry(key, tile, f"{SCHEDULES}/{key.name}.json", schedule_digest(schedule), schedule.ii, schedule.ii_proven_optimal,
-                 schedule.makespan, round(float(predicted_cycles_per_mac * 1000), 6), points, origin)
+    return Entry(
+        key,
+        tile,
+        f"{SCHEDULES}/{key.name}.json",
+        schedule_digest(schedule),
+        schedule.ii,
+        schedule.ii_proven_optimal,
+        schedule.makespan,
+        round(float(predicted_cycles_per_mac * 1000), 6),
+        points,
+        origin,
+    )
 
 
 def pinned_entry(schedule: Schedule, why: str) -> Entry:
@@ -26,7 +48,13 @@ def pinned_entry(schedule: Schedule, why: str) -> Entry:
     where the deterministic solve's own choice for the problem was not right (`why` says where and how);
     its origin is PINNED + why. Keep pinned problems out of the sweep catalog, which would replace them."""
     key = problem_key(schedule.problem.source, schedule.machine.name)
-    return entry_for(key, schedule, predicted_time(schedule.problem.source, schedule.ii), 1, why if why.startswith(PINNED) else PINNED + why)
+    return entry_for(
+        key,
+        schedule,
+        predicted_time(schedule.problem.source, schedule.ii),
+        1,
+        why if why.startswith(PINNED) else PINNED + why,
+    )
 
 
 def write(directory: str | Path, chosen: list[tuple[Entry, Schedule]]) -> Path:

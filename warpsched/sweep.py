@@ -53,7 +53,9 @@ class PointResult:
 
     @property
     def eligible(self) -> bool:
-        return self.status == "solved" and (self.build is None or self.build["status"] in ("clean", "unsupported"))
+        return self.status == "solved" and (
+            self.build is None or self.build["status"] in ("clean", "unsupported")
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def solve_point(point: Point) -> PointResult:
     except InputError as exc:
         return PointResult(point.index, "invalid", str(exc), None, None, time.perf_counter() - started)
     build = _compile(result.schedule) if point.compile else None
-    return PointResult(point.index, "solved", "", to_json(result.schedule), build, time.perf_counter() - started)
+    return PointResult(
+        point.index, "solved", "", to_json(result.schedule), build, time.perf_counter() - started
+    )
 
 
 def _compile(schedule: Schedule) -> dict:
@@ -106,9 +110,13 @@ def _compile(schedule: Schedule) -> dict:
         report = build_schedule(schedule).report
     except (InputError, BuildError) as exc:
         return {"status": "failed", "reason": str(exc)}
-    return {"status": "clean" if report.sass_ok else "failed", "reason": "; ".join(report.sass_problems),
-            "cubin_sha256": digest_of(report.cubin), "registers": report.registers,
-            "spill_bytes": report.spill_stores + report.spill_loads}
+    return {
+        "status": "clean" if report.sass_ok else "failed",
+        "reason": "; ".join(report.sass_problems),
+        "cubin_sha256": digest_of(report.cubin),
+        "registers": report.registers,
+        "spill_bytes": report.spill_stores + report.spill_loads,
+    }
 
 
 def default_workers(sweep: SweepConfig) -> int:
@@ -116,8 +124,13 @@ def default_workers(sweep: SweepConfig) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, sweep.solver.num_workers))
 
 
-def run_sweep(sweep: SweepConfig, workers: int | None = None, dask: str | None = None, compile: bool = False,
-              progress: Progress | None = None) -> SweepResult:
+def run_sweep(
+    sweep: SweepConfig,
+    workers: int | None = None,
+    dask: str | None = None,
+    compile: bool = False,
+    progress: Progress | None = None,
+) -> SweepResult:
     """Solve every point of `sweep` and choose per problem (see the module docstring)."""
     if workers is not None and workers < 1:
         raise InputError(f"--processes must be at least 1, not {workers}")
@@ -126,21 +139,33 @@ def run_sweep(sweep: SweepConfig, workers: int | None = None, dask: str | None =
 
         toolchain_version()  # a missing nvcc is one sentence now, not a failure per point
     points = tuple(replace(p, compile=compile) for p in sweep.points)
-    client = dask_client(dask) if dask else None  # an address that does not answer is one sentence before any work
+    client = (
+        dask_client(dask) if dask else None
+    )  # an address that does not answer is one sentence before any work
     say = progress or (lambda message: None)
     started = time.perf_counter()
     workers = workers or default_workers(sweep)
-    where = f"the Dask cluster at {dask}" if dask else f"{workers} local worker process{'es' if workers > 1 else ''}"
+    where = (
+        f"the Dask cluster at {dask}"
+        if dask
+        else f"{workers} local worker process{'es' if workers > 1 else ''}"
+    )
     say(f"sweep {sweep.name}: {len(points)} points ({len(sweep.skipped)} skipped) on {where}")
     for s in sweep.skipped:
-        say(f"  skipped {s.model} on {s.machine} " + " ".join(f"{k}={v}" for k, v in s.params.items()) + f": {s.reason}")
+        say(
+            f"  skipped {s.model} on {s.machine} "
+            + " ".join(f"{k}={v}" for k, v in s.params.items())
+            + f": {s.reason}"
+        )
     results: dict[int, PointResult] = {}
 
     def collect(result: PointResult) -> None:
         results[result.index] = result
         point = points[result.index]
-        say(f"[{time.perf_counter() - started:7.1f}s] {len(results)}/{len(points)} {point.describe()}: "
-            + _outcome(point, result))
+        say(
+            f"[{time.perf_counter() - started:7.1f}s] {len(results)}/{len(points)} {point.describe()}: "
+            + _outcome(point, result)
+        )
 
     if client is not None:
         _run_dask(points, client, collect)
@@ -155,10 +180,15 @@ def _outcome(point: Point, result: PointResult) -> str:
     if result.status != "solved":
         return f"{result.status} ({result.reason}) in {result.seconds:.1f}s"
     schedule = from_json(result.schedule)
-    text = (f"II {schedule.ii} ({'proven' if schedule.ii_proven_optimal else 'not proven'}), "
-            f"{float(predicted_time(schedule.problem.source, schedule.ii) * 1000):.4g} cycles/kMAC in {result.seconds:.1f}s")
+    text = (
+        f"II {schedule.ii} ({'proven' if schedule.ii_proven_optimal else 'not proven'}), "
+        f"{float(predicted_time(schedule.problem.source, schedule.ii) * 1000):.4g} cycles/kMAC in "
+        f"{result.seconds:.1f}s"
+    )
     if result.build is not None:
-        text += f", build {result.build['status']}" + (f" ({result.build['reason']})" if result.build["status"] == "failed" else "")
+        text += f", build {result.build['status']}" + (
+            f" ({result.build['reason']})" if result.build["status"] == "failed" else ""
+        )
     return text
 
 
@@ -166,17 +196,35 @@ def choose(points: tuple[Point, ...], results: tuple[PointResult, ...]):
     """Per problem the eligible point of least (predicted time, makespan, shared memory, index)."""
     groups: dict[manifest.ProblemKey, list[int]] = {}
     for point in points:
-        groups.setdefault(manifest.problem_key({"model": point.model, **point.params}, point.machine.name), []).append(point.index)
+        groups.setdefault(
+            manifest.problem_key({"model": point.model, **point.params}, point.machine.name), []
+        ).append(point.index)
     choices, unresolved = [], []
     for key in sorted(groups, key=lambda k: k.name):
         ranked = []
         for i in groups[key]:
             if results[i].eligible:
                 schedule = from_json(results[i].schedule)
-                ranked.append(((predicted_time(schedule.problem.source, schedule.ii), schedule.makespan, schedule.smem_bytes, i), schedule))
+                ranked.append(
+                    (
+                        (
+                            predicted_time(schedule.problem.source, schedule.ii),
+                            schedule.makespan,
+                            schedule.smem_bytes,
+                            i,
+                        ),
+                        schedule,
+                    )
+                )
         if not ranked:
             why = "; ".join(sorted({_why(results[i]) for i in groups[key]}))
-            unresolved.append((key, f"no point solved{' and built clean' if any(results[i].build for i in groups[key]) else ''}: {why}"))
+            built_clean = " and built clean" if any(results[i].build for i in groups[key]) else ""
+            unresolved.append(
+                (
+                    key,
+                    f"no point solved{built_clean}: {why}",
+                )
+            )
             continue
         (predicted, _, _, best), schedule = min(ranked, key=lambda item: item[0])
         choices.append(Choice(key, points[best], schedule, predicted, len(groups[key]), len(ranked)))
@@ -191,8 +239,13 @@ def _why(result: PointResult) -> str:
 
 def package_entries(result: SweepResult) -> list[tuple[manifest.Entry, Schedule]]:
     """The manifest entries (and schedules) of the sweep's choices."""
-    return [(package_writer.entry_for(c.key, c.schedule, c.predicted, c.candidates, result.config.origin), c.schedule)
-            for c in result.choices]
+    return [
+        (
+            package_writer.entry_for(c.key, c.schedule, c.predicted, c.candidates, result.config.origin),
+            c.schedule,
+        )
+        for c in result.choices
+    ]
 
 
 def results_json(result: SweepResult) -> dict:
@@ -200,17 +253,35 @@ def results_json(result: SweepResult) -> dict:
     chosen = {c.point.index for c in result.choices}
     points = []
     for point, r in zip(result.config.points, result.results):
-        row = {"index": point.index, "model": point.model, "machine": point.machine.name, "params": point.params,
-               "status": r.status, "reason": r.reason, "seconds": round(r.seconds, 3), "chosen": point.index in chosen}
+        row = {
+            "index": point.index,
+            "model": point.model,
+            "machine": point.machine.name,
+            "params": point.params,
+            "status": r.status,
+            "reason": r.reason,
+            "seconds": round(r.seconds, 3),
+            "chosen": point.index in chosen,
+        }
         if r.schedule is not None:
             s = from_json(r.schedule)
-            row.update(ii=s.ii, ii_proven_optimal=s.ii_proven_optimal, makespan=s.makespan, smem_bytes=s.smem_bytes,
-                       predicted_cycles_per_kmac=round(float(predicted_time(s.problem.source, s.ii) * 1000), 6))
+            row.update(
+                ii=s.ii,
+                ii_proven_optimal=s.ii_proven_optimal,
+                makespan=s.makespan,
+                smem_bytes=s.smem_bytes,
+                predicted_cycles_per_kmac=round(float(predicted_time(s.problem.source, s.ii) * 1000), 6),
+            )
         if r.build is not None:
             row["build"] = r.build
         points.append(row)
-    return {"sweep": result.config.name, "config": result.config.origin, "solver": result.config.solver.to_json(),
-            "points": points, "unresolved": [{"problem": k.describe(), "reason": why} for k, why in result.unresolved]}
+    return {
+        "sweep": result.config.name,
+        "config": result.config.origin,
+        "solver": result.config.solver.to_json(),
+        "points": points,
+        "unresolved": [{"problem": k.describe(), "reason": why} for k, why in result.unresolved],
+    }
 
 
 def _run_local(points: Iterable[Point], workers: int, collect: Callable[[PointResult], None]) -> None:
@@ -220,7 +291,9 @@ def _run_local(points: Iterable[Point], workers: int, collect: Callable[[PointRe
             collect(solve_point(point))
         return
     # spawn: fresh interpreters, as on a cluster (no inherited CP-SAT threads or locks)
-    with ProcessPoolExecutor(max_workers=min(workers, len(points)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(points)), mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
         futures = [pool.submit(solve_point, p) for p in points]
         try:
             for future in as_completed(futures):
@@ -245,16 +318,22 @@ def dask_client(address: str, timeout: float = DASK_TIMEOUT):
         except ValueError:
             host = port = None
         if not host or not port:
-            raise InputError(f"--dask {address!r} is not a Dask scheduler address; give HOST:PORT or tcp://HOST:PORT")
+            raise InputError(
+                f"--dask {address!r} is not a Dask scheduler address; give HOST:PORT or tcp://HOST:PORT"
+            )
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as exc:
-            raise InputError(f"no Dask scheduler answers at {url} ({exc.strerror or exc}); start one (dask scheduler) "
-                             f"or check the address") from None
+            raise InputError(
+                f"no Dask scheduler answers at {url} ({exc.strerror or exc}); start one (dask scheduler) "
+                f"or check the address"
+            ) from None
     try:
         return distributed.Client(url, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"the Dask scheduler at {url} did not accept a client ({exc}); check that it is a Dask scheduler") from None
+        raise InputError(
+            f"the Dask scheduler at {url} did not accept a client ({exc}); check that it is a Dask scheduler"
+        ) from None
 
 
 def _run_dask(points: Iterable[Point], client, collect: Callable[[PointResult], None]) -> None:
@@ -266,8 +345,10 @@ def _run_dask(points: Iterable[Point], client, collect: Callable[[PointResult], 
             try:
                 result = future.result()
             except ImportError as exc:
-                raise WarpschedError(f"a Dask worker cannot import warpsched ({exc}); install it on every worker "
-                                     f"(pip install warpsched or the repository)") from None
+                raise WarpschedError(
+                    f"a Dask worker cannot import warpsched ({exc}); install it on every worker "
+                    f"(pip install warpsched or the repository)"
+                ) from None
             collect(result)
     finally:
         client.close()

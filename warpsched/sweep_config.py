@@ -80,15 +80,20 @@ def origin_of(path: Path) -> str:
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
-    """A sweep config from a YAML path, or by the name of a shipped one (`precompiled`, `quant_gemm_tiles`)."""
+    """A sweep config from a YAML path, or by the name of a shipped one (`precompiled`,
+    `quant_gemm_tiles`)."""
     path = Path(path)
     if path.suffix not in (".yaml", ".yml") and not path.exists():
         shipped = [config_root() / f"{path}.yaml", config_root() / "sweeps" / f"{path}.yaml"]
         path = next((p for p in shipped if p.exists()), path)
-    return sweep_from_dict(read_yaml(path, "sweep config"), str(path), origin_of(path), default_name=path.stem)
+    return sweep_from_dict(
+        read_yaml(path, "sweep config"), str(path), origin_of(path), default_name=path.stem
+    )
 
 
-def sweep_from_dict(data: Any, where: str = "sweep config", origin: str = "", default_name: str = "sweep") -> SweepConfig:
+def sweep_from_dict(
+    data: Any, where: str = "sweep config", origin: str = "", default_name: str = "sweep"
+) -> SweepConfig:
     from warpsched.models import build_model, get_spec
 
     what = f"sweep config {where!r}" if where != "sweep config" else where
@@ -100,12 +105,19 @@ def sweep_from_dict(data: Any, where: str = "sweep config", origin: str = "", de
     preset = data.get("preset", "deterministic")
     overrides = data.get("solver") or {}
     if not isinstance(overrides, dict):
-        raise InputError(f"{what}: solver must be a mapping of preset settings to override, e.g. {{deterministic_limit: 10}}")
+        raise InputError(
+            f"{what}: solver must be a mapping of preset settings to override, e.g. "
+            f"{{deterministic_limit: 10}}"
+        )
     base = load_config(str(preset))
-    config = config_from_dict({**base.to_json(), **overrides}, origin=f"{what} (solver)") if overrides else base
+    config = (
+        config_from_dict({**base.to_json(), **overrides}, origin=f"{what} (solver)") if overrides else base
+    )
     mode = data.get("mode", "joint")
     if mode not in MODES:
-        raise InputError(f"{what}: mode {mode!r} is not one a kernel can be built from; use one of {', '.join(MODES)}")
+        raise InputError(
+            f"{what}: mode {mode!r} is not one a kernel can be built from; use one of {', '.join(MODES)}"
+        )
     default_machines = _machines(data.get("machines", ["h100"]), what)
     grids = data.get("grids")
     if not isinstance(grids, list) or not grids:
@@ -127,7 +139,9 @@ def sweep_from_dict(data: Any, where: str = "sweep config", origin: str = "", de
         valid = 0
         for machine in machines:
             for combo in itertools.product(*(values for _, values in axes)):
-                given = {name: value for (names, _), row in zip(axes, combo) for name, value in zip(names, row)}
+                given = {
+                    name: value for (names, _), row in zip(axes, combo) for name, value in zip(names, row)
+                }
                 try:
                     source = dict(build_model(model, machine, **given).source)
                 except InputError as exc:
@@ -143,7 +157,9 @@ def sweep_from_dict(data: Any, where: str = "sweep config", origin: str = "", de
         if not valid:
             first = next(s.reason for s in reversed(skipped) if s.model == model)
             raise InputError(f"{where_g} has no valid point: {first.rstrip('.')}")
-    return SweepConfig(str(data.get("name", default_name)), origin or where, config, mode, tuple(points), tuple(skipped))
+    return SweepConfig(
+        str(data.get("name", default_name)), origin or where, config, mode, tuple(points), tuple(skipped)
+    )
 
 
 def _machines(value: Any, what: str) -> tuple[Machine, ...]:
@@ -157,14 +173,18 @@ def _axes(params: Any, spec, what: str) -> list[tuple[tuple[str, ...], list[tupl
     """Per key of `params`, (parameter names, rows of values): one name for `bits: [2, 4]`, several
     for `"tile_m, consumers": [[16, 1], [32, 2]]`. Every value is checked against the model's declaration."""
     if not isinstance(params, dict):
-        raise InputError(f"{what}: params must be a mapping of parameter names to a value or a list of values")
+        raise InputError(
+            f"{what}: params must be a mapping of parameter names to a value or a list of values"
+        )
     known = {p.name: p for p in spec.params}
     axes = []
     for key, raw in params.items():
         names = tuple(n.strip() for n in str(key).split(","))
         for name in names:
             if name not in known:
-                raise InputError(f"{what}: {spec.name} has no parameter {name!r}; its parameters are {', '.join(known)}")
+                raise InputError(
+                    f"{what}: {spec.name} has no parameter {name!r}; its parameters are {', '.join(known)}"
+                )
         values = raw if isinstance(raw, list) else [raw]
         if not values:
             raise InputError(f"{what}: {key} has an empty list of values; give at least one")
@@ -172,9 +192,16 @@ def _axes(params: Any, spec, what: str) -> list[tuple[tuple[str, ...], list[tupl
         for value in values:
             row = value if len(names) > 1 else [value]
             if len(names) > 1 and (not isinstance(value, list) or len(value) != len(names)):
-                raise InputError(f"{what}: every value of {key!r} must be a list of {len(names)} values, one per parameter; got {value!r}")
+                raise InputError(
+                    f"{what}: every value of {key!r} must be a list of {len(names)} values, one per "
+                    f"parameter; got {value!r}"
+                )
             try:
-                rows.append(tuple(known[n].convert(v, spec.name) if v is not None else None for n, v in zip(names, row)))
+                rows.append(
+                    tuple(
+                        known[n].convert(v, spec.name) if v is not None else None for n, v in zip(names, row)
+                    )
+                )
             except InputError as exc:
                 raise InputError(f"{what}: {exc}") from None
         axes.append((names, rows))

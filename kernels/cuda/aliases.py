@@ -30,8 +30,10 @@ class Clobber:
     found: str  # what the array holds instead
 
     def __str__(self) -> str:
-        return (f"on warpgroup {self.warpgroup}, {self.reader} reads {self.value} from {self.array} after "
-                f"{self.found} has overwritten it")
+        return (
+            f"on warpgroup {self.warpgroup}, {self.reader} reads {self.value} from {self.array} after "
+            f"{self.found} has overwritten it"
+        )
 
 
 def clobbered_reads(program: PipelineProgram, array_of: Callable[[str], str | None]) -> list[Clobber]:
@@ -55,7 +57,13 @@ def clobbered_reads(program: PipelineProgram, array_of: Callable[[str], str | No
                         held[array] = (r.value, source)
                     elif trip >= 2 * stages and held.get(array, (r.value, source)) != (r.value, source):
                         found, when = held[array]
-                        later = "the next iteration's " if when > source else "an earlier iteration's " if when < source else ""
+                        later = (
+                            "the next iteration's "
+                            if when > source
+                            else "an earlier iteration's "
+                            if when < source
+                            else ""
+                        )
                         problems.append(Clobber(w.index, st.op, r.value, array, later + found))
                 array = array_of(st.op)
                 if array is not None:

@@ -43,12 +43,16 @@ struct Ring {{
 
 CONSTANT = "constexpr int {name} = {value};\n"
 
-SMEM_LAYOUT_K = ("using {name} = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Element>{{}}, "
-                 "make_shape(Int<{rows}>{{}}, Int<{cols}>{{}})));\n")
+SMEM_LAYOUT_K = (
+    "using {name} = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<Element>{{}}, "
+    "make_shape(Int<{rows}>{{}}, Int<{cols}>{{}})));\n"
+)
 # an (N, K) operand whose N is contiguous (V of attention, read as the B operand of P V): the 128-byte
 # swizzled atoms follow K first, as the TMA boxes of 64 N-elements lay them down
-SMEM_LAYOUT_MN = ("using {name} = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Element>{{}}, "
-                  "make_shape(Int<{rows}>{{}}, Int<{cols}>{{}}), Step<_2, _1>{{}}));\n")
+SMEM_LAYOUT_MN = (
+    "using {name} = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<Element>{{}}, "
+    "make_shape(Int<{rows}>{{}}, Int<{cols}>{{}}), Step<_2, _1>{{}}));\n"
+)
 
 STORAGE = """\
 struct alignas(1024) SharedStorage {{

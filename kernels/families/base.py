@@ -55,7 +55,9 @@ class LoadPlan:
 
 class CudaFamily:
     entry = ""
-    limits: dict[str, str] = {}  # what the CUDA templates cover beyond the model's own ranges (the support matrix)
+    limits: dict[
+        str, str
+    ] = {}  # what the CUDA templates cover beyond the model's own ranges (the support matrix)
     storage = init = locals = ""
     # steps that mask keys from iteration `mask_from` on: their warpgroups' trip loop is peeled into
     # prologue, steady state and epilogue (render._loops)
@@ -85,8 +87,11 @@ class CudaFamily:
     # register values handed across warpgroups (staging rings): the slot's plan, the code that writes
     # the value into `dst`, reads it back from `src_<value>`, and the value before the first iteration
     def staging(self, value: str) -> LoadPlan:
-        raise InputError(f"{self.program.name}: the schedule hands {value!r} to another warpgroup; the {self.src['model']} "
-                         f"CUDA templates have no staging for it")
+        raise InputError(
+            f"{self.program.name}: the schedule hands {value!r} to another warpgroup; the "
+            f"{self.src['model']} "
+            f"CUDA templates have no staging for it"
+        )
 
     def stage_out(self, step) -> str:
         return ""
@@ -95,8 +100,11 @@ class CudaFamily:
         return ""
 
     def initial(self, read, step) -> str:
-        raise InputError(f"{self.program.name}: {step.op} reads {read.value!r} of {read.distance} iteration(s) back from another "
-                         f"warpgroup; the CUDA templates know no initial value for it")
+        raise InputError(
+            f"{self.program.name}: {step.op} reads {read.value!r} of {read.distance} iteration(s) back from "
+            "another "
+            f"warpgroup; the CUDA templates know no initial value for it"
+        )
 
     def _unknown(self, step):
         raise InputError(f"{self.program.name}: no CUDA template for op kind {step.kind!r} ({step.op})")

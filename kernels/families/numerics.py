@@ -1,4 +1,5 @@
-"""Numbers as the tensor core sees them, for the families' simulator semantics (torch: rounding to bf16/fp16)."""
+"""Numbers as the tensor core sees them, for the families' simulator semantics (torch: rounding to
+bf16/fp16)."""
 
 from __future__ import annotations
 

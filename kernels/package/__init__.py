@@ -1,7 +1,8 @@
 """The precompiled kernel package (DESIGN.md 6.6): schedules solved offline, cubins built once here.
 
 This folder holds `manifest.json` and one schedule file per problem under `schedules/`, written by
-`warpsched sweep solver_configs/precompiled.yaml --package`, or pinned by `warpsched.package_writer.pinned_entry` after a GPU check
+`warpsched sweep solver_configs/precompiled.yaml --package`, or pinned by
+`warpsched.package_writer.pinned_entry` after a GPU check
 (the origin field says which). Listing needs no solve
 and no compiler; building uses kernels/build.py's content-hash cache.
 
@@ -16,5 +17,17 @@ from warpsched.kernels.package.listing import PackagedKernel, precompiled
 from warpsched.kernels.package.lookup import find, is_current, shipped_tile
 from warpsched.kernels.package.manifest import FORMAT, PACKAGE_DIR, Entry, ProblemKey, problem_key, read
 
-__all__ = ["FORMAT", "PACKAGE_DIR", "Cubin", "Entry", "PackagedKernel", "ProblemKey", "find", "is_current", "precompiled",
-           "problem_key", "read", "shipped_tile"]
+__all__ = [
+    "FORMAT",
+    "PACKAGE_DIR",
+    "Cubin",
+    "Entry",
+    "PackagedKernel",
+    "ProblemKey",
+    "find",
+    "is_current",
+    "precompiled",
+    "problem_key",
+    "read",
+    "shipped_tile",
+]

@@ -42,7 +42,8 @@ def _cubin(report: BuildReport) -> Cubin:
 
 
 def lookup(schedule: Schedule) -> Cubin | None:
-    """The cubin built for `schedule` with this toolchain, if any (no nvcc run). `BuildError` without a toolchain."""
+    """The cubin built for `schedule` with this toolchain, if any (no nvcc run). `BuildError` without a
+    toolchain."""
     report = cached_report(kernel_for(schedule, build_now=False).source)
     return _cubin(report) if report is not None else None
 
@@ -50,5 +51,6 @@ def lookup(schedule: Schedule) -> Cubin | None:
 def build(schedule: Schedule, label: str, stream: TextIO | None = None) -> Cubin:
     """Build `schedule`'s kernel (one progress line on `stream`, default stderr, when nvcc runs)."""
     stream = stream or sys.stderr
-    say = lambda message: print(f"warpsched: building {label}: {message}", file=stream, flush=True)  # noqa: E731
+    # noqa: E731
+    say = lambda message: print(f"warpsched: building {label}: {message}", file=stream, flush=True)
     return _cubin(build_schedule(schedule, progress=say).report)

@@ -29,8 +29,11 @@ class PackagedKernel:
     schedule_file: str
 
 
-def precompiled(build: bool = False, package: str | Path | None = None, names: tuple[str, ...] | None = None,
-                ) -> tuple[PackagedKernel, ...]:
+def precompiled(
+    build: bool = False,
+    package: str | Path | None = None,
+    names: tuple[str, ...] | None = None,
+) -> tuple[PackagedKernel, ...]:
     """The kernels of the package (default: the shipped one), sorted by name. With `build`, the cubins
     of the buildable entries (only those in `names`, when given) that are not built yet are built
     first, one progress line each on stderr; a missing toolchain is then a `BuildError`. Entries of
@@ -58,14 +61,34 @@ def precompiled(build: bool = False, package: str | Path | None = None, names: t
                     raise
                 note = f"not built: {exc}"
             if cubin is None and not note:
-                note = "not built yet: warpsched precompiled --build (or warpsched.kernels.precompiled(build=True)) builds it"
+                note = (
+                    "not built yet: warpsched precompiled --build (or "
+                    "warpsched.kernels.precompiled(build=True)) builds it"
+                )
             elif cubin is not None and not cubin.sass_ok:
                 note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
         current = is_current(schedule)
         if not current:
-            note = "stale: the model or machine changed since it was solved; regenerate the package with warpsched sweep"
-        out.append(PackagedKernel(entry.name, entry.key.model, entry.params, entry.key.machine, entry.ii,
-                                  entry.ii_proven_optimal, entry.schedule_digest, cubin.digest if cubin else None,
-                                  cubin.path if cubin else None,
-                                  cubin is not None, buildable, current, note, str(directory / entry.schedule)))
+            note = (
+                "stale: the model or machine changed since it was solved; regenerate the package with "
+                "warpsched sweep"
+            )
+        out.append(
+            PackagedKernel(
+                entry.name,
+                entry.key.model,
+                entry.params,
+                entry.key.machine,
+                entry.ii,
+                entry.ii_proven_optimal,
+                entry.schedule_digest,
+                cubin.digest if cubin else None,
+                cubin.path if cubin else None,
+                cubin is not None,
+                buildable,
+                current,
+                note,
+                str(directory / entry.schedule),
+            )
+        )
     return tuple(out)

@@ -31,12 +31,19 @@ def is_current(schedule: Schedule, machine: Machine | None = None) -> bool:
         problem = build_model(model, machine, **source)
     except WarpschedError:  # the model or machine no longer accepts these parameters
         return False
-    return (graph_to_json(problem) == graph_to_json(schedule.problem) and problem.name == schedule.problem.name
-            and machine_to_dict(machine) == machine_to_dict(schedule.machine))
+    return (
+        graph_to_json(problem) == graph_to_json(schedule.problem)
+        and problem.name == schedule.problem.name
+        and machine_to_dict(machine) == machine_to_dict(schedule.machine)
+    )
 
 
-def shipped_tile(model: str, params: dict[str, Any] | None = None, machine: Machine | str = "h100",
-                 package: str | Path | None = None) -> dict:
+def shipped_tile(
+    model: str,
+    params: dict[str, Any] | None = None,
+    machine: Machine | str = "h100",
+    package: str | Path | None = None,
+) -> dict:
     """The tile parameters the package chose for this problem (the sweep's best clean build), or {} when it
     ships none or a tile parameter is given in `params` (the caller's choice stands)."""
     from warpsched.models import build_model, get_spec
@@ -50,8 +57,12 @@ def shipped_tile(model: str, params: dict[str, Any] | None = None, machine: Mach
     return dict(entry.tile) if entry is not None else {}
 
 
-def find(model: str, params: dict[str, Any] | None = None, machine: Machine | str = "h100",
-         package: str | Path | None = None) -> Schedule | None:
+def find(
+    model: str,
+    params: dict[str, Any] | None = None,
+    machine: Machine | str = "h100",
+    package: str | Path | None = None,
+) -> Schedule | None:
     """The shipped schedule of `model` with `params` on `machine`, or None when the package has none
     (or only a stale one). Parameters left out take the model's defaults, except tile parameters:
     without them any shipped tile matches. A bad parameter is an `InputError`, as in `build_model`."""

@@ -35,7 +35,8 @@ class ProblemKey:
 
     @property
     def name(self) -> str:
-        """A stable file-name-safe name, e.g. `quant_gemm_h100_bits4_fmtint_group_size128_dtypebf16_m16_k4096`."""
+        """A stable file-name-safe name, e.g.
+        `quant_gemm_h100_bits4_fmtint_group_size128_dtypebf16_m16_k4096`."""
         parts = [self.model, self.machine] + [f"{k}{str(v).lower()}" for k, v in self.params]
         return re.sub(r"[^A-Za-z0-9_.-]", "-", "_".join(parts))
 
@@ -76,20 +77,43 @@ class Entry:
         return {**dict(self.key.params), **self.tile}
 
     def to_json(self) -> dict:
-        return {"name": self.name, "model": self.key.model, "machine": self.key.machine, "problem": dict(self.key.params),
-                "tile": self.tile, "schedule": self.schedule, "schedule_digest": self.schedule_digest, "ii": self.ii,
-                "ii_proven_optimal": self.ii_proven_optimal, "makespan": self.makespan,
-                "predicted_cycles_per_kmac": self.predicted_cycles_per_kmac, "points": self.points, "origin": self.origin}
+        return {
+            "name": self.name,
+            "model": self.key.model,
+            "machine": self.key.machine,
+            "problem": dict(self.key.params),
+            "tile": self.tile,
+            "schedule": self.schedule,
+            "schedule_digest": self.schedule_digest,
+            "ii": self.ii,
+            "ii_proven_optimal": self.ii_proven_optimal,
+            "makespan": self.makespan,
+            "predicted_cycles_per_kmac": self.predicted_cycles_per_kmac,
+            "points": self.points,
+            "origin": self.origin,
+        }
 
     @staticmethod
     def from_json(data: Any, origin: str) -> "Entry":
         try:
             key = ProblemKey(data["model"], data["machine"], tuple(data["problem"].items()))
-            return Entry(key, dict(data["tile"]), data["schedule"], data["schedule_digest"], data["ii"],
-                         bool(data["ii_proven_optimal"]), data["makespan"], data["predicted_cycles_per_kmac"],
-                         data["points"], data["origin"])
+            return Entry(
+                key,
+                dict(data["tile"]),
+                data["schedule"],
+                data["schedule_digest"],
+                data["ii"],
+                bool(data["ii_proven_optimal"]),
+                data["makespan"],
+                data["predicted_cycles_per_kmac"],
+                data["points"],
+                data["origin"],
+            )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise InputError(f"package manifest {origin} has a malformed entry ({exc!s}); regenerate it with warpsched sweep") from None
+            raise InputError(
+                f"package manifest {origin} has a malformed entry ({exc!s}); regenerate it with warpsched "
+                "sweep"
+            ) from None
 
 
 PINNED = "pinned: "  # how a pinned entry's origin starts
@@ -99,13 +123,23 @@ def read(directory: str | Path | None = None) -> tuple[Entry, ...]:
     """The entries of the package in `directory` (default: the shipped one), sorted by name."""
     path = Path(directory or PACKAGE_DIR) / MANIFEST
     if not path.exists():
-        raise InputError(f"there is no package manifest at {str(path)!r}; fill the package with warpsched sweep CONFIG.yaml --package DIR")
+        raise InputError(
+            f"there is no package manifest at {str(path)!r}; fill the package with warpsched sweep "
+            "CONFIG.yaml --package DIR"
+        )
     try:
         data = json.loads(read_text(path, "package manifest"))
     except json.JSONDecodeError as exc:
         raise InputError(f"package manifest {str(path)!r} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), list):
-        raise InputError(f"{str(path)!r} is not a warpsched package manifest (expected format {FORMAT!r} with an entries list)")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("entries"), list)
+    ):
+        raise InputError(
+            f"{str(path)!r} is not a warpsched package manifest (expected format {FORMAT!r} with an entries "
+            "list)"
+        )
     return tuple(sorted((Entry.from_json(e, repr(str(path))) for e in data["entries"]), key=lambda e: e.name))
 
 

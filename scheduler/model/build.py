@@ -33,19 +33,35 @@ class BuiltModel:
     vars: ModelVars
     ii_lo: int
     ii_hi: int
-    switches: dict[str, cp_model.IntVar] = field(default_factory=dict)  # family -> enable literal (diagnosis only)
+    switches: dict[str, cp_model.IntVar] = field(
+        default_factory=dict
+    )  # family -> enable literal (diagnosis only)
     reduced: bool = False  # built on a reduction of the problem (closure.reduced_classic)
     relaxed: bool = False  # without the shared register file: solutions need confirming
     user_objective: cp_model.LinearExprT | None = None
 
     def objective(self, name: str) -> cp_model.LinearExprT:
         v = self.vars
-        return {"ii": v.ii, "makespan": v.makespan, "smem": v.smem_total, "registers": v.register_cycles,
-                "cross_edges": v.cross_count, "user": self.user_objective}[name]
+        return {
+            "ii": v.ii,
+            "makespan": v.makespan,
+            "smem": v.smem_total,
+            "registers": v.register_cycles,
+            "cross_edges": v.cross_count,
+            "user": self.user_objective,
+        }[name]
 
 
-def build(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int | None = None,
-          diagnose: bool = False, extra: Extra | None = None, relaxed: bool = False) -> BuiltModel:
+def build(
+    problem: Problem,
+    machine: Machine,
+    mode: str,
+    ii_lo: int,
+    ii_hi: int | None = None,
+    diagnose: bool = False,
+    extra: Extra | None = None,
+    relaxed: bool = False,
+) -> BuiltModel:
     """The model at II in [ii_lo, ii_hi] (one II when ii_hi is None or equal); `relaxed` drops the
     shared register file (registers.py), so its INFEASIBLE proves the full model's."""
     ii_hi = ii_lo if ii_hi is None else ii_hi
@@ -61,7 +77,7 @@ def build(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int 
     if not classic:
         groups.build(ctx)
     built = BuiltModel(model, vars_, ii_lo, ii_hi, relaxed=relaxed)
-    for name in (CLASSIC_FAMILIES if classic else FAMILIES):
+    for name in CLASSIC_FAMILIES if classic else FAMILIES:
         ctx.enabled = model.new_bool_var(f"enable[{name}]") if diagnose else None
         if diagnose:
             built.switches[name] = ctx.enabled

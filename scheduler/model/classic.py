@@ -55,7 +55,9 @@ def build_classic(problem: Problem, machine: Machine, ii: int):
                 m.add(sum(used) <= cap)
         if machine.units[unit] == 1:
             modulo_holes(m, t, [op for op in ops if op.occupancy <= ii], ii)
-    v = ModelVars(ii=ii, t=t, k={}, r={}, makespan=None, horizon=horizon, anchor=paths.anchor)  # feasibility only
+    v = ModelVars(
+        ii=ii, t=t, k={}, r={}, makespan=None, horizon=horizon, anchor=paths.anchor
+    )  # feasibility only
     return BuiltModel(m, v, ii, ii)
 
 

@@ -214,7 +214,9 @@ def _component_bounds(nodes: list[str], arcs, ii_lo: int, ii_hi: int) -> dict[st
     return {n: longest[cond.graph["mapping"][n]] for n in nodes}
 
 
-def op_steps(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> dict[str, int]:
+def op_steps(
+    problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None
+) -> dict[str, int]:
     """Per op, the most stages one of its arcs can push the next op of a path (>= 0)."""
     ii_hi = ii if ii_hi is None else ii_hi
     out = {op.name: 0 for op in problem.ops}
@@ -224,7 +226,9 @@ def op_steps(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int 
     return out
 
 
-def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None) -> dict[str, int]:
+def stage_limits(
+    problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: int | None = None
+) -> dict[str, int]:
     """Largest stage each op can need in the canonical form of any feasible schedule at any II in
     [ii, ii_hi] (DESIGN.md 3.1).
 
@@ -247,7 +251,9 @@ def stage_limits(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: 
     return limit
 
 
-def least_windows(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int) -> dict[str, tuple[int, int]] | None:
+def least_windows(
+    problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_hi: int
+) -> dict[str, tuple[int, int]] | None:
     """Start windows holding the least solution (every start >= 0, some stage 0) of any feasible
     choice, for every II in [ii_lo, ii_hi]; None when a recurrence is longer than ii_hi."""
     limit = stage_limits(problem, machine, mode, ii_lo, ii_hi)
@@ -267,8 +273,14 @@ def least_windows(problem: Problem, machine: Machine, mode: str, ii_lo: int, ii_
     return None
 
 
-def least_solution(problem: Problem, machine: Machine, mode: str, ii: int, starts: dict[str, int],
-                   groups: dict[str, int] | None) -> dict[str, int]:
+def least_solution(
+    problem: Problem,
+    machine: Machine,
+    mode: str,
+    ii: int,
+    starts: dict[str, int],
+    groups: dict[str, int] | None,
+) -> dict[str, int]:
     """The same schedule in canonical form (stage_limits): the least stages such that the dependences
     hold and no value edge is stretched beyond the original (so no lifetime or ring hold grows)."""
     from warpsched.scheduler.evaluate import edge_cost
@@ -311,7 +323,9 @@ def complete_starts(problem: Problem, ii: int, starts: dict[str, int]) -> dict[s
     _relax(problem, t, weight, lambda e: (e.dst, e.src), min, frozenset(t))  # before placed successors
     rest = [op.name for op in problem.ops if op.name not in t]
     t.update({n: 0 for n in rest})
-    _relax(problem, t, weight, lambda e: (e.src, e.dst), max, frozenset(t) - frozenset(rest))  # among themselves
+    _relax(
+        problem, t, weight, lambda e: (e.src, e.dst), max, frozenset(t) - frozenset(rest)
+    )  # among themselves
     broken = next((e for e in problem.edges if t[e.dst] < t[e.src] + weight[id(e)]), None)
     if broken is not None:
         raise AssertionError(f"completing a partial schedule broke {broken.src} -> {broken.dst}")
@@ -319,8 +333,11 @@ def complete_starts(problem: Problem, ii: int, starts: dict[str, int]) -> dict[s
     return {op.name: t[op.name] - shift for op in problem.ops}
 
 
-def _relax(problem: Problem, t: dict[str, int], weight: dict[int, int], ends, better, fixed: frozenset) -> None:
-    """Bellman-Ford from the ops in `t` along `ends(e) = (from, to)`: `to` (unless fixed) takes `better` of its
+def _relax(
+    problem: Problem, t: dict[str, int], weight: dict[int, int], ends, better, fixed: frozenset
+) -> None:
+    """Bellman-Ford from the ops in `t` along `ends(e) = (from, to)`: `to` (unless fixed) takes `better` of
+    its
     value and from's value plus (or, backwards, minus) the edge's weight."""
     sign = 1 if better is max else -1
     by_from: dict[str, list] = {}

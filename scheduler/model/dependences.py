@@ -1,4 +1,5 @@
-"""(1) Dependences: t_v + II*distance >= t_u + latency_u + delay (+ hand-off if the ends sit on different warpgroups).
+"""(1) Dependences: t_v + II*distance >= t_u + latency_u + delay (+ hand-off if the ends sit on different
+warpgroups).
 
 The hand-off is one mbarrier round (`sync_latency`) plus, for a register
 value, staging it through shared memory (DESIGN.md 3.1). The longest paths

@@ -25,7 +25,9 @@ def build(ctx: Context) -> None:
         r = v.r[op.name]
         for w, lit in v.x[op.name].items():
             per_group[w].append(ctx.interval(r, op.issue, f"issue[{op.name},{w}]", lit))
-            per_group[w].append(ctx.interval(ctx.row_plus_ii(op.name), op.issue, f"issue[{op.name},{w}]+II", lit))
+            per_group[w].append(
+                ctx.interval(ctx.row_plus_ii(op.name), op.issue, f"issue[{op.name},{w}]+II", lit)
+            )
     for intervals in per_group.values():
         if len(intervals) > 2:
             m.add_no_overlap(intervals)

@@ -29,6 +29,8 @@ def build(ctx: Context) -> None:
                     m.add_implication(v.x[n][w], holds_fixed)
             ctx.enforce(m.add_bool_or([~holds_vl, ~holds_fixed]))
     if ctx.mode == "ws":
-        staged = [op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))]
+        staged = [
+            op.name for op in problem.ops if not (op.variable_latency and not problem.in_edges(op.name))
+        ]
         for a, b in zip(staged, staged[1:]):
             ctx.enforce(m.add(v.k[a] == v.k[b]))

@@ -51,7 +51,9 @@ def build(ctx: Context) -> None:
                 ctx.enforce(m.add(v.budget[w] >= reserved + op.regs_per_thread).only_enforce_if(lit))
 
     held = []  # register-cycles per iteration: the secondary objective
-    held_on: dict[int, list] = {w: [] for w in range(ctx.warpgroups)}  # per warpgroup: the register-cycles it holds
+    held_on: dict[int, list] = {
+        w: [] for w in range(ctx.warpgroups)
+    }  # per warpgroup: the register-cycles it holds
     intervals = {w: [] for w in range(ctx.warpgroups)}
     demands = {w: [] for w in range(ctx.warpgroups)}
     loose = ceil(2 * v.horizon / ctx.ii_lo) + 1
@@ -87,9 +89,11 @@ def build(ctx: Context) -> None:
         m.add(end - t == ctx.times_ii(q, f"reg_qII[{n}]", q_max) + rem)
         r = v.r[n]
         for w, lit in v.x[n].items():
-            intervals[w] += [ctx.interval(r, rem, f"live[{n},{w}]", lit),
-                             ctx.interval(ctx.row_plus_ii(n), rem, f"live[{n},{w}]+II", lit),
-                             ctx.interval(0, 2 * v.ii, f"live_full[{n},{w}]", lit)]
+            intervals[w] += [
+                ctx.interval(r, rem, f"live[{n},{w}]", lit),
+                ctx.interval(ctx.row_plus_ii(n), rem, f"live[{n},{w}]+II", lit),
+                ctx.interval(0, 2 * v.ii, f"live_full[{n},{w}]", lit),
+            ]
             demands[w] += [op.regs_per_thread, op.regs_per_thread, op.regs_per_thread * q]
     if ctx.fixed_ii is not None:  # a used warpgroup holds at least reg_min registers all period long
         v.register_cycles = sum(held) + mach.reg_min * ctx.fixed_ii * sum(v.used.values())
@@ -99,7 +103,9 @@ def build(ctx: Context) -> None:
         # slows the search where the file is not tight).
         if not ctx.relaxed:
             per_thread = mach.register_file // mach.warpgroup_threads
-            ctx.enforce(m.add(sum(held) + reserved * ctx.fixed_ii * sum(v.used.values()) <= per_thread * ctx.fixed_ii))
+            ctx.enforce(
+                m.add(sum(held) + reserved * ctx.fixed_ii * sum(v.used.values()) <= per_thread * ctx.fixed_ii)
+            )
         # Per warpgroup: the mean of its live profile fits its budget (the peak does). Implied, and in
         # the relaxation (budgets still share the file) it steers the search to placements whose
         # registers fit: B200 attention confirms in seconds, H100 d64 proves its bound.

@@ -29,8 +29,12 @@ def build(ctx: Context) -> None:
         if not (ring or staged):
             continue  # (a ring with no consumer still takes one slot: hold 0, depth 1)
         d_max = mach.smem_bytes // (op.bytes + mach.ring_slot_overhead) if ctx.enabled is None else loose
-        span = horizon + ctx.ii_hi * max([e.distance for _, e in out], default=0) \
-            + max([ops[e.dst].latency for _, e in out], default=0) + mach.sync_latency
+        span = (
+            horizon
+            + ctx.ii_hi * max([e.distance for _, e in out], default=0)
+            + max([ops[e.dst].latency for _, e in out], default=0)
+            + mach.sync_latency
+        )
         hold = m.new_int_var(0, span, f"hold[{n}]")
         depth = m.new_int_var(0 if staged else 1, max(d_max, 1), f"depth[{n}]")
         for i, e in out:

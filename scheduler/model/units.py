@@ -18,7 +18,6 @@ from warpsched.scheduler.model.holes import modulo_holes
 from warpsched.scheduler.model.variables import Context
 
 
-
 def build(ctx: Context) -> None:
     m, v = ctx.model, ctx.vars
     by_unit: dict[str, list] = {}
@@ -47,4 +46,6 @@ def build(ctx: Context) -> None:
         elif intervals:
             m.add_cumulative(intervals, [1] * len(intervals), left)
         if ctx.fixed_ii is not None and ctx.closure is not None and cap == 1 and ctx.enabled is None:
-            modulo_holes(ctx.model, ctx.vars.t, [op for op in ops if op.occupancy <= ctx.fixed_ii], ctx.fixed_ii)
+            modulo_holes(
+                ctx.model, ctx.vars.t, [op for op in ops if op.occupancy <= ctx.fixed_ii], ctx.fixed_ii
+            )

@@ -34,7 +34,9 @@ class ModelVars:
     anchor: str | None = None  # classic.py only: the op pinned to stage 0, the others relative to it
     group: dict[str, cp_model.IntVar] = field(default_factory=dict)
     x: dict[str, dict[int, cp_model.IntVar]] = field(default_factory=dict)
-    cross: dict[int, cp_model.IntVar] = field(default_factory=dict)  # edge index -> "ends on different warpgroups"
+    cross: dict[int, cp_model.IntVar] = field(
+        default_factory=dict
+    )  # edge index -> "ends on different warpgroups"
     used: dict[int, cp_model.IntVar] = field(default_factory=dict)
     budget: dict[int, cp_model.IntVar] = field(default_factory=dict)  # setmaxnreg value of warpgroup w
     depth: dict[str, cp_model.IntVar] = field(default_factory=dict)  # ring depth of an smem value
@@ -58,7 +60,9 @@ class Context:
     ii_lo: int
     ii_hi: int
     warpgroups: int  # size of the warpgroup pool (0 in classic)
-    enabled: cp_model.IntVar | None = None  # diagnosis: the family's constraints hold only if this literal does
+    enabled: cp_model.IntVar | None = (
+        None  # diagnosis: the family's constraints hold only if this literal does
+    )
     closure: Closure | None = None  # longest paths at II (the range's largest), when not diagnosing
     relaxed: bool = False  # registers.py: drop the shared register file (a relaxation)
 
@@ -122,8 +126,15 @@ def stage_bound(problem: Problem, machine: Machine, mode: str, ii: int, ii_hi: i
     return sum(op_steps(problem, machine, mode, ii, ii_hi).values())
 
 
-def new_vars(problem: Problem, machine: Machine, mode: str, model: cp_model.CpModel, ii_lo: int, ii_hi: int,
-             windows: dict[str, tuple[int, int]] | None) -> ModelVars:
+def new_vars(
+    problem: Problem,
+    machine: Machine,
+    mode: str,
+    model: cp_model.CpModel,
+    ii_lo: int,
+    ii_hi: int,
+    windows: dict[str, tuple[int, int]] | None,
+) -> ModelVars:
     """Starts of the least solution: every start >= 0 and every stage within the op's stage limit.
 
     The least solution of every feasible row/warpgroup choice has these (DESIGN.md 3.1,

@@ -24,8 +24,12 @@ def schedule_of(name: str, **params):
 
 def target(name):
     model, params = TARGETS[name]
-    if model == "attention_fwd":  # the shipped schedule (deterministic preset): a default-preset solve picks one of many
-        from warpsched.kernels.package import find  # optimal schedules, and ptxas spills a few bytes of some (DESIGN.md)
+    if (
+        model == "attention_fwd"
+    ):  # the shipped schedule (deterministic preset): a default-preset solve picks one of many
+        from warpsched.kernels.package import (
+            find,
+        )  # optimal schedules, and ptxas spills a few bytes of some (DESIGN.md)
 
         shipped = find(model, params, "h100")
         assert shipped is not None and shipped.ii_proven_optimal

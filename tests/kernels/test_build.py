@@ -16,7 +16,9 @@ from tests.kernels.conftest import TARGETS, target
 @pytest.mark.parametrize("name", TARGETS)
 def test_the_first_targets_compile_clean_for_sm90a(name, tmp_path, monkeypatch):
     monkeypatch.setenv("WARPSCHED_CACHE", str(tmp_path))
-    built = build_schedule(target(name))  # what warpsched builds (attention: branch-free unless ptxas spills it)
+    built = build_schedule(
+        target(name)
+    )  # what warpsched builds (attention: branch-free unless ptxas spills it)
     kernel, report = built.kernel, built.report
     assert report.sass_ok, report.sass_problems
     assert all(report.sass_counts[op] > 0 for op in SASS_REQUIRED)
@@ -28,10 +30,13 @@ def test_the_first_targets_compile_clean_for_sm90a(name, tmp_path, monkeypatch):
     sass = Path(report.cubin).with_name("kernel.sass").read_text()
     hgmma = re.findall(r"HGMMA\.[^;]*;", sass)
     assert 0 < sum("gsb0" in h for h in hgmma) <= len(hgmma) // 4, hgmma
-    if name == "quant_gemm":  # the packed layout pays off: word loads of whole fields, integers to float without I2F
+    if (
+        name == "quant_gemm"
+    ):  # the packed layout pays off: word loads of whole fields, integers to float without I2F
         assert "LDS.U8" not in sass and "I2F" not in sass
         assert re.search(r"\bLDS\b", sass)
-        # the dequant reads TMA-filled slots with LDS: a proxy fence orders them before the slot's next TMA write
+        # the dequant reads TMA-filled slots with LDS: a proxy fence orders them before the slot's next TMA
+        # write
         assert "FENCE.VIEW.ASYNC.S" in sass
         steps = [b for b in kernel.source.split("{  // ")[1:] if b.startswith("dequant")]
         assert steps

@@ -12,7 +12,8 @@ from warpsched.scheduler.errors import InputError
 
 
 def _words(codes: torch.Tensor, bits: int, along: int, order=None) -> torch.Tensor:
-    """Pack codes into int32 words the way the checkpoints do, one field at a time (an independent reference)."""
+    """Pack codes into int32 words the way the checkpoints do, one field at a time (an independent
+    reference)."""
     per = 32 // bits
     codes = codes.to(torch.int64)
     if along == 0:  # GPTQ qweight: fields run along rows
@@ -37,7 +38,7 @@ def _words3(codes: torch.Tensor, along: int) -> torch.Tensor:
     c = codes.to(torch.int64) if along == 0 else codes.to(torch.int64).T
     out = torch.zeros(c.shape[0] // 32 * 3, c.shape[1], dtype=torch.int64)
     for run in range(c.shape[0] // 32):
-        x, w = c[32 * run: 32 * run + 32], out[3 * run: 3 * run + 3]
+        x, w = c[32 * run : 32 * run + 32], out[3 * run : 3 * run + 3]
         for j in range(10):
             w[0] |= x[j] << (3 * j)
             w[1] |= x[11 + j] << (3 * j + 1)
@@ -55,19 +56,34 @@ def _close(a, b) -> bool:
 
 
 def _our_y(w, x):
-    weights = dequantize(unpack(w.packed, w.bits), w.scales, w.zeros, bits=w.bits, group_size=w.group_size, fmt=w.fmt)
+    weights = dequantize(
+        unpack(w.packed, w.bits), w.scales, w.zeros, bits=w.bits, group_size=w.group_size, fmt=w.fmt
+    )
     xx = x if w.perm is None else x[:, w.perm]
     return xx @ weights.T
 
 
-@pytest.mark.parametrize("bits, act_order, sym", [(4, False, False), (4, True, False), (2, True, False), (8, False, True),
-                                                 (3, True, False), (3, False, True)])
+@pytest.mark.parametrize(
+    "bits, act_order, sym",
+    [
+        (4, False, False),
+        (4, True, False),
+        (2, True, False),
+        (8, False, True),
+        (3, True, False),
+        (3, False, True),
+    ],
+)
 def test_gptq_import_gives_the_checkpoints_y(bits, act_order, sym):
     g = torch.Generator().manual_seed(bits + 2 * act_order)
     k, n, group = 512, 64, 128
     groups = k // group
     q = torch.randint(0, 1 << bits, (k, n), generator=g)
-    z = torch.full((groups, n), 1 << (bits - 1)) if sym else torch.randint(0, 1 << bits, (groups, n), generator=g)
+    z = (
+        torch.full((groups, n), 1 << (bits - 1))
+        if sym
+        else torch.randint(0, 1 << bits, (groups, n), generator=g)
+    )
     scales = torch.rand(groups, n, generator=g) + 0.1
     g_idx = torch.arange(k) // group
     if act_order:
@@ -95,11 +111,23 @@ def test_awq_import_gives_the_checkpoints_y():
 
 def test_import_mistakes_are_one_sentence():
     with pytest.raises(InputError, match="bits 2, 3, 4 and 8"):
-        from_gptq(torch.zeros(4, 8, dtype=torch.int32), torch.zeros(1, 1, dtype=torch.int32), torch.zeros(1, 8), bits=5)
+        from_gptq(
+            torch.zeros(4, 8, dtype=torch.int32),
+            torch.zeros(1, 1, dtype=torch.int32),
+            torch.zeros(1, 8),
+            bits=5,
+        )
     with pytest.raises(InputError, match="runs of 3 int32 words"):
-        from_gptq(torch.zeros(4, 32, dtype=torch.int32), torch.zeros(1, 3, dtype=torch.int32), torch.zeros(1, 32), bits=3)
+        from_gptq(
+            torch.zeros(4, 32, dtype=torch.int32),
+            torch.zeros(1, 3, dtype=torch.int32),
+            torch.zeros(1, 32),
+            bits=3,
+        )
     with pytest.raises(InputError, match="qzeros has shape"):
-        from_awq(torch.zeros(64, 1, dtype=torch.int32), torch.zeros(2, 2, dtype=torch.int32), torch.zeros(1, 8))
+        from_awq(
+            torch.zeros(64, 1, dtype=torch.int32), torch.zeros(2, 2, dtype=torch.int32), torch.zeros(1, 8)
+        )
 
 
 @pytest.mark.gpu

@@ -18,10 +18,12 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.verify import verify
 
 
-
 REQUIRED = [  # issue 6: the first targets, quant_gemm bits 2, 3, 4, 8 and attention d64/128/256
     ("gemm", {"dtype": "bf16", "tile_m": 128, "tile_n": 256, "tile_k": 64}),
-    *[("quant_gemm", {"bits": b, "fmt": "int", "group_size": 128, "dtype": "bf16", "m": 16}) for b in (2, 3, 4, 8)],
+    *[
+        ("quant_gemm", {"bits": b, "fmt": "int", "group_size": 128, "dtype": "bf16", "m": 16})
+        for b in (2, 3, 4, 8)
+    ],
     *[("attention_fwd", {"head_dim": d, "dtype": "bf16", "causal": False}) for d in (64, 128, 256)],
 ]
 
@@ -35,8 +37,13 @@ def empty_cache(tmp_path, monkeypatch):
 def test_the_package_lists_the_required_kernels(empty_cache):
     listed = kernels.precompiled()
     for model, params in REQUIRED:
-        hits = [k for k in listed if k.model == model and k.machine == "h100"
-                and all(k.params.get(n) == v for n, v in params.items())]
+        hits = [
+            k
+            for k in listed
+            if k.model == model
+            and k.machine == "h100"
+            and all(k.params.get(n) == v for n, v in params.items())
+        ]
         assert len(hits) == 1, (model, params)
     assert len({k.name for k in listed}) == len(listed)
     for k in listed:  # a fresh cache: listing builds nothing and says why each is not built
@@ -46,7 +53,9 @@ def test_the_package_lists_the_required_kernels(empty_cache):
 
 def test_shipped_schedules_verify_and_match_the_manifest():
     entries = read()
-    assert {p.name for p in (PACKAGE_DIR / "schedules").glob("*.json")} == {e.schedule.split("/")[-1] for e in entries}
+    assert {p.name for p in (PACKAGE_DIR / "schedules").glob("*.json")} == {
+        e.schedule.split("/")[-1] for e in entries
+    }
     for entry in entries:
         data = schedule_io.read_json(PACKAGE_DIR / entry.schedule)
         verdict = verify(data)
@@ -57,7 +66,10 @@ def test_shipped_schedules_verify_and_match_the_manifest():
         assert s.ii_proven_optimal, entry.name  # the catalog's preset proves every shipped II
         assert problem_key(s.problem.source, s.machine.name) == entry.key
         assert {k: s.problem.source[k] for k in entry.tile} == entry.tile
-        assert is_current(s), f"{entry.name} is stale: regenerate with warpsched sweep solver_configs/precompiled.yaml --package"
+        assert is_current(s), (
+            f"{entry.name} is stale: regenerate with warpsched sweep solver_configs/precompiled.yaml "
+            "--package"
+        )
 
 
 def test_find_answers_from_the_package_without_solving(monkeypatch):
@@ -67,7 +79,9 @@ def test_find_answers_from_the_package_without_solving(monkeypatch):
     target = find("quant_gemm", {"bits": 4}, "h100")  # the issue-4 target: group 128, bf16, m 16 are defaults
     assert target is not None and target.ii_proven_optimal and verify(target).ok
     assert target.problem.source["bits"] == 4 and target.problem.source["m"] == 16
-    same = find("quant_gemm", {"bits": "4", "group_size": "128", "tile_n": 128}, "h100")  # CLI-style strings, a tile
+    same = find(
+        "quant_gemm", {"bits": "4", "group_size": "128", "tile_n": 128}, "h100"
+    )  # CLI-style strings, a tile
     assert schedule_digest(same) == schedule_digest(target)
     assert find("attention_fwd", {"head_dim": 64}).problem.source["head_dim"] == 64
     assert find("gemm", {"tile_n": 128}) is None  # a tile the package does not ship
@@ -83,7 +97,9 @@ def test_a_stale_schedule_is_never_used(tmp_path):
     entry = next(e for e in read(package) if e.key.model == "gemm")
     path = package / entry.schedule
     data = json.loads(path.read_text())
-    data["graph"]["ops"][0]["latency"] += 1  # as if the machine model's TMA latency had changed since the solve
+    data["graph"]["ops"][0]["latency"] += (
+        1  # as if the machine model's TMA latency had changed since the solve
+    )
     path.write_text(json.dumps(data))
     assert find("gemm", {}, "h100", package=package) is None
     stale = next(k for k in precompiled(package=package) if k.name == entry.name)
@@ -112,7 +128,9 @@ def test_a_missing_package_is_one_sentence(tmp_path):
 def test_build_makes_each_cubin_once_with_one_progress_line(empty_cache, capsys):
     gemm = next(k for k in precompiled() if k.model == "gemm")
     built = {k.name: k for k in precompiled(build=True, names=(gemm.name,))}[gemm.name]
-    assert built.built and built.cubin_digest == hashlib.sha256(open(built.cubin_file, "rb").read()).hexdigest()
+    assert (
+        built.built and built.cubin_digest == hashlib.sha256(open(built.cubin_file, "rb").read()).hexdigest()
+    )
     err = capsys.readouterr().err
     assert err.count("warpsched: building") == 1 and gemm.name in err
     again = {k.name: k for k in precompiled(build=True, names=(gemm.name,))}[gemm.name]
@@ -123,6 +141,9 @@ def test_build_makes_each_cubin_once_with_one_progress_line(empty_cache, capsys)
 
 @pytest.mark.slow
 def test_every_shipped_kernel_builds_clean(empty_cache):
-    """What `warpsched precompiled --build` does on a user's machine: every kernel builds, no warning, no spill."""
+    """What `warpsched precompiled --build` does on a user's machine: every kernel builds, no warning, no
+    spill."""
     built = precompiled(build=True)
-    assert all(k.built and k.note == "" for k in built if k.buildable), [(k.name, k.note) for k in built if k.note]
+    assert all(k.built and k.note == "" for k in built if k.buildable), [
+        (k.name, k.note) for k in built if k.note
+    ]

@@ -55,7 +55,9 @@ def test_float8_codes_mean_what_torch_says(fmt, dtype):
 def test_small_float_codes_by_hand():
     assert float_values("e2m1").tolist()[:8] == [0, 0.5, 1, 1.5, 2, 3, 4, 6]  # the OCP fp4 values
     assert float_values("e2m1").tolist()[8:] == [-0.0, -0.5, -1, -1.5, -2, -3, -4, -6]
-    assert float_values("e3m2").tolist()[:4] == [0, 0.0625, 0.125, 0.1875] and float_values("e3m2").max() == 28
+    assert (
+        float_values("e3m2").tolist()[:4] == [0, 0.0625, 0.125, 0.1875] and float_values("e3m2").max() == 28
+    )
     assert float_values("e2m3").tolist()[:2] == [0, 0.125] and float_values("e2m3").max() == 7.5
 
 
@@ -66,16 +68,24 @@ def test_dequantize_groups_and_channels():
     assert w.tolist() == [[-2, -1, 0, 10], [2, 0, -20, -40]]
     zeros = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
     assert dequantize(codes, scales, zeros, bits=2, group_size=2, fmt="int_zp")[0].tolist() == [-1, 0, 20, 30]
-    assert dequantize(codes, torch.tensor([1.0, 2.0]), None, bits=2, group_size=-1)[1].tolist() == [2, 0, -2, -4]
+    assert dequantize(codes, torch.tensor([1.0, 2.0]), None, bits=2, group_size=-1)[1].tolist() == [
+        2,
+        0,
+        -2,
+        -4,
+    ]
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: pack(torch.tensor([[4] + [0] * 15]), 2), ["[0, 4)", "2 bits"]),
-    (lambda: pack(torch.zeros(2, 24, dtype=torch.int64), 3), ["K = 24", "multiple of 16"]),
-    (lambda: pack(torch.zeros(2, 16), 4), ["integer tensor"]),
-    (lambda: pack(torch.zeros(2, 8, dtype=torch.int64), 9), ["1 to 8"]),
-    (lambda: unpack(torch.zeros(2, 8, dtype=torch.int32), 4), ["uint8"]),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: pack(torch.tensor([[4] + [0] * 15]), 2), ["[0, 4)", "2 bits"]),
+        (lambda: pack(torch.zeros(2, 24, dtype=torch.int64), 3), ["K = 24", "multiple of 16"]),
+        (lambda: pack(torch.zeros(2, 16), 4), ["integer tensor"]),
+        (lambda: pack(torch.zeros(2, 8, dtype=torch.int64), 9), ["1 to 8"]),
+        (lambda: unpack(torch.zeros(2, 8, dtype=torch.int32), 4), ["uint8"]),
+    ],
+)
 def test_packing_mistakes_are_one_sentence(call, words):
     with pytest.raises(InputError) as exc:
         call()

@@ -17,11 +17,18 @@ def test_runtime_refuses_machines_without_an_sm90_gpu():
     with pytest.raises(KernelError, match="need a CUDA GPU of compute capability 9.0"):
         require_sm90()
     with pytest.raises(KernelError, match="need a CUDA GPU"):
-        kernel_api.gemm(torch.zeros(128, 64, dtype=torch.bfloat16), torch.zeros(256, 64, dtype=torch.bfloat16))
+        kernel_api.gemm(
+            torch.zeros(128, 64, dtype=torch.bfloat16), torch.zeros(256, 64, dtype=torch.bfloat16)
+        )
     x = torch.zeros(16, 128, dtype=torch.bfloat16)
     with pytest.raises(KernelError, match="need a CUDA GPU"):
-        kernel_api.quant_gemm(x, torch.zeros(128, 64, dtype=torch.uint8), torch.zeros(1, 128, dtype=torch.bfloat16),
-                              bits=4, group_size=128)
+        kernel_api.quant_gemm(
+            x,
+            torch.zeros(128, 64, dtype=torch.uint8),
+            torch.zeros(1, 128, dtype=torch.bfloat16),
+            bits=4,
+            group_size=128,
+        )
     q = torch.zeros(1, 1, 64, 128, dtype=torch.bfloat16)
     with pytest.raises(KernelError, match="need a CUDA GPU"):
         kernel_api.attention_fwd(q, q, q)
@@ -42,10 +49,13 @@ def _reaches_the_driver(call, *args) -> None:
         assert "cuda" in str(exc).lower() or "driver" in str(exc).lower(), exc
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda t: t.zeros(128, 64, dtype=t.bfloat16), ["is on cpu", ".cuda()"]),
-    (lambda t: [[1.0]], ["torch.Tensor", "list"]),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda t: t.zeros(128, 64, dtype=t.bfloat16), ["is on cpu", ".cuda()"]),
+        (lambda t: [[1.0]], ["torch.Tensor", "list"]),
+    ],
+)
 def test_operand_mistakes_are_one_sentence(make, words):
     torch = pytest.importorskip("torch")
     with pytest.raises(KernelError) as exc:
@@ -54,14 +64,21 @@ def test_operand_mistakes_are_one_sentence(make, words):
 
 
 def test_tensor_map_and_launch_arguments_convert_in_cuda_python():
-    """The GPU's first run failed here: cuTensorMapEncodeTiled takes cuuint64_t / cuuint32_t lists, not ints."""
+    """The GPU's first run failed here: cuTensorMapEncodeTiled takes cuuint64_t / cuuint32_t lists, not
+    ints."""
     import ctypes
 
     from warpsched.kernels.runtime import _tensor_map_arguments
 
     driver = _driver_or_skip()
-    args = _tensor_map_arguments(driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 0, [128, 64, 8],
-                                 [256, 256 * 64], [64, 64, 1], driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B)
+    args = _tensor_map_arguments(
+        driver.CUtensorMapDataType.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        0,
+        [128, 64, 8],
+        [256, 256 * 64],
+        [64, 64, 1],
+        driver.CUtensorMapSwizzle.CU_TENSOR_MAP_SWIZZLE_128B,
+    )
     _reaches_the_driver(driver.cuTensorMapEncodeTiled, *args)
     with pytest.raises(TypeError):
         driver.cuTensorMapEncodeTiled(*args[:3], [128, 64, 8], *args[4:])

@@ -34,8 +34,15 @@ def run(schedule, program=None, interleavings=100, iterations=4, semantics=True,
     program = program or lower(schedule)
     latency = {op.name: op.latency for op in schedule.problem.ops}
     sem = semantics_for(schedule.problem, iterations, seed) if semantics else None
-    return simulate(program, latency, schedule.machine.sync_latency, iterations=iterations,
-                    interleavings=interleavings, seed=seed, semantics=sem)
+    return simulate(
+        program,
+        latency,
+        schedule.machine.sync_latency,
+        iterations=iterations,
+        interleavings=interleavings,
+        seed=seed,
+        semantics=sem,
+    )
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -47,8 +54,15 @@ def test_first_targets_simulate_correct(target):
     assert verdict.max_error is not None and verdict.max_error < 1e-2
 
 
-@pytest.mark.parametrize("params", [{"bits": 3, "fmt": "int_zp"}, {"fmt": "e2m1", "group_size": 32},
-                                    {"bits": 8, "group_size": -1}, {"bits": 1}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"bits": 3, "fmt": "int_zp"},
+        {"fmt": "e2m1", "group_size": 32},
+        {"bits": 8, "group_size": -1},
+        {"bits": 1},
+    ],
+)
 def test_quant_formats_simulate_correct(params):
     verdict = run(solved("quant_gemm", **params), interleavings=20)
     assert verdict.ok and verdict.max_error < 1e-2, verdict.summary()
@@ -70,18 +84,25 @@ def test_a_ring_one_slot_short_is_caught(target):
     deep = [r for r in program.rings if r.depth >= 2]
     assert deep
     for ring in deep:
-        verdict = run(schedule, lower(schedule, {ring.value: ring.depth - 1}), interleavings=6, semantics=False)
+        verdict = run(
+            schedule, lower(schedule, {ring.value: ring.depth - 1}), interleavings=6, semantics=False
+        )
         assert [f.kind for f in verdict.findings] == ["stall"], verdict.summary()
         assert ring.value in verdict.findings[0].message and "empty barrier" in verdict.findings[0].message
 
 
 def _map_steps(program, change):
-    return replace(program, warpgroups=tuple(replace(w, steps=tuple(change(w, s) for s in w.steps)) for w in program.warpgroups))
+    return replace(
+        program,
+        warpgroups=tuple(replace(w, steps=tuple(change(w, s) for s in w.steps)) for w in program.warpgroups),
+    )
 
 
 def test_a_missing_release_deadlocks():
     schedule = solved("gemm")
-    program = _map_steps(lower(schedule), lambda w, s: replace(s, releases=tuple(r for r in s.releases if r[0] != "load_b")))
+    program = _map_steps(
+        lower(schedule), lambda w, s: replace(s, releases=tuple(r for r in s.releases if r[0] != "load_b"))
+    )
     verdict = run(schedule, program, interleavings=6, semantics=False, iterations=6)
     kinds = [f.kind for f in verdict.findings]
     assert "deadlock" in kinds, verdict.summary()
@@ -92,13 +113,22 @@ def test_a_register_read_of_an_iteration_the_copies_no_longer_hold_is_caught():
     schedule = solved("attention_fwd", head_dim=128)
     program = lower(schedule)
     copies = {w.index: dict(w.copies) for w in program.warpgroups}
+
     # exp reads scale of the same iteration, written just before it in the same trip: one copy;
     # reading the iteration before instead finds that copy already overwritten
     def older(w, s):
         if s.kind == "exp2":
-            return replace(s, reads=tuple(Read(r.value, 1, r.via) if r.value.startswith("scale") else r for r in s.reads))
+            return replace(
+                s, reads=tuple(Read(r.value, 1, r.via) if r.value.startswith("scale") else r for r in s.reads)
+            )
         return s
-    assert all(copies[w.index].get(f"scale{s.op[-1]}") == 1 for w in program.warpgroups for s in w.steps if s.kind == "exp2")
+
+    assert all(
+        copies[w.index].get(f"scale{s.op[-1]}") == 1
+        for w in program.warpgroups
+        for s in w.steps
+        if s.kind == "exp2"
+    )
     verdict = run(schedule, _map_steps(program, older), interleavings=3, semantics=False)
     assert verdict.findings and verdict.findings[-1].kind == "stale-register", verdict.summary()
     assert "register copy" in verdict.findings[-1].message
@@ -110,15 +140,26 @@ def test_modulo_variable_expansion_keeps_a_value_read_trips_later():
     from warpsched.scheduler.ir import Edge, Op, Problem
     from warpsched.scheduler.machine import Machine
 
-    machine = Machine("mve", units={"alu": 1}, sync_latency=1, smem_bytes=232448, register_file=65536,
-                      max_warpgroups=1, register_overhead=8)
-    ops = [Op("a", "alu", latency=5, occupancy=1, issue=1, space="regs", bytes=128, regs_per_thread=1),
-           Op("b", "alu", latency=1, occupancy=1, issue=1)]
+    machine = Machine(
+        "mve",
+        units={"alu": 1},
+        sync_latency=1,
+        smem_bytes=232448,
+        register_file=65536,
+        max_warpgroups=1,
+        register_overhead=8,
+    )
+    ops = [
+        Op("a", "alu", latency=5, occupancy=1, issue=1, space="regs", bytes=128, regs_per_thread=1),
+        Op("b", "alu", latency=1, occupancy=1, issue=1),
+    ]
     r = solve(Problem.build("mve", ops, [Edge("a", "b", 0, 0)]), machine, mode="joint")
     assert r.ii == 2 and r.verdict.ok
     program = lower(r.schedule)
     k = dict(program.warpgroups[0].copies)["a"]
-    assert k == r.schedule.ops["b"].stage - r.schedule.ops["a"].stage + (1 if r.schedule.ops["a"].row < r.schedule.ops["b"].row else 0)
+    assert k == r.schedule.ops["b"].stage - r.schedule.ops["a"].stage + (
+        1 if r.schedule.ops["a"].row < r.schedule.ops["b"].row else 0
+    )
     assert k >= 2 and run(r.schedule, program, interleavings=4).ok
     short = replace(program, warpgroups=(replace(program.warpgroups[0], copies=(("a", k - 1),)),))
     assert run(r.schedule, short, interleavings=2).findings[-1].kind == "stale-register"
@@ -129,17 +170,25 @@ def test_reading_the_wrong_iteration_is_caught():
 
     def off_by_one(w, s):
         if s.op == "mma0":
-            return replace(s, reads=tuple(Read(r.value, 1, r.via) if r.value == "load_a" else r for r in s.reads))
+            return replace(
+                s, reads=tuple(Read(r.value, 1, r.via) if r.value == "load_a" else r for r in s.reads)
+            )
         return s
+
     verdict = run(schedule, _map_steps(lower(schedule), off_by_one), interleavings=6, semantics=False)
-    assert verdict.findings and verdict.findings[-1].kind in ("read-before-write", "overwrite-before-release"), verdict.summary()
+    assert verdict.findings and verdict.findings[-1].kind in (
+        "read-before-write",
+        "overwrite-before-release",
+    ), verdict.summary()
 
 
 def test_named_barriers_in_an_inconsistent_order_deadlock():
     schedule = solved("attention_fwd", head_dim=128)
     program = lower(schedule)
     n = dict(program.token_units)["tensor"]
-    reverse = _map_steps(program, lambda w, s: replace(s, token=(s.token[0], n - 1 - s.token[1])) if s.token else s)
+    reverse = _map_steps(
+        program, lambda w, s: replace(s, token=(s.token[0], n - 1 - s.token[1])) if s.token else s
+    )
     verdict = run(schedule, reverse, interleavings=6, semantics=False)
     assert any(f.kind in ("deadlock", "stall") for f in verdict.findings), verdict.summary()
 
@@ -152,9 +201,12 @@ def test_wrong_numerics_are_a_mismatch():
     def corrupted(op, kind, it, inputs):
         value = original(op, kind, it, inputs)
         return value + 1.0 if op == "mma1" and it == 2 else value
+
     sem.apply = corrupted
     latency = {op.name: op.latency for op in schedule.problem.ops}
-    verdict = simulate(lower(schedule), latency, schedule.machine.sync_latency, iterations=4, interleavings=10, semantics=sem)
+    verdict = simulate(
+        lower(schedule), latency, schedule.machine.sync_latency, iterations=4, interleavings=10, semantics=sem
+    )
     assert [f.kind for f in verdict.findings] == ["mismatch"], verdict.summary()
 
 

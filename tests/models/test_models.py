@@ -12,9 +12,19 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import load_machine
 
 
-@pytest.mark.parametrize("name, machine", [("gemm", "h100"), ("gemm", "h200"), ("gemm", "b200"), ("quant_gemm", "h100"),
-                                           ("quant_gemm", "h200"), ("attention_fwd", "h100"), ("attention_fwd", "h200"),
-                                           ("attention_fwd", "b200")])
+@pytest.mark.parametrize(
+    "name, machine",
+    [
+        ("gemm", "h100"),
+        ("gemm", "h200"),
+        ("gemm", "b200"),
+        ("quant_gemm", "h100"),
+        ("quant_gemm", "h200"),
+        ("attention_fwd", "h100"),
+        ("attention_fwd", "h200"),
+        ("attention_fwd", "b200"),
+    ],
+)
 def test_every_model_builds_a_valid_problem_with_defaults(name, machine):
     problem = build_model(name, machine)
     problem.check(load_machine(machine))
@@ -22,19 +32,22 @@ def test_every_model_builds_a_valid_problem_with_defaults(name, machine):
     assert any(op.variable_latency for op in problem.ops)  # the TMA loads
 
 
-@pytest.mark.parametrize("name, params, words", [
-    ("quant_gemm", {"bits": 0}, ["bits", "out of range"]),
-    ("quant_gemm", {"bits": 9}, ["bits", "out of range"]),
-    ("quant_gemm", {"bits": "four"}, ["bits", "whole number"]),
-    ("quant_gemm", {"group_size": 100}, ["group_size", "32, 64, 128, -1"]),
-    ("quant_gemm", {"group_size": 128, "k": 4160}, ["group_size 128", "does not divide"]),
-    ("quant_gemm", {"fmt": "e4m3", "bits": 4}, ["e4m3 has 8 bits"]),
-    ("quant_gemm", {"fmt": "nf4"}, ["fmt", "int_zp"]),
-    ("attention_fwd", {"head_dim": 96}, ["head_dim", "64, 128, 256"]),
-    ("attention_fwd", {"causal": "maybe"}, ["causal", "true or false"]),
-    ("gemm", {"tile_m": 96}, ["tile_m", "multiple of 64"]),
-    ("gemm", {"tile_q": 1}, ["no parameter", "tile_q"]),
-])
+@pytest.mark.parametrize(
+    "name, params, words",
+    [
+        ("quant_gemm", {"bits": 0}, ["bits", "out of range"]),
+        ("quant_gemm", {"bits": 9}, ["bits", "out of range"]),
+        ("quant_gemm", {"bits": "four"}, ["bits", "whole number"]),
+        ("quant_gemm", {"group_size": 100}, ["group_size", "32, 64, 128, -1"]),
+        ("quant_gemm", {"group_size": 128, "k": 4160}, ["group_size 128", "does not divide"]),
+        ("quant_gemm", {"fmt": "e4m3", "bits": 4}, ["e4m3 has 8 bits"]),
+        ("quant_gemm", {"fmt": "nf4"}, ["fmt", "int_zp"]),
+        ("attention_fwd", {"head_dim": 96}, ["head_dim", "64, 128, 256"]),
+        ("attention_fwd", {"causal": "maybe"}, ["causal", "true or false"]),
+        ("gemm", {"tile_m": 96}, ["tile_m", "multiple of 64"]),
+        ("gemm", {"tile_q": 1}, ["no parameter", "tile_q"]),
+    ],
+)
 def test_bad_parameters_are_one_sentence(name, params, words):
     with pytest.raises(InputError) as err:
         build_model(name, "h100", **params)
@@ -56,7 +69,9 @@ def test_param_assignments_parse_and_reject_junk():
 
 def test_costs_come_from_the_machine_model():
     h100 = load_machine("h100")
-    faster = dataclasses.replace(h100, rates={**h100.rates, "tensor_flops_bf16": 2 * h100.rates["tensor_flops_bf16"]})
+    faster = dataclasses.replace(
+        h100, rates={**h100.rates, "tensor_flops_bf16": 2 * h100.rates["tensor_flops_bf16"]}
+    )
     base = build_model("gemm", h100).op_by_name["mma0"]
     fast = build_model("gemm", faster).op_by_name["mma0"]
     assert base.occupancy == 2 * 64 * 256 * 64 // 4096 == 2 * fast.occupancy

@@ -98,7 +98,19 @@ def test_joint_beats_swp_and_ws_on_attention(machine, mode):
     problem = build_model("attention_fwd", machine)
     joint = joint_attention(machine)
     assert joint.proven
-    # every II up to the joint optimum is proven infeasible in this mode (not a timeout artefact: the limit is in
-    # CP-SAT's deterministic seconds, so a loaded machine is slower, not wrong; swp on H100 needs ~75, ~20 s here)
-    with pytest.raises(InfeasibleError, match=f"no schedule exists for any II from {joint.schedule.mii} to {joint.ii}"):
-        solve(problem, machine, mode=mode, max_ii=joint.ii, deterministic_limit=200, time_limit=600, total_time_limit=600)
+    # every II up to the joint optimum is proven infeasible in this mode (not a timeout artefact: the limit
+    # is in
+    # CP-SAT's deterministic seconds, so a loaded machine is slower, not wrong; swp on H100 needs ~75, ~20 s
+    # here)
+    with pytest.raises(
+        InfeasibleError, match=f"no schedule exists for any II from {joint.schedule.mii} to {joint.ii}"
+    ):
+        solve(
+            problem,
+            machine,
+            mode=mode,
+            max_ii=joint.ii,
+            deterministic_limit=200,
+            time_limit=600,
+            total_time_limit=600,
+        )

@@ -24,18 +24,52 @@ from warpsched.scheduler.schedule import Buffer, Placement, Schedule, WarpgroupP
 
 # ---------------------------------------------------------------- builders
 
-def make(ops, starts, ii, *, edges=(), units=None, wgs=None, plans=None, buffers=None, mode="classic",
-         proven=True, name="twill_toy", res=None, rec=1) -> Schedule:
-    machine = Machine("toy", units=units or {"tensor": 1, "sfu": 1}, sync_latency=1, smem_bytes=232448,
-                      register_file=65536, max_warpgroups=4)
+
+def make(
+    ops,
+    starts,
+    ii,
+    *,
+    edges=(),
+    units=None,
+    wgs=None,
+    plans=None,
+    buffers=None,
+    mode="classic",
+    proven=True,
+    name="twill_toy",
+    res=None,
+    rec=1,
+) -> Schedule:
+    machine = Machine(
+        "toy",
+        units=units or {"tensor": 1, "sfu": 1},
+        sync_latency=1,
+        smem_bytes=232448,
+        register_file=65536,
+        max_warpgroups=4,
+    )
     problem = Problem.build(name, ops, edges)
     wgs = wgs or {}
     placements = {n: Placement(t, t // ii, t % ii, wgs.get(n)) for n, t in starts.items()}
     lat = {o.name: o.latency for o in ops}
-    return Schedule(problem=problem, machine=machine, mode=mode, ii=ii, mii=ii, res_mii=res or ii, rec_mii=rec,
-                    ii_proven_optimal=proven, attempts=(), ops=placements, warpgroups=plans or {},
-                    buffers=buffers or {}, smem_bytes=sum(b.depth * (b.bytes + 16) for b in (buffers or {}).values()),
-                    makespan=max(t + lat[n] for n, t in starts.items()), solve_seconds=0.0)
+    return Schedule(
+        problem=problem,
+        machine=machine,
+        mode=mode,
+        ii=ii,
+        mii=ii,
+        res_mii=res or ii,
+        rec_mii=rec,
+        ii_proven_optimal=proven,
+        attempts=(),
+        ops=placements,
+        warpgroups=plans or {},
+        buffers=buffers or {},
+        smem_bytes=sum(b.depth * (b.bytes + 16) for b in (buffers or {}).values()),
+        makespan=max(t + lat[n] for n, t in starts.items()),
+        solve_seconds=0.0,
+    )
 
 
 def twill_ops(issue_s=0, issue_o=0):
@@ -78,6 +112,7 @@ def check_lines(text: str, width: int) -> None:
 
 # ---------------------------------------------------------------- the Twill toy
 
+
 def test_twill_toy_lanes_rows_and_no_warpgroup_lanes():
     text = render_text(twill_classic())
     lanes = chart(text)
@@ -102,11 +137,18 @@ def test_header_shows_ii_mii_optimality_and_totals():
 
 
 def test_legend_maps_tags_to_ops_with_placement():
-    s = make([Op("load_k", "tensor", 1, 1), Op("softmax_exp", "sfu", 1, 1, 1), Op("wgmma_pv", "tensor", 1, 1)],
-             {"load_k": 0, "softmax_exp": 5, "wgmma_pv": 7}, 3, wgs={"load_k": 0, "softmax_exp": 1, "wgmma_pv": 1})
+    s = make(
+        [Op("load_k", "tensor", 1, 1), Op("softmax_exp", "sfu", 1, 1, 1), Op("wgmma_pv", "tensor", 1, 1)],
+        {"load_k": 0, "softmax_exp": 5, "wgmma_pv": 7},
+        3,
+        wgs={"load_k": 0, "softmax_exp": 1, "wgmma_pv": 1},
+    )
     text = render_text(s)
-    legend = {line.split()[0]: line.split() for line in text.splitlines()
-              if re.match(r"^  [A-Z][A-Z0-9]* +\d", line)}
+    legend = {
+        line.split()[0]: line.split()
+        for line in text.splitlines()
+        if re.match(r"^  [A-Z][A-Z0-9]* +\d", line)
+    }
     assert legend["LK"] == ["LK", "0", "0", "0", "0", "tensor", "1", "0", "load_k"]
     assert legend["SE"] == ["SE", "5", "1", "2", "1", "sfu", "1", "1", "softmax_exp"]
     assert legend["WP"] == ["WP", "7", "2", "1", "1", "tensor", "1", "0", "wgmma_pv"]
@@ -125,12 +167,24 @@ def test_lines_fit_every_width_and_rendering_is_deterministic():
 
 # ---------------------------------------------------------------- warpgroups
 
+
 def two_warpgroups() -> Schedule:
     # II 4. S (async, issue 1) at 0 and O at 6 on wg1; P (synchronous, issue 2) at 2 on wg2.
     ops = [Op("S", "tensor", 2, 2, 1), Op("P", "sfu", 2, 2, 2), Op("O", "tensor", 2, 2, 1)]
-    plans = {1: WarpgroupPlan("consumer", 240, 100, ("S", "O")), 2: WarpgroupPlan("consumer", 160, 80, ("P",))}
-    return make(ops, {"S": 0, "P": 2, "O": 6}, 4, edges=TWILL_EDGES, wgs={"S": 1, "P": 2, "O": 1}, plans=plans,
-                mode="joint", buffers={"S": Buffer("staging", 2, 4096, 5)})
+    plans = {
+        1: WarpgroupPlan("consumer", 240, 100, ("S", "O")),
+        2: WarpgroupPlan("consumer", 160, 80, ("P",)),
+    }
+    return make(
+        ops,
+        {"S": 0, "P": 2, "O": 6},
+        4,
+        edges=TWILL_EDGES,
+        wgs={"S": 1, "P": 2, "O": 1},
+        plans=plans,
+        mode="joint",
+        buffers={"S": Buffer("staging", 2, 4096, 5)},
+    )
 
 
 def test_two_warpgroups_issue_and_in_flight_rows():
@@ -146,9 +200,13 @@ def test_two_warpgroups_issue_and_in_flight_rows():
 
 
 def test_async_only_warpgroup_lane_is_not_blank():
-    text = render_text(twill_classic(wgs={"S": 1, "P": 2, "O": 1}, mode="joint",
-                                     plans={1: WarpgroupPlan("consumer", 240, 0, ()),
-                                            2: WarpgroupPlan("producer", 24, 0, ())}))
+    text = render_text(
+        twill_classic(
+            wgs={"S": 1, "P": 2, "O": 1},
+            mode="joint",
+            plans={1: WarpgroupPlan("consumer", 240, 0, ()), 2: WarpgroupPlan("producer", 24, 0, ())},
+        )
+    )
     lanes = chart(text)
     assert lanes["wg1 consumer 240r"].split() == ["s+0", "o+1"]  # issue 0: only in flight
     assert lanes["wg2 producer 24r"].split() == [".", "P+0"]
@@ -165,12 +223,20 @@ def test_buffers_section():
 
 # ---------------------------------------------------------------- scaling
 
+
 def large() -> Schedule:
     # II 2048: S [0, 1024) and O [1024, 2048) (stage 1) fill the tensor core; P [1100, 1612) on the sfu,
     # issued (synchronously) by the same warpgroup as the async S and O.
     ops = [Op("S", "tensor", 1100, 1024, 1), Op("P", "sfu", 600, 512, 512), Op("O", "tensor", 1100, 1024, 1)]
-    return make(ops, {"S": 0, "P": 1100, "O": 3072}, 2048, edges=TWILL_EDGES, wgs={"S": 1, "P": 1, "O": 1},
-                plans={1: WarpgroupPlan("consumer", 240, 0, ())}, mode="joint")
+    return make(
+        ops,
+        {"S": 0, "P": 1100, "O": 3072},
+        2048,
+        edges=TWILL_EDGES,
+        wgs={"S": 1, "P": 1, "O": 1},
+        plans={1: WarpgroupPlan("consumer", 240, 0, ())},
+        mode="joint",
+    )
 
 
 @pytest.mark.parametrize("width", [MIN_WIDTH, 72, 100, 137])
@@ -219,15 +285,18 @@ def test_small_ii_has_one_column_per_cycle_and_medium_ii_uses_runs():
     body = chart(text)["tensor"]
     cw = len(body) // 50
     assert len(body) == 50 * cw
-    (a, b, label), = runs(body)
+    ((a, b, label),) = runs(body)
     assert (label, a, b) == ("A+0", 5 * cw, 35 * cw)
 
 
 def test_column_shared_by_ops_shows_majority_or_hash():
     # II 1000 at width 40: 33 cycles per column. B (1 cycle at 500) shares its column with the end of A
     # ([0, 500)), which covers more of it: B would vanish, so the column shows '#'.
-    s = make([Op("A", "tensor", 1, 500), Op("B", "tensor", 1, 1), Op("C", "sfu", 1, 10)],
-             {"A": 0, "B": 500, "C": 10}, 1000)
+    s = make(
+        [Op("A", "tensor", 1, 500), Op("B", "tensor", 1, 1), Op("C", "sfu", 1, 10)],
+        {"A": 0, "B": 500, "C": 10},
+        1000,
+    )
     text = render_text(s, MIN_WIDTH)
     check_lines(text, MIN_WIDTH)
     body = chart(text)["tensor"]
@@ -236,10 +305,11 @@ def test_column_shared_by_ops_shows_majority_or_hash():
     assert body[500 // k] == "#"
     assert [r[2] for r in runs(body)] == ["A+0"]
     assert runs(body)[0][:2] == (0, 500 // k)
-    assert set(body[500 // k + 1:]) == {"."}
+    assert set(body[500 // k + 1 :]) == {"."}
 
 
 # ---------------------------------------------------------------- sub-lanes
+
 
 def test_capacity_two_unit_gets_two_sub_lanes_when_ops_overlap():
     units = {"tensor": 2, "sfu": 1}
@@ -248,8 +318,11 @@ def test_capacity_two_unit_gets_two_sub_lanes_when_ops_overlap():
     assert "tensor" not in lanes
     rows = sorted([lanes["tensor[0]"].split(), lanes["tensor[1]"].split()])
     assert rows == sorted([["A+0", "A+0", ".", "."], [".", "B+0", "B+0", "."]])
-    apart = chart(render_text(make([Op("A", "tensor", 1, 2), Op("B", "tensor", 1, 2)], {"A": 0, "B": 2}, 4,
-                                   units=units)))
+    apart = chart(
+        render_text(
+            make([Op("A", "tensor", 1, 2), Op("B", "tensor", 1, 2)], {"A": 0, "B": 2}, 4, units=units)
+        )
+    )
     assert apart["tensor"].split() == ["A+0", "A+0", "B+0", "B+0"]
     assert "tensor[1]" not in apart
 
@@ -285,6 +358,7 @@ def test_unused_units_have_no_lane():
 
 # ---------------------------------------------------------------- inputs
 
+
 def test_round_trip_through_the_schedule_file(tmp_path):
     s = two_warpgroups()
     path = tmp_path / "s.json"
@@ -309,7 +383,10 @@ def test_non_ascii_names_are_escaped():
 
 
 def test_tags_are_short_unique_and_upper_case():
-    ops = [Op(n, "u", 1) for n in ("S", "s", "load_k", "load_v", "wgmma_qk", "wgmma_qk1", "loadK", "exp2", "\u00e9")]
+    ops = [
+        Op(n, "u", 1)
+        for n in ("S", "s", "load_k", "load_v", "wgmma_qk", "wgmma_qk1", "loadK", "exp2", "\u00e9")
+    ]
     tags = op_tags(ops)
     assert len(set(tags.values())) == len(ops)
     assert tags["S"] == "S" and tags["load_k"] == "LK" and tags["wgmma_qk1"] == "WQ1"
@@ -318,6 +395,7 @@ def test_tags_are_short_unique_and_upper_case():
 
 
 # ---------------------------------------------------------------- property
+
 
 @st.composite
 def schedules(draw):
@@ -348,14 +426,20 @@ def test_property_rows_match_the_contract_and_lines_fit(s, width):
         expect = [0] * ii
         for j in range(op.occupancy):
             expect[(t + j) % ii] += 1
-        got = [sum(lane.solid[x].count(op.name) for lane in table if lane.kind == "unit" and lane.key == op.unit)
-               for x in range(ii)]
+        got = [
+            sum(lane.solid[x].count(op.name) for lane in table if lane.kind == "unit" and lane.key == op.unit)
+            for x in range(ii)
+        ]
         assert got == expect
         if s.ops[op.name].warpgroup is not None:
             issue = [0] * ii
             for j in range(op.issue):
                 issue[(t + j) % ii] += 1
-            wg = [lane for lane in table if lane.kind == "warpgroup" and lane.key == str(s.ops[op.name].warpgroup)]
+            wg = [
+                lane
+                for lane in table
+                if lane.kind == "warpgroup" and lane.key == str(s.ops[op.name].warpgroup)
+            ]
             assert [sum(lane.solid[x].count(op.name) for lane in wg) for x in range(ii)] == issue
             assert [op.name in wg[0].light[x] for x in range(ii)] == [e > 0 for e in expect]
     # sub-lanes: never two ops in one row of a sub-lane, and at most one sub-lane per op copy

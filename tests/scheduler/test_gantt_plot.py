@@ -45,11 +45,20 @@ def twill_classic() -> Schedule:
 
 
 def twill_joint() -> Schedule:
-    """The same toy on two warpgroups, each hand-off a cycle; S and O async (issue 0: only in flight on wg0)."""
+    """The same toy on two warpgroups, each hand-off a cycle; S and O async (issue 0: only in flight on
+    wg0)."""
     ops = [Op("S", "tensor", 1, 1, 0), Op("P", "sfu", 1, 1, 1), Op("O", "tensor", 1, 1, 0)]
     plans = {0: WarpgroupPlan("consumer", 240, 0, ("S", "O")), 1: WarpgroupPlan("consumer", 240, 0, ("P",))}
-    return make(ops, {"S": 0, "P": 2, "O": 5}, 2, edges=(Edge("S", "P"), Edge("P", "O"), Edge("O", "O", 1)),
-                wgs={"S": 0, "P": 1, "O": 0}, plans=plans, mode="joint", proven=False)
+    return make(
+        ops,
+        {"S": 0, "P": 2, "O": 5},
+        2,
+        edges=(Edge("S", "P"), Edge("P", "O"), Edge("O", "O", 1)),
+        wgs={"S": 0, "P": 1, "O": 0},
+        plans=plans,
+        mode="joint",
+        proven=False,
+    )
 
 
 def gpu_sized() -> Schedule:
@@ -64,20 +73,33 @@ def gpu_sized() -> Schedule:
     for c in (1, 2, 3):
         off = (c - 1) * 1000
         for name, unit, lat, occ, issue, t in (
-                (f"gemm_qk{c}", "tensor", 400, 330, 32, ii + off),
-                (f"softmax_max{c}", "alu", 100, 90, 96, ii + off + 340),
-                (f"exp{c}", "mufu", 620, 600, 600, ii + off + 440),
-                (f"rescale{c}", "alu", 70, 64, 64, ii + off + 1050),
-                (f"gemm_pv{c}", "tensor", 400, 330, 44, 2 * ii + off + 1340 - ii)):
+            (f"gemm_qk{c}", "tensor", 400, 330, 32, ii + off),
+            (f"softmax_max{c}", "alu", 100, 90, 96, ii + off + 340),
+            (f"exp{c}", "mufu", 620, 600, 600, ii + off + 440),
+            (f"rescale{c}", "alu", 70, 64, 64, ii + off + 1050),
+            (f"gemm_pv{c}", "tensor", 400, 330, 44, 2 * ii + off + 1340 - ii),
+        ):
             ops.append(Op(name, unit, lat, occ, issue))
             starts[name], wgs[name] = t, c
     plans = {0: WarpgroupPlan("producer", 24, 20, ("load_k", "load_v"))}
-    plans.update({c: WarpgroupPlan("consumer", 160, 150, tuple(n for n in starts if wgs[n] == c)) for c in (1, 2, 3)})
-    return make(ops, starts, ii, units=units, wgs=wgs, plans=plans, mode="joint", name="fa3_like",
-                buffers={"load_k": Buffer("ring", 2, 45056, 3000), "load_v": Buffer("ring", 2, 45056, 3000)})
+    plans.update(
+        {c: WarpgroupPlan("consumer", 160, 150, tuple(n for n in starts if wgs[n] == c)) for c in (1, 2, 3)}
+    )
+    return make(
+        ops,
+        starts,
+        ii,
+        units=units,
+        wgs=wgs,
+        plans=plans,
+        mode="joint",
+        name="fa3_like",
+        buffers={"load_k": Buffer("ring", 2, 45056, 3000), "load_v": Buffer("ring", 2, 45056, 3000)},
+    )
 
 
 # ---------------------------------------------------------------- readers
+
 
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
@@ -99,11 +121,18 @@ def check_picture(s: Schedule, tmp_path: Path, stem: str, width_in: float = 12.0
     w, h = png_size(png)
     assert w == round(width_in * DPI)
     lanes = reservation_table(s)
-    assert 1.5 * DPI <= h <= (2.5 + 0.5 * len(lanes)) * DPI, (w, h)  # about 0.36 in a lane plus title and legend
+    assert 1.5 * DPI <= h <= (2.5 + 0.5 * len(lanes)) * DPI, (
+        w,
+        h,
+    )  # about 0.36 in a lane plus title and legend
     texts = svg_texts(svg)
     joined = "\n".join(texts)
     optimal = "(proven optimal)" if s.ii_proven_optimal else "(not proven optimal)"
-    assert f"II = {s.ii} {optimal}" in joined and f"MII = {s.mii}" in joined and f"makespan = {s.makespan}" in joined
+    assert (
+        f"II = {s.ii} {optimal}" in joined
+        and f"MII = {s.mii}" in joined
+        and f"makespan = {s.makespan}" in joined
+    )
     assert f"II = {s.ii}" in texts  # the tick at II
     for lane in lanes:
         assert lane.label in texts, lane.label
@@ -113,6 +142,7 @@ def check_picture(s: Schedule, tmp_path: Path, stem: str, width_in: float = 12.0
 
 
 # ---------------------------------------------------------------- the pictures
+
 
 def test_twill_toy_classic(tmp_path):
     s = twill_classic()
@@ -170,8 +200,10 @@ def test_narrow_chart_skips_labels_that_do_not_fit(tmp_path):
     narrow = check_picture(s, tmp_path, "narrow", 4.0)
     tags = set(op_tags(s.problem.ops).values())
     names = {op.name for op in s.problem.ops}
+
     def labels(texts):
         return [t for t in texts if t in names or t in tags]
+
     assert len(labels(narrow)) < len(labels(wide))
 
 
@@ -186,8 +218,13 @@ def test_rendering_is_deterministic(tmp_path):
 
 def test_names_are_text_not_markup(tmp_path):
     ops = [Op("$x$", "tensor", 1, 2, 1), Op("a<b>&c", "sfu", 1, 2, 1), Op("caf\u00e9", "tensor", 1, 2, 1)]
-    s = make(ops, {"$x$": 0, "a<b>&c": 1, "caf\u00e9": 2}, 4, wgs={"$x$": 0, "a<b>&c": 0, "caf\u00e9": 1},
-             mode="joint")
+    s = make(
+        ops,
+        {"$x$": 0, "a<b>&c": 1, "caf\u00e9": 2},
+        4,
+        wgs={"$x$": 0, "a<b>&c": 0, "caf\u00e9": 1},
+        mode="joint",
+    )
     texts = check_picture(s, tmp_path, "odd")
     assert "$x$" in texts and "a<b>&c" in texts and "caf\\xe9" in texts  # escaped as in the text chart
 
@@ -214,6 +251,7 @@ def test_missing_matplotlib_is_a_user_error(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- geometry
 
+
 @st.composite
 def schedules(draw):
     ii = draw(st.one_of(st.integers(1, 12), st.integers(13, 3000)))
@@ -222,8 +260,15 @@ def schedules(draw):
     ops, starts, wgs = [], {}, {}
     use_wgs = draw(st.booleans())
     for i in range(n):
-        ops.append(Op(f"op_{i}", draw(st.sampled_from(sorted(units))), 1, draw(st.integers(0, 2 * ii)),
-                      draw(st.integers(0, ii))))
+        ops.append(
+            Op(
+                f"op_{i}",
+                draw(st.sampled_from(sorted(units))),
+                1,
+                draw(st.integers(0, 2 * ii)),
+                draw(st.integers(0, ii)),
+            )
+        )
         starts[f"op_{i}"] = draw(st.integers(0, 3 * ii))
         if use_wgs:
             wgs[f"op_{i}"] = draw(st.integers(0, 2))
@@ -272,19 +317,32 @@ def test_property_bars_cover_exactly_the_reservation_table(s):
 
 # ---------------------------------------------------------------- the command
 
+
 def test_show_writes_png_and_svg(tmp_path):
     path = tmp_path / "toy.json"
     schedule_io.write(twill_joint(), path)
     env = dict(os.environ)
-    p = subprocess.run([sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.png", "--svg", "out.svg"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.png", "--svg", "out.svg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     assert "twill_toy" in p.stdout and "II 2" in p.stdout  # the text chart is still printed
     assert p.stdout.rstrip().splitlines()[-2:] == ["wrote out.png", "wrote out.svg"]
     assert png_size(tmp_path / "out.png")[0] == 12 * DPI
     assert "wg0 consumer 240r" in svg_texts(tmp_path / "out.svg")
-    bad = subprocess.run([sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.svg"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "warpsched", "show", str(path), "--png", "out.svg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.startswith("warpsched: error: --png needs a file name ending in .png")
     assert "Traceback" not in bad.stderr

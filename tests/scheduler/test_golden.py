@@ -100,11 +100,19 @@ def test_a_load_waits_for_its_late_consumer_to_keep_its_ring_short():
     # A long chain pushes C five periods after A at II 2; the ring holds only two slots, so L must
     # be issued just before C, not as early as it could go. Windows built on the plain least
     # solution (every op as early as possible) once "proved" II 2 infeasible and returned 3.
-    machine = Machine("late_load", units={"tma": 1, "alu": 1}, sync_latency=1, smem_bytes=2 * (1000 + 16),
-                      register_file=65536, max_warpgroups=2)
-    ops = [Op("A", "alu", latency=10, occupancy=1, issue=1),
-           Op("L", "tma", latency=2, occupancy=1, issue=0, space="smem", bytes=1000),
-           Op("C", "alu", latency=1, occupancy=1, issue=1)]
+    machine = Machine(
+        "late_load",
+        units={"tma": 1, "alu": 1},
+        sync_latency=1,
+        smem_bytes=2 * (1000 + 16),
+        register_file=65536,
+        max_warpgroups=2,
+    )
+    ops = [
+        Op("A", "alu", latency=10, occupancy=1, issue=1),
+        Op("L", "tma", latency=2, occupancy=1, issue=0, space="smem", bytes=1000),
+        Op("C", "alu", latency=1, occupancy=1, issue=1),
+    ]
     r = solve(Problem.build("late_load", ops, [Edge("A", "C"), Edge("L", "C")]), machine, mode="joint")
     s = r.schedule
     assert r.ii == 2 and r.proven and r.verdict.ok

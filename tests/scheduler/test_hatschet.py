@@ -23,14 +23,17 @@ SAMPLE_DIR = DATA / "hatschet"
 
 # graph -> (MII, proven optimal II).  What each one exercises:
 GOLDEN = {
-    "aes2/graph14": (4, 4),          # 84 ops; II == MII, found by CP-SAT (the heuristic gets 5); 8 mem_read on limit 2 give ResMII 4
-    "stencil3d/graph9": (7, 9),      # 77 ops; optimum above MII: II 7 and 8 proven INFEASIBLE; mem_read limit 2
-    "md_grid/graph2": (5, 6),        # 63 ops; optimum above MII by one
-    "bfs_queue/graph1": (10, 10),    # 104 ops: the mid-size graph; RecMII-bound
-    "sort_merge/graph2": (6, 6),     # 103 ops, 19 loop-carried edges; special_loop limit 1 saturated (ResMII 6)
+    "aes2/graph14": (
+        4,
+        4,
+    ),  # 84 ops; II == MII, found by CP-SAT (the heuristic gets 5); 8 mem_read on limit 2 give ResMII 4
+    "stencil3d/graph9": (7, 9),  # 77 ops; optimum above MII: II 7 and 8 proven INFEASIBLE; mem_read limit 2
+    "md_grid/graph2": (5, 6),  # 63 ops; optimum above MII by one
+    "bfs_queue/graph1": (10, 10),  # 104 ops: the mid-size graph; RecMII-bound
+    "sort_merge/graph2": (6, 6),  # 103 ops, 19 loop-carried edges; special_loop limit 1 saturated (ResMII 6)
     "gemm_blocked/graph5": (32, 32),  # long FP recurrence; FP units with limit 4
-    "viterbi/graph4": (23, 23),      # four limited resources (mem_read 2, mem_write 1, fp_plus 4, special_loop 1)
-    "md_grid/graph10": (2, 2),       # 23 ops: the smallest
+    "viterbi/graph4": (23, 23),  # four limited resources (mem_read 2, mem_write 1, fp_plus 4, special_loop 1)
+    "md_grid/graph10": (2, 2),  # 23 ops: the smallest
 }
 
 
@@ -66,8 +69,11 @@ def graphml_counts(path: Path) -> tuple[int, int, int]:
 def rm_table(path: Path) -> dict[str, tuple[int, int, int]]:
     """resource -> (latency, blockingTime, limit), read straight from the XML."""
     root = ET.parse(path).getroot()
-    return {r.get("name"): (int(r.get("latency")), int(r.get("blockingTime")), int(r.get("limit")))
-            for r in root.iter() if local(r.tag) == "Resource"}
+    return {
+        r.get("name"): (int(r.get("latency")), int(r.get("blockingTime")), int(r.get("limit")))
+        for r in root.iter()
+        if local(r.tag) == "Resource"
+    }
 
 
 # ------------------------------------------------------------------ the sample itself
@@ -131,10 +137,15 @@ def test_stencil3d_graph9_resources():
 
 def write_instance(tmp_path: Path, nodes: str, edges: str, resources: str, stem: str = "g") -> Path:
     g = tmp_path / f"{stem}.graphml"
-    g.write_text('<?xml version="1.0" encoding="UTF-8"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph>'
-                 + nodes + edges + "</graph></graphml>")
-    (tmp_path / f"{stem}_RM.xml").write_text('<?xml version="1.0"?><ModelInformation><Resources>' + resources
-                                             + "</Resources></ModelInformation>")
+    g.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph>'
+        + nodes
+        + edges
+        + "</graph></graphml>"
+    )
+    (tmp_path / f"{stem}_RM.xml").write_text(
+        '<?xml version="1.0"?><ModelInformation><Resources>' + resources + "</Resources></ModelInformation>"
+    )
     return g
 
 
@@ -143,8 +154,10 @@ def node(i: int, res: str) -> str:
 
 
 def edge(s: int, t: int, distance="0", delay="0") -> str:
-    return (f'<edge source="{s}" target="{t}"><data key="delay">{delay}</data>'
-            f'<data key="distance">{distance}</data><data key="deptype">Data</data></edge>')
+    return (
+        f'<edge source="{s}" target="{t}"><data key="delay">{delay}</data>'
+        f'<data key="distance">{distance}</data><data key="deptype">Data</data></edge>'
+    )
 
 
 MUL = '<Resource name="mul" latency="5" blockingTime="3" limit="1"/>'
@@ -152,17 +165,25 @@ ADD = '<Resource name="add" latency="1" blockingTime="1" limit="-1"/>'
 
 
 def test_blocking_time_is_the_occupancy_and_latency_comes_from_the_rm(tmp_path):
-    g = write_instance(tmp_path, node(1, "mul") + node(2, "add") + node(3, "mul"),
-                       edge(1, 2) + edge(2, 3, delay="1") + edge(3, 1, distance="2"), MUL + ADD)
+    g = write_instance(
+        tmp_path,
+        node(1, "mul") + node(2, "add") + node(3, "mul"),
+        edge(1, 2) + edge(2, 3, delay="1") + edge(3, 1, distance="2"),
+        MUL + ADD,
+    )
     problem, machine = load_hatschet(g)
     ops = problem.op_by_name
     assert (ops["n1"].latency, ops["n1"].occupancy, ops["n1"].unit) == (5, 3, "mul")
     assert (ops["n2"].latency, ops["n2"].occupancy) == (1, 1)
     assert machine.units == {"mul": 1, "add": None}
-    assert [(e.src, e.dst, e.distance, e.delay) for e in problem.edges] == \
-        [("n1", "n2", 0, 0), ("n2", "n3", 0, 1), ("n3", "n1", 2, 0)]
+    assert [(e.src, e.dst, e.distance, e.delay) for e in problem.edges] == [
+        ("n1", "n2", 0, 0),
+        ("n2", "n3", 0, 1),
+        ("n3", "n1", 2, 0),
+    ]
     r = solve(problem, machine, mode="classic")
-    # two mul ops of occupancy 3 on one unit: ResMII 6; the recurrence 5 + 1+1 + 5 = 12 over distance 2: RecMII 6.
+    # two mul ops of occupancy 3 on one unit: ResMII 6; the recurrence 5 + 1+1 + 5 = 12 over distance 2:
+    # RecMII 6.
     # But the recurrence pins t3 - t1 to [7, 2*II - 5], and the two 3-cycle occupancies need
     # (t3 - t1) mod II in [3, II - 3]: impossible at II 6 and 7, first possible at II 8 (t3 - t1 = 11).
     # With blockingTime read as 1 (or as the latency 5) the answer would differ (6 or infeasible below 10).
@@ -290,7 +311,9 @@ def test_sample_edge_to_an_unknown_node(tmp_path):
 
 @pytest.mark.parametrize("distance", ["1.5", "one", ""])
 def test_non_integer_distance(tmp_path, distance):
-    g = write_instance(tmp_path, node(1, "add") + node(2, "add"), edge(1, 2) + edge(2, 1, distance=distance), ADD)
+    g = write_instance(
+        tmp_path, node(1, "add") + node(2, "add"), edge(1, 2) + edge(2, 1, distance=distance), ADD
+    )
     with pytest.raises(InputError) as exc:
         load_hatschet(g)
     one_sentence(exc, "distance", "2 -> 1", "whole number")
@@ -304,7 +327,9 @@ def test_non_integer_delay(tmp_path):
 
 
 def test_non_integer_resource_latency(tmp_path):
-    g = write_instance(tmp_path, node(1, "add"), "", '<Resource name="add" latency="fast" blockingTime="1" limit="1"/>')
+    g = write_instance(
+        tmp_path, node(1, "add"), "", '<Resource name="add" latency="fast" blockingTime="1" limit="1"/>'
+    )
     with pytest.raises(InputError) as exc:
         load_hatschet(g)
     one_sentence(exc, "latency", "'add'", "'fast'")
@@ -344,7 +369,10 @@ def test_classic_solve_matches_the_golden_ii(key):
     assert all(p.warpgroup is None for p in s.ops.values())
     # the proof record: every candidate below the optimum is INFEASIBLE
     infeasible = {c for a in s.attempts if a.status == "INFEASIBLE" for c in range(a.ii, a.ii_max + 1)}
-    ranged = {c for a in s.attempts if a.found_ii is not None and a.bound is not None
-              for c in range(a.ii, min(a.ii_max, ceil(a.bound - 1e-9) - 1) + 1)}
+    ranged = {
+        c
+        for a in s.attempts
+        if a.found_ii is not None and a.bound is not None
+        for c in range(a.ii, min(a.ii_max, ceil(a.bound - 1e-9) - 1) + 1)
+    }
     assert set(range(mii, ii)) <= infeasible | ranged
-

@@ -45,7 +45,9 @@ def test_pingpong_toy_is_valid(pingpong_toy):
 
 
 def test_loop_carried_cycle_with_positive_distance_is_valid():
-    p = problem(chain(), [Edge("a", "b"), Edge("b", "c"), Edge("c", "a", distance=1), Edge("c", "c", distance=2)])
+    p = problem(
+        chain(), [Edge("a", "b"), Edge("b", "c"), Edge("c", "a", distance=1), Edge("c", "c", distance=2)]
+    )
     p.check()
     p.check(toy_machine())
 
@@ -53,8 +55,12 @@ def test_loop_carried_cycle_with_positive_distance_is_valid():
 def test_values_at_the_machine_limits_are_valid():
     m = toy_machine(reg_max=240, register_overhead=24)
     most_smem = m.smem_bytes - m.ring_slot_overhead
-    p = problem([Op("acc", "tensor", 1, space="regs", regs_per_thread=216),  # exactly 240 - 24
-                 Op("tile", "tensor", 1, space="smem", bytes=most_smem)])
+    p = problem(
+        [
+            Op("acc", "tensor", 1, space="regs", regs_per_thread=216),  # exactly 240 - 24
+            Op("tile", "tensor", 1, space="smem", bytes=most_smem),
+        ]
+    )
     p.check(m)
 
 
@@ -191,6 +197,7 @@ def test_unknown_unit_lists_the_known_units():
 
 def test_unit_of_capacity_zero():
     from warpsched.scheduler.machine import Machine
+
     m = Machine("m", units={"tensor": 0})
     with pytest.raises(InputError) as exc:
         problem([Op("a", "tensor", 1)]).check(m)
@@ -236,7 +243,10 @@ def test_graph_is_a_multidigraph_keeping_parallel_edges():
     assert set(g.nodes) == {"a", "b", "c"}
     assert g.number_of_edges() == 4
     assert g.number_of_edges("a", "b") == 2
-    assert sorted((d["edge"].distance, d["edge"].delay) for _, _, d in g.edges("a", data=True)) == [(0, 0), (1, 2)]
+    assert sorted((d["edge"].distance, d["edge"].delay) for _, _, d in g.edges("a", data=True)) == [
+        (0, 0),
+        (1, 2),
+    ]
     assert g.nodes["a"]["op"] == Op("a", "tensor", 1)
     assert sorted(e.distance for e in p.out_edges("a")) == [0, 1]
     assert sorted(e.distance for e in p.in_edges("b")) == [0, 1]

@@ -71,10 +71,15 @@ def test_hopper_numbers(name):
 def test_h200_differs_from_h100_in_memory_bandwidth_only():
     h100, h200 = load_machine("h100"), load_machine("h200")
     assert h200.rates["hbm_bytes"] > h100.rates["hbm_bytes"]
-    assert {k: v for k, v in h100.rates.items() if k != "hbm_bytes"} == \
-        {k: v for k, v in h200.rates.items() if k != "hbm_bytes"}
+    assert {k: v for k, v in h100.rates.items() if k != "hbm_bytes"} == {
+        k: v for k, v in h200.rates.items() if k != "hbm_bytes"
+    }
     assert h100.units == h200.units
-    assert (h100.smem_bytes, h100.register_file, h100.sync_latency) == (h200.smem_bytes, h200.register_file, h200.sync_latency)
+    assert (h100.smem_bytes, h100.register_file, h100.sync_latency) == (
+        h200.smem_bytes,
+        h200.register_file,
+        h200.sync_latency,
+    )
 
 
 def test_machine_loads_from_a_path_too():
@@ -215,7 +220,9 @@ def test_bad_register_step():
 
 def test_warpgroups_that_cannot_fit_the_register_file():
     with pytest.raises(InputError) as exc:
-        machine_from_dict({"name": "m", "units": {"tma": 1}, "registers": {"file": 1000}, "warpgroups": {"max": 2}})
+        machine_from_dict(
+            {"name": "m", "units": {"tma": 1}, "registers": {"file": 1000}, "warpgroups": {"max": 2}}
+        )
     one_sentence(exc, "register file")
 
 

@@ -18,7 +18,18 @@ def scaled_pingpong() -> Problem:
     ops, edges = [], []
     for sub in ("a", "b"):
         o, e = twill_chain(sub)
-        ops += [Op(x.name, x.unit, x.latency * SCALE, x.occupancy * SCALE, x.issue * SCALE, kind=x.kind, space=x.space) for x in o]
+        ops += [
+            Op(
+                x.name,
+                x.unit,
+                x.latency * SCALE,
+                x.occupancy * SCALE,
+                x.issue * SCALE,
+                kind=x.kind,
+                space=x.space,
+            )
+            for x in o
+        ]
         edges += e
     return Problem.build("pingpong_x256", ops, edges)
 
@@ -51,8 +62,12 @@ def test_proof_chain_needs_every_lower_candidate():
 
 def test_timeouts_never_claim_optimality(pingpong_toy):
     # one worker, almost no time: whatever comes back must not claim what it did not prove
-    r = solve(scaled_pingpong(), toy_machine(warpgroups=1, sync=SCALE), mode="joint",
-              config=SolverConfig(num_workers=1, time_limit=0.05, total_time_limit=0.2))
+    r = solve(
+        scaled_pingpong(),
+        toy_machine(warpgroups=1, sync=SCALE),
+        mode="joint",
+        config=SolverConfig(num_workers=1, time_limit=0.05, total_time_limit=0.2),
+    )
     s = r.schedule
     assert r.verdict.ok
     assert s.ii_proven_optimal == proof_covers(list(s.attempts), s.mii, s.ii)
@@ -60,12 +75,16 @@ def test_timeouts_never_claim_optimality(pingpong_toy):
 
 def test_infeasible_everywhere_names_the_family():
     # a 200 KB tile held 12 cycles by a slow consumer: below II 12 it needs two slots, 400 KB
-    ops = [Op("big", "tensor", 2, 2, 1, space="smem", bytes=200_000),
-           Op("use", "tensor", 10, 2, 1)]
+    ops = [Op("big", "tensor", 2, 2, 1, space="smem", bytes=200_000), Op("use", "tensor", 10, 2, 1)]
     machine = toy_machine(warpgroups=2)
     with pytest.raises(InfeasibleError) as err:
-        solve(Problem.build("too_much_smem", ops, [Edge("big", "use")]), machine, mode="joint",
-              max_ii=11, config=SolverConfig(num_workers=1))
+        solve(
+            Problem.build("too_much_smem", ops, [Edge("big", "use")]),
+            machine,
+            mode="joint",
+            max_ii=11,
+            config=SolverConfig(num_workers=1),
+        )
     assert "(5b) shared-memory" in str(err.value)
 
 
@@ -101,8 +120,12 @@ def test_heuristic_hint_is_used_and_optimum_can_beat_it(circt_loop):
 # ------------------------------------------------------------------ time limits and levels that time out
 
 GRAPHS = {  # classic: the II search places the resource-bound ops only, the levels complete the rest
-    "stencil3d/graph9": "classic", "md_grid/graph2": "classic", "viterbi/graph4": "classic", "bfs_queue/graph1": "classic",
-    "twill_toy": "joint", "gemm": "joint",
+    "stencil3d/graph9": "classic",
+    "md_grid/graph2": "classic",
+    "viterbi/graph4": "classic",
+    "bfs_queue/graph1": "classic",
+    "twill_toy": "joint",
+    "gemm": "joint",
 }
 
 
@@ -121,7 +144,8 @@ def _problem(name: str):
 @pytest.mark.parametrize("first_unknown", range(5))
 @pytest.mark.parametrize("graph", GRAPHS)
 def test_a_level_that_ends_unknown_never_loses_ops(graph, first_unknown, monkeypatch):
-    """Every secondary level from `first_unknown` on ends UNKNOWN (as a time limit makes it): the schedule still
+    """Every secondary level from `first_unknown` on ends UNKNOWN (as a time limit makes it): the schedule
+    still
     places every op, the verifier accepts it, and the II keeps its proof."""
     from ortools.sat.python import cp_model
 
@@ -155,7 +179,9 @@ def test_the_time_limit_bounds_the_whole_solve():
     from warpsched.models import build_model
 
     started = time.perf_counter()
-    r = solve(build_model("attention_fwd", "h100"), "h100", config="deterministic", total_time_limit=3, time_limit=3)
+    r = solve(
+        build_model("attention_fwd", "h100"), "h100", config="deterministic", total_time_limit=3, time_limit=3
+    )
     took = time.perf_counter() - started
     assert took <= 3 * 1.1 + 0.5, took
     assert r.verdict.ok and not r.proven and any(a.status == "UNKNOWN" for a in r.schedule.attempts)

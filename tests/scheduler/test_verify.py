@@ -22,9 +22,21 @@ from warpsched.scheduler.verify import Verdict, _rec_mii, _parse, verify
 
 # ---------------------------------------------------------------- builders
 
+
 def op(name, unit, latency=1, occupancy=1, issue=0, bytes=0, space="none", regs=0, vl=False):
-    return {"name": name, "kind": "op", "unit": unit, "latency": latency, "occupancy": occupancy, "issue": issue,
-            "issuer": "warpgroup", "bytes": bytes, "space": space, "regs_per_thread": regs, "variable_latency": vl}
+    return {
+        "name": name,
+        "kind": "op",
+        "unit": unit,
+        "latency": latency,
+        "occupancy": occupancy,
+        "issue": issue,
+        "issuer": "warpgroup",
+        "bytes": bytes,
+        "space": space,
+        "regs_per_thread": regs,
+        "variable_latency": vl,
+    }
 
 
 def edge(src, dst, distance=0, delay=0):
@@ -32,10 +44,19 @@ def edge(src, dst, distance=0, delay=0):
 
 
 def machine(units, **kw):
-    m = {"name": "toy", "units": units, "sync_latency": 10, "smem_bytes": 100_000, "smem_bytes_per_cycle": 128,
-         "ring_slot_overhead": 16, "register_file": 65536,
-         "registers": {"min": 24, "max": 256, "step": 8, "reserved": 24},
-         "max_warpgroups": 4, "warpgroup_threads": 128, "clock_ghz": 1.0}
+    m = {
+        "name": "toy",
+        "units": units,
+        "sync_latency": 10,
+        "smem_bytes": 100_000,
+        "smem_bytes_per_cycle": 128,
+        "ring_slot_overhead": 16,
+        "register_file": 65536,
+        "registers": {"min": 24, "max": 256, "step": 8, "reserved": 24},
+        "max_warpgroups": 4,
+        "warpgroup_threads": 128,
+        "clock_ghz": 1.0,
+    }
     m.update(kw)
     return m
 
@@ -72,8 +93,21 @@ def _product(choices):
             yield (c,) + rest
 
 
-def schedule(ops, edges, ii, starts, mode="classic", units=None, wg=None, warpgroups=None, buffers=None,
-             mach=None, attempts=(), proven=False, **override):
+def schedule(
+    ops,
+    edges,
+    ii,
+    starts,
+    mode="classic",
+    units=None,
+    wg=None,
+    warpgroups=None,
+    buffers=None,
+    mach=None,
+    attempts=(),
+    proven=False,
+    **override,
+):
     """A schedule dict with every contract field; derived fields (stage, row, makespan, MII, smem) computed
     from the contract so that only the placements and plans given by the test decide the verdict."""
     mach = mach or machine(units or {"tensor": 1, "sfu": 1})
@@ -82,17 +116,31 @@ def schedule(ops, edges, ii, starts, mode="classic", units=None, wg=None, warpgr
     buffers = buffers or {}
     byts = {o["name"]: o["bytes"] for o in ops}
     d = {
-        "format": "warpsched.schedule/1", "problem": "toy", "source": {}, "mode": mode, "machine": mach,
-        "graph": {"ops": ops, "edges": edges}, "ii": ii, "mii": max(1, res, rec), "res_mii": res, "rec_mii": rec,
-        "ii_proven_optimal": proven, "attempts": list(attempts),
-        "ops": {n: {"start": t, "stage": t // ii, "row": t % ii, "warpgroup": (wg or {}).get(n)}
-                for n, t in starts.items()},
+        "format": "warpsched.schedule/1",
+        "problem": "toy",
+        "source": {},
+        "mode": mode,
+        "machine": mach,
+        "graph": {"ops": ops, "edges": edges},
+        "ii": ii,
+        "mii": max(1, res, rec),
+        "res_mii": res,
+        "rec_mii": rec,
+        "ii_proven_optimal": proven,
+        "attempts": list(attempts),
+        "ops": {
+            n: {"start": t, "stage": t // ii, "row": t % ii, "warpgroup": (wg or {}).get(n)}
+            for n, t in starts.items()
+        },
         "warpgroups": {str(k): v for k, v in (warpgroups or {}).items()},
         "buffers": buffers,
         "smem_bytes": sum(b["depth"] * (byts[n] + mach["ring_slot_overhead"]) for n, b in buffers.items()),
         "makespan": max(t + lat[n] for n, t in starts.items()),
         "stages": max(t // ii for t in starts.values()) - min(t // ii for t in starts.values()) + 1,
-        "objectives": [], "solve_seconds": 0.0, "solver": {}, "verified": None,
+        "objectives": [],
+        "solve_seconds": 0.0,
+        "solver": {},
+        "verified": None,
     }
     d.update(override)
     return d
@@ -200,27 +248,40 @@ def test_wrong_makespan():
 #   M >= 0 + 40 + hand-off 10 = 50; E >= 50 + 16 = 66, at 68 so its issue (rows 4..11) misses M's (rows 2..3).
 #   Registers of warpgroup 0: M lives [50, 68) = 18 cycles -> 2 copies on rows 2, 3, else 1 (x32);
 #   E lives [68, 78) -> rows 4..13 (x16). Max 64 -> need 24 + 64 = 88.
-#   Ring of L: held until M at 50 + latency 16 + sync 10 = 76 -> depth ceil(76/16) = 5; 5 * (1024 + 16) = 5200 B.
+#   Ring of L: held until M at 50 + latency 16 + sync 10 = 76 -> depth ceil(76/16) = 5; 5 * (1024 + 16) =
+# 5200 B.
 
 WS_UNITS = {"tma": 1, "tensor": 1, "alu": 1}
 
 
 def ws_ops(m_latency=16):
-    return [op("L", "tma", latency=40, occupancy=8, issue=1, bytes=1024, space="smem", vl=True),
-            op("M", "tensor", latency=m_latency, occupancy=16, issue=2, bytes=16384, space="regs", regs=32),
-            op("E", "alu", latency=10, occupancy=8, issue=8, bytes=8192, space="regs", regs=16)]
+    return [
+        op("L", "tma", latency=40, occupancy=8, issue=1, bytes=1024, space="smem", vl=True),
+        op("M", "tensor", latency=m_latency, occupancy=16, issue=2, bytes=16384, space="regs", regs=32),
+        op("E", "alu", latency=10, occupancy=8, issue=8, bytes=8192, space="regs", regs=16),
+    ]
 
 
 WS_EDGES = [edge("L", "M"), edge("M", "E"), edge("M", "M", 1)]
 
 
 def ws(starts=None, wg=None, warpgroups=None, buffers=None, mode="joint", mach=None, **kw):
-    return schedule(ws_ops(), copy.deepcopy(WS_EDGES), 16, starts or {"L": 0, "M": 50, "E": 68}, mode=mode,
-                    wg=wg or {"L": 1, "M": 0, "E": 0},
-                    warpgroups=warpgroups or {0: {"role": "consumer", "registers": 88, "need": 88, "ops": ["M", "E"]},
-                                              1: {"role": "producer", "registers": 24, "need": 24, "ops": ["L"]}},
-                    buffers=buffers or {"L": {"kind": "ring", "depth": 5, "bytes": 1024, "hold": 76}},
-                    mach=mach or machine(WS_UNITS), **kw)
+    return schedule(
+        ws_ops(),
+        copy.deepcopy(WS_EDGES),
+        16,
+        starts or {"L": 0, "M": 50, "E": 68},
+        mode=mode,
+        wg=wg or {"L": 1, "M": 0, "E": 0},
+        warpgroups=warpgroups
+        or {
+            0: {"role": "consumer", "registers": 88, "need": 88, "ops": ["M", "E"]},
+            1: {"role": "producer", "registers": 24, "need": 24, "ops": ["L"]},
+        },
+        buffers=buffers or {"L": {"kind": "ring", "depth": 5, "bytes": 1024, "hold": 76}},
+        mach=mach or machine(WS_UNITS),
+        **kw,
+    )
 
 
 def test_ws_pipeline_valid():
@@ -253,12 +314,21 @@ def test_cross_warpgroup_register_value_needs_staging():
     # M shrunk to 1024 bytes and E moved to warpgroup 2: hand-off 10 + ceil(2 * 1024 / 128) = 26, E >= 92.
     ops = ws_ops()
     ops[1]["bytes"] = 1024
-    d = schedule(ops, copy.deepcopy(WS_EDGES), 16, {"L": 0, "M": 50, "E": 92}, mode="joint",
-                 wg={"L": 1, "M": 0, "E": 2}, mach=machine(WS_UNITS, smem_bytes=9000),
-                 warpgroups={0: {"role": "consumer", "registers": 88},
-                             1: {"role": "producer", "registers": 24},
-                             2: {"role": "consumer", "registers": 40}},
-                 buffers={"L": {"kind": "ring", "depth": 5, "bytes": 1024}})
+    d = schedule(
+        ops,
+        copy.deepcopy(WS_EDGES),
+        16,
+        {"L": 0, "M": 50, "E": 92},
+        mode="joint",
+        wg={"L": 1, "M": 0, "E": 2},
+        mach=machine(WS_UNITS, smem_bytes=9000),
+        warpgroups={
+            0: {"role": "consumer", "registers": 88},
+            1: {"role": "producer", "registers": 24},
+            2: {"role": "consumer", "registers": 40},
+        },
+        buffers={"L": {"kind": "ring", "depth": 5, "bytes": 1024}},
+    )
     v = verify(d)
     assert first(v) == "value M needs a staging buffer (regs, 1024 bytes) but buffers has no entry for it"
     # staging held from M at 50 until E at 92 + latency 10 + sync 10 = 112: 62 cycles -> depth 4
@@ -274,8 +344,9 @@ def test_cross_warpgroup_register_value_needs_staging():
     assert v.smem_bytes == 9360
     d["buffers"]["M"]["depth"] = 3
     d["smem_bytes"] = 5200 + 3 * (1024 + 16)
-    assert first(verify(d)) == ("buffer M has depth 3 but a slot is held 62 cycles (until E is done), "
-                                "which at II 16 needs depth >= 4")
+    assert first(verify(d)) == (
+        "buffer M has depth 3 but a slot is held 62 cycles (until E is done), which at II 16 needs depth >= 4"
+    )
 
 
 def test_register_budget_below_need():
@@ -306,8 +377,9 @@ def test_register_file_overflow():
 
 def test_wrong_role():
     d = ws(warpgroups={0: {"role": "consumer", "registers": 88}, 1: {"role": "consumer", "registers": 24}})
-    assert first(verify(d)) == ("warpgroup 1 has role 'consumer' but holds only variable-latency ops, "
-                                "so it is a producer")
+    assert first(verify(d)) == (
+        "warpgroup 1 has role 'consumer' but holds only variable-latency ops, so it is a producer"
+    )
 
 
 def test_variable_latency_isolation():
@@ -330,8 +402,9 @@ def test_ws_all_non_streaming_ops_in_one_stage():
 def test_ring_too_shallow():
     d = ws(buffers={"L": {"kind": "ring", "depth": 4, "bytes": 1024}})
     msg = first(verify(d))
-    assert msg == ("buffer L has depth 4 but a slot is held 76 cycles (until M is done), "
-                   "which at II 16 needs depth >= 5")
+    assert msg == (
+        "buffer L has depth 4 but a slot is held 76 cycles (until M is done), which at II 16 needs depth >= 5"
+    )
 
 
 def test_buffer_bytes_kind_and_extra_buffers():
@@ -359,40 +432,68 @@ def test_warpgroup_out_of_range():
 
 # ---------------------------------------------------------------- claims
 
+
 def test_wrong_mii_claims():
     d = toy({"S": 0, "P": 1, "O": 3}, mii=1)
     assert first(verify(d)) == "mii is written as 1 but max(1, ResMII 2, RecMII 1) is 2"
     d = toy({"S": 0, "P": 1, "O": 3}, res_mii=1)
     assert first(verify(d)) == "res_mii is written as 1 but the units' occupancy gives ResMII 2"
-    d = schedule(ws_ops(m_latency=16), copy.deepcopy(WS_EDGES), 16, {"L": 0, "M": 50, "E": 68}, mode="classic",
-                 mach=machine(WS_UNITS), rec_mii=15)
-    assert first(verify(d)) == "rec_mii is written as 15 but the dependence cycles give RecMII 16 (cycle M -> M)"
+    d = schedule(
+        ws_ops(m_latency=16),
+        copy.deepcopy(WS_EDGES),
+        16,
+        {"L": 0, "M": 50, "E": 68},
+        mode="classic",
+        mach=machine(WS_UNITS),
+        rec_mii=15,
+    )
+    assert (
+        first(verify(d)) == "rec_mii is written as 15 but the dependence cycles give RecMII 16 (cycle M -> M)"
+    )
 
 
 def test_proof_by_infeasible_attempts():
     starts = {"S": 0, "P": 1, "O": 2}  # II 3, MII 2
-    d = toy(starts, ii=3, proven=True, attempts=[{"ii": 2, "ii_max": 2, "status": "INFEASIBLE", "seconds": 0.1}])
+    d = toy(
+        starts, ii=3, proven=True, attempts=[{"ii": 2, "ii_max": 2, "status": "INFEASIBLE", "seconds": 0.1}]
+    )
     assert verify(d).ok
     d = toy(starts, ii=3, proven=True, attempts=[])
-    assert first(verify(d)) == "ii_proven_optimal is true but no attempt proves II 2 infeasible (no attempt tried it)"
+    assert (
+        first(verify(d))
+        == "ii_proven_optimal is true but no attempt proves II 2 infeasible (no attempt tried it)"
+    )
     d = toy(starts, ii=3, proven=False, attempts=[])
     assert verify(d).ok  # no claim, nothing to prove
 
 
 def test_unknown_attempt_does_not_prove():
-    d = toy({"S": 0, "P": 1, "O": 2}, ii=3, proven=True,
-            attempts=[{"ii": 2, "ii_max": 2, "status": "UNKNOWN", "seconds": 10.0, "bound": None}])
-    assert first(verify(d)) == ("ii_proven_optimal is true but no attempt proves II 2 infeasible "
-                                "(attempt 2..2 ended UNKNOWN)")
+    d = toy(
+        {"S": 0, "P": 1, "O": 2},
+        ii=3,
+        proven=True,
+        attempts=[{"ii": 2, "ii_max": 2, "status": "UNKNOWN", "seconds": 10.0, "bound": None}],
+    )
+    assert first(verify(d)) == (
+        "ii_proven_optimal is true but no attempt proves II 2 infeasible (attempt 2..2 ended UNKNOWN)"
+    )
 
 
 def test_attempt_gap():
-    d = toy({"S": 0, "P": 1, "O": 2}, ii=5, proven=True,
-            attempts=[{"ii": 2, "status": "INFEASIBLE"}, {"ii": 4, "ii_max": 4, "status": "INFEASIBLE"},
-                      {"ii": 3, "ii_max": 3, "status": "MODEL_INVALID"}])
+    d = toy(
+        {"S": 0, "P": 1, "O": 2},
+        ii=5,
+        proven=True,
+        attempts=[
+            {"ii": 2, "status": "INFEASIBLE"},
+            {"ii": 4, "ii_max": 4, "status": "INFEASIBLE"},
+            {"ii": 3, "ii_max": 3, "status": "MODEL_INVALID"},
+        ],
+    )
     v = verify(d)
-    assert v.violations == ("ii_proven_optimal is true but no attempt proves II 3 infeasible "
-                            "(attempt 3..3 ended MODEL_INVALID)",)
+    assert v.violations == (
+        "ii_proven_optimal is true but no attempt proves II 3 infeasible (attempt 3..3 ended MODEL_INVALID)",
+    )
 
 
 def test_proof_by_range_attempt_with_found_ii_and_bound():
@@ -415,22 +516,28 @@ def test_infeasible_claim_at_the_schedules_own_ii():
 def test_ii_below_mii_is_always_a_violation():
     d = toy({"S": 0, "P": 0, "O": 1}, ii=1)
     v = verify(d)
-    assert any(x == "II 1 is below the lower bound MII 2, so the schedule cannot be valid" for x in v.violations)
+    assert any(
+        x == "II 1 is below the lower bound MII 2, so the schedule cannot be valid" for x in v.violations
+    )
 
 
 # ---------------------------------------------------------------- malformed input
 
-@pytest.mark.parametrize("mutate, words", [
-    (lambda d: d.pop("ii"), "'ii'"),
-    (lambda d: d["graph"]["ops"][0].pop("latency"), "'latency'"),
-    (lambda d: d["ops"]["S"].update(start="0"), "start '0'"),
-    (lambda d: d["machine"].pop("units"), "'units'"),
-    (lambda d: d["graph"]["edges"].append({"src": "S", "dst": "X", "distance": 0}), "'X'"),
-    (lambda d: d.update(format="other"), "format"),
-    (lambda d: d.update(attempts=[{"status": "INFEASIBLE"}]), "'ii'"),
-    (lambda d: d["machine"]["units"].update(tensor="two"), "'two'"),
-    (lambda d: d.update(ii_proven_optimal="yes"), "ii_proven_optimal"),
-])
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda d: d.pop("ii"), "'ii'"),
+        (lambda d: d["graph"]["ops"][0].pop("latency"), "'latency'"),
+        (lambda d: d["ops"]["S"].update(start="0"), "start '0'"),
+        (lambda d: d["machine"].pop("units"), "'units'"),
+        (lambda d: d["graph"]["edges"].append({"src": "S", "dst": "X", "distance": 0}), "'X'"),
+        (lambda d: d.update(format="other"), "format"),
+        (lambda d: d.update(attempts=[{"status": "INFEASIBLE"}]), "'ii'"),
+        (lambda d: d["machine"]["units"].update(tensor="two"), "'two'"),
+        (lambda d: d.update(ii_proven_optimal="yes"), "ii_proven_optimal"),
+    ],
+)
 def test_malformed_input_raises_input_error(mutate, words):
     d = toy({"S": 0, "P": 1, "O": 3})
     mutate(d)
@@ -472,14 +579,24 @@ def test_verifier_shares_no_code_with_the_solver():
     tree = ast.parse(open(sys.modules["warpsched.scheduler.verify"].__file__).read())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "math", "dataclasses", "typing", "warpsched.scheduler.errors", "warpsched.scheduler.schedule"}
+    assert imported <= {
+        "__future__",
+        "math",
+        "dataclasses",
+        "typing",
+        "warpsched.scheduler.errors",
+        "warpsched.scheduler.schedule",
+    }
 
 
 # ---------------------------------------------------------------- RecMII and speed
 
+
 def _random_graph(rnd, n, m, max_lat=20):
-    ops = [op(f"v{i}", rnd.choice(["a", "b", "c"]), latency=rnd.randint(0, max_lat), occupancy=rnd.randint(0, 3))
-           for i in range(n)]
+    ops = [
+        op(f"v{i}", rnd.choice(["a", "b", "c"]), latency=rnd.randint(0, max_lat), occupancy=rnd.randint(0, 3))
+        for i in range(n)
+    ]
     edges = []
     for _ in range(m):
         u, v = rnd.randrange(n), rnd.randrange(n)
@@ -502,8 +619,11 @@ def test_rec_mii_matches_brute_force(seed):
         lat = {o["name"]: o["latency"] for o in ops}
         total = 0
         for u, v in zip(cycle, cycle[1:] + cycle[:1]):
-            total += max(lat[u] + e["delay"] - (rec - 1) * e["distance"] for e in edges
-                         if (e["src"], e["dst"]) == (u, v))
+            total += max(
+                lat[u] + e["delay"] - (rec - 1) * e["distance"]
+                for e in edges
+                if (e["src"], e["dst"]) == (u, v)
+            )
         assert total > 0
 
 
@@ -536,13 +656,21 @@ def test_large_graph_is_fast():
 
 # ---------------------------------------------------------------- property: shifting by a multiple of II
 
+
 @st.composite
 def classic_schedules(draw):
     n = draw(st.integers(1, 5))
     ii = draw(st.integers(1, 5))
     units = {"a": draw(st.sampled_from([1, 2, None])), "b": draw(st.sampled_from([1, 2]))}
-    ops = [op(f"o{i}", draw(st.sampled_from(["a", "b"])), latency=draw(st.integers(0, 4)),
-              occupancy=draw(st.integers(0, 3))) for i in range(n)]
+    ops = [
+        op(
+            f"o{i}",
+            draw(st.sampled_from(["a", "b"])),
+            latency=draw(st.integers(0, 4)),
+            occupancy=draw(st.integers(0, 3)),
+        )
+        for i in range(n)
+    ]
     edges = []
     for _ in range(draw(st.integers(0, 6))):
         u, v = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
@@ -566,5 +694,6 @@ def test_shifting_every_start_by_a_multiple_of_ii_keeps_the_verdict(d, k):
     assert len(after.violations) == len(before.violations)
     assert after.makespan == before.makespan  # iteration latency: from the first start
     # the same families fail: compare each violation's opening words
-    assert [x.split(":")[0].split(" is ")[0] for x in after.violations] == \
-           [x.split(":")[0].split(" is ")[0] for x in before.violations]
+    assert [x.split(":")[0].split(" is ")[0] for x in after.violations] == [
+        x.split(":")[0].split(" is ")[0] for x in before.violations
+    ]

@@ -1,4 +1,5 @@
-"""attention_fwd: what each op is in CUDA (kernels/cuda/render.py calls these hooks), over the generic templates
+"""attention_fwd: what each op is in CUDA (kernels/cuda/render.py calls these hooks), over the generic
+templates
 (kernels/cuda/templates.py, `T`) and this family's own (`F`)."""
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from warpsched.kernels.families.base import CudaFamily, LoadPlan, ident
 from warpsched.models import attention
 from warpsched.models.kinds import OpKind
 from warpsched.scheduler.errors import InputError
-
 
 
 # attention: the first K/V iteration with a key to mask. The partial last block starts at n_kv / BLOCK_N
@@ -26,44 +26,80 @@ class AttentionCuda(CudaFamily):
     iteration, the last block masked when seqlen is not a multiple of it."""
 
     entry = "warpsched_attention_fwd"
-    limits = {"causal": "all (blocks crossing the diagonal are masked in the epilogue trips; the steady state has no branch)", "block_m": "64",
-              "block_n": "a multiple of 8"}
-    params = ("const __grid_constant__ CUtensorMap tma_q", "const __grid_constant__ CUtensorMap tma_k",
-              "const __grid_constant__ CUtensorMap tma_v", "Element* __restrict__ out", "float* __restrict__ lse", "int n_q", "int n_kv",
-              "int heads", "int kv_heads", "float scale_log2")
+    limits = {
+        "causal": "all (blocks crossing the diagonal are masked in the epilogue trips; the steady state has "
+        "no branch)",
+        "block_m": "64",
+        "block_n": "a multiple of 8",
+    }
+    params = (
+        "const __grid_constant__ CUtensorMap tma_q",
+        "const __grid_constant__ CUtensorMap tma_k",
+        "const __grid_constant__ CUtensorMap tma_v",
+        "Element* __restrict__ out",
+        "float* __restrict__ lse",
+        "int n_q",
+        "int n_kv",
+        "int heads",
+        "int kv_heads",
+        "float scale_log2",
+    )
     # causal: the loop stops after the last block a query row of this CTA sees
-    iterations = "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
-    locals = ("  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y / (heads / kv_heads);\n"
-              "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n"
-              f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n")
+    iterations = (
+        "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
+    )
+    locals = (
+        "  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y "
+        "/ (heads / kv_heads);\n"
+        "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n"
+        f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
+    )
     storage = F.ATTENTION_STORAGE
     init = F.ATTENTION_INIT
-    masked_kinds = frozenset({OpKind.ROW_MAX})  # the masked blocks (partial last block, causal diagonal): epilogue trips only
+    masked_kinds = frozenset(
+        {OpKind.ROW_MAX}
+    )  # the masked blocks (partial last block, causal diagonal): epilogue trips only
 
     @staticmethod
     def check(src):
         if src["block_m"] != 64:
-            raise InputError(f"attention_fwd CUDA templates take block_m = 64 (one wgmma row block per consumer); got {src['block_m']}")
+            raise InputError(
+                "attention_fwd CUDA templates take block_m = 64 (one wgmma row block per consumer); got "
+                f"{src['block_m']}"
+            )
         if src["block_n"] % 8:
-            raise InputError(f"attention_fwd CUDA templates take block_n a multiple of 8; got {src['block_n']}")
+            raise InputError(
+                f"attention_fwd CUDA templates take block_n a multiple of 8; got {src['block_n']}"
+            )
 
     def __init__(self, schedule, program):
         super().__init__(schedule, program)
         s = self.src
         self.d, self.bm, self.bn, self.tiles = s["head_dim"], s["block_m"], s["block_n"], s["q_tiles"]
         self.extra_members = ((1024, self.tiles * self.bm * self.d * 2), (8, 8))
-        self.tile = {"head_dim": self.d, "block_m": self.bm, "block_n": self.bn, "q_tiles": self.tiles, "dtype": s["dtype"],
-                     "causal": s["causal"]}
+        self.tile = {
+            "head_dim": self.d,
+            "block_m": self.bm,
+            "block_n": self.bn,
+            "q_tiles": self.tiles,
+            "dtype": s["dtype"],
+            "causal": s["causal"],
+        }
         wg = {n: p.warpgroup for n, p in schedule.ops.items()}
 
         def wg_of(kind, t):
             return wg[self.op_of[kind, t]]
+
         for t in range(self.tiles):
             if wg_of(OpKind.ROW_SUM, t) != wg_of(OpKind.WGMMA_PV, t):
-                raise InputError(f"{program.name}: tile {t}'s row sums and its O accumulator end on different warpgroups; the "
-                                 f"CUDA epilogue needs both in one")
+                raise InputError(
+                    f"{program.name}: tile {t}'s row sums and its O accumulator end on different warpgroups; "
+                    "the "
+                    f"CUDA epilogue needs both in one"
+                )
         self.loader = wg[attention.LOAD_K]
-        # the log-sum-exp needs the running maximum where the epilogue is (it is, unless the schedule moved the max away)
+        # the log-sum-exp needs the running maximum where the epilogue is (it is, unless the schedule moved
+        # the max away)
         self.lse = all(wg_of(OpKind.ROW_MAX, t) == wg_of(OpKind.ROW_SUM, t) for t in range(self.tiles))
         self.tile["lse"] = self.lse
         # each warpgroup declares a tile's registers before its first op of that tile
@@ -81,12 +117,17 @@ class AttentionCuda(CudaFamily):
         # S * scale - m overwrites S in place unless the schedule issues the next QK^T before exp2 has read
         # it: then those tiles keep the scaled scores in an array of their own (x{t}, as many registers as S)
         self.own_scaled: set[int] = set()  # none yet: _array_of, which the first replay uses, reads it
-        self.own_scaled = {self.index_of[c.value] for c in clobbered_reads(program, self._array_of)
-                           if self.kind_of[c.value] == OpKind.SCALE}
+        self.own_scaled = {
+            self.index_of[c.value]
+            for c in clobbered_reads(program, self._array_of)
+            if self.kind_of[c.value] == OpKind.SCALE
+        }
         clobbered = clobbered_reads(program, self._array_of)
         if clobbered:
-            raise InputError(f"{program.name}: the attention templates share registers between values this schedule keeps "
-                             f"alive together ({clobbered[0]})")
+            raise InputError(
+                f"{program.name}: the attention templates share registers between values this schedule keeps "
+                f"alive together ({clobbered[0]})"
+            )
 
     def _array_of(self, value: str) -> str | None:
         """The C++ register array holding `value` on its warpgroups (None: not in registers)."""
@@ -98,22 +139,40 @@ class AttentionCuda(CudaFamily):
         return self._staged_as(value)[0] if kind != OpKind.ROW_MAX else f"m{self.index_of[value]}"
 
     def declarations(self) -> str:
-        values = (("HEAD_DIM", self.d), ("BLOCK_M", self.bm), ("BLOCK_N", self.bn), ("Q_TILES", self.tiles),
-                  ("CAUSAL", int(self.src["causal"])))
+        values = (
+            ("HEAD_DIM", self.d),
+            ("BLOCK_M", self.bm),
+            ("BLOCK_N", self.bn),
+            ("Q_TILES", self.tiles),
+            ("CAUSAL", int(self.src["causal"])),
+        )
         out = [T.CONSTANT.format(name=n, value=v) for n, v in values]
-        out += [T.SMEM_LAYOUT_K.format(name="LayoutQ", rows=self.bm, cols=self.d),
-                T.SMEM_LAYOUT_K.format(name="LayoutK", rows=self.bn, cols=self.d),
-                T.SMEM_LAYOUT_MN.format(name="LayoutVt", rows=self.d, cols=self.bn)]
+        out += [
+            T.SMEM_LAYOUT_K.format(name="LayoutQ", rows=self.bm, cols=self.d),
+            T.SMEM_LAYOUT_K.format(name="LayoutK", rows=self.bn, cols=self.d),
+            T.SMEM_LAYOUT_MN.format(name="LayoutVt", rows=self.d, cols=self.bn),
+        ]
         return "".join(out) + "\n" + F.ATTENTION_HELPERS + "\n"
 
     def loads(self) -> dict:
         n = self.bn * self.d
 
         def copies(tensor_map):
-            return tuple(T.TMA_3D.format(map=tensor_map, dst=f"dst + {h} * BLOCK_N * 64", c0=h * 64, c1="it * BLOCK_N", c2="kv_head")
-                         for h in range(self.d // 64))
-        return {attention.LOAD_K: LoadPlan("Element", n, 2 * n, copies("tma_k")),
-                attention.LOAD_V: LoadPlan("Element", n, 2 * n, copies("tma_v"))}
+            return tuple(
+                T.TMA_3D.format(
+                    map=tensor_map,
+                    dst=f"dst + {h} * BLOCK_N * 64",
+                    c0=h * 64,
+                    c1="it * BLOCK_N",
+                    c2="kv_head",
+                )
+                for h in range(self.d // 64)
+            )
+
+        return {
+            attention.LOAD_K: LoadPlan("Element", n, 2 * n, copies("tma_k")),
+            attention.LOAD_V: LoadPlan("Element", n, 2 * n, copies("tma_v")),
+        }
 
     def before_loop(self, w) -> str:
         return F.ATTENTION_Q_LOAD.format() if w.index == self.loader else ""
@@ -122,7 +181,9 @@ class AttentionCuda(CudaFamily):
         if step.op not in self.declares:
             return ""
         t = step.index
-        return F.ATTENTION_SETUP.format(t=t, scaled=F.ATTENTION_OWN_SCALED.format(t=t) if t in self.own_scaled else "")
+        return F.ATTENTION_SETUP.format(
+            t=t, scaled=F.ATTENTION_OWN_SCALED.format(t=t) if t in self.own_scaled else ""
+        )
 
     # what a value is in registers, when staged: (C++ name, "fragment" | "rows", slot type)
     def _staged_as(self, value: str) -> tuple[str, str, str]:
@@ -135,18 +196,27 @@ class AttentionCuda(CudaFamily):
             return f"p{t}", "fragment", "Element"
         if kind in (OpKind.RESCALE_O, OpKind.WGMMA_PV):
             return f"o{t}", "fragment", "float"
-        if kind == OpKind.ROW_MAX:  # the new maximum (for scale) or the correction factor (for sum and rescale)
+        if (
+            kind == OpKind.ROW_MAX
+        ):  # the new maximum (for scale) or the correction factor (for sum and rescale)
             needs = {OpKind.SCALE: "m", OpKind.ROW_SUM: "correction", OpKind.RESCALE_O: "correction"}
             wanted = {needs.get(k, "?") for k in self.readers.get(value, ())}
             if len(wanted) != 1 or "?" in wanted:
-                raise InputError(f"{self.program.name}: {value} is read on another warpgroup by {sorted(self.readers[value])}; the "
-                                 f"CUDA templates stage either the row maximum or the correction, not both")
+                raise InputError(
+                    f"{self.program.name}: {value} is read on another warpgroup by "
+                    f"{sorted(self.readers[value])}; the "
+                    f"CUDA templates stage either the row maximum or the correction, not both"
+                )
             return f"{wanted.pop()}{t}", "rows", "float"
         return super().staging(value)
 
     def staging(self, value: str) -> LoadPlan:
         name, form, ctype = self._staged_as(value)
-        elements = self.bm if form == "rows" else 64 * {"s": self.bn, "x": self.bn, "p": self.bn, "o": self.d}[name[0]]
+        elements = (
+            self.bm
+            if form == "rows"
+            else 64 * {"s": self.bn, "x": self.bn, "p": self.bn, "o": self.d}[name[0]]
+        )
         size = 4 if ctype == "float" else 2
         return LoadPlan(ctype, elements, elements * size, ())
 
@@ -156,7 +226,9 @@ class AttentionCuda(CudaFamily):
 
     def stage_in(self, read, step) -> str:
         name, form, _ = self._staged_as(read.value)
-        return (T.STAGE_ROWS_IN if form == "rows" else T.STAGE_FRAGMENT_IN).format(value=name, src=f"src_{ident(read.value)}")
+        return (T.STAGE_ROWS_IN if form == "rows" else T.STAGE_FRAGMENT_IN).format(
+            value=name, src=f"src_{ident(read.value)}"
+        )
 
     def initial(self, read, step) -> str:
         if self.kind_of[read.value] in (OpKind.WGMMA_PV, OpKind.RESCALE_O):  # O starts at zero
@@ -165,9 +237,15 @@ class AttentionCuda(CudaFamily):
 
     def issue(self, step) -> str:
         t = step.index
-        table = {OpKind.WGMMA_QK: F.ATTENTION_QK_ISSUE, OpKind.ROW_MAX: F.ATTENTION_MAX, OpKind.SCALE: F.ATTENTION_SCALE,
-                 OpKind.EXP2: F.ATTENTION_EXP, OpKind.ROW_SUM: F.ATTENTION_SUM, OpKind.RESCALE_O: F.ATTENTION_RESCALE,
-                 OpKind.WGMMA_PV: F.ATTENTION_PV_ISSUE}
+        table = {
+            OpKind.WGMMA_QK: F.ATTENTION_QK_ISSUE,
+            OpKind.ROW_MAX: F.ATTENTION_MAX,
+            OpKind.SCALE: F.ATTENTION_SCALE,
+            OpKind.EXP2: F.ATTENTION_EXP,
+            OpKind.ROW_SUM: F.ATTENTION_SUM,
+            OpKind.RESCALE_O: F.ATTENTION_RESCALE,
+            OpKind.WGMMA_PV: F.ATTENTION_PV_ISSUE,
+        }
         if step.kind not in table:
             self._unknown(step)
         ring = ident(attention.LOAD_K if step.kind == OpKind.WGMMA_QK else attention.LOAD_V)

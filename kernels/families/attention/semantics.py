@@ -15,7 +15,6 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.ir import Problem
 
 
-
 class AttentionSemantics(Semantics):
     """FlashAttention forward on `q_tiles` query tiles of `block_m` rows against N blocks of keys."""
 
@@ -53,7 +52,9 @@ class AttentionSemantics(Semantics):
             return self.v[blk]
         t = self.index_of[op]
         if kind == OpKind.WGMMA_QK:
-            return (self.q[t * self.bm:(t + 1) * self.bm] @ inputs[(attention.LOAD_K, 0)].T) * self.scale_log2
+            return (
+                self.q[t * self.bm : (t + 1) * self.bm] @ inputs[(attention.LOAD_K, 0)].T
+            ) * self.scale_log2
         if kind == OpKind.ROW_MAX:
             old = inputs[(op, 1)][0]
             return np.maximum(old, self.take(inputs, OpKind.WGMMA_QK).max(axis=1)), old
@@ -65,14 +66,22 @@ class AttentionSemantics(Semantics):
             correction = self._correction(self.take(inputs, OpKind.ROW_MAX))
             return inputs[(op, 1)] * correction + self.take(inputs, OpKind.EXP2).sum(axis=1)
         if kind == OpKind.RESCALE_O:
-            return self.take(inputs, OpKind.WGMMA_PV, 1) * self._correction(self.take(inputs, OpKind.ROW_MAX))[:, None]
+            return (
+                self.take(inputs, OpKind.WGMMA_PV, 1)
+                * self._correction(self.take(inputs, OpKind.ROW_MAX))[:, None]
+            )
         if kind == OpKind.WGMMA_PV:
-            return self.take(inputs, OpKind.RESCALE_O) + self.take(inputs, OpKind.EXP2) @ inputs[(attention.LOAD_V, 0)]
+            return (
+                self.take(inputs, OpKind.RESCALE_O)
+                + self.take(inputs, OpKind.EXP2) @ inputs[(attention.LOAD_V, 0)]
+            )
         raise InputError(f"attention_fwd semantics know no op kind {kind!r} ({op})")
 
     def error(self, outputs: dict) -> float:
-        out = [outputs[o] / outputs[l][:, None]
-               for o, l in zip(self.replicas(OpKind.WGMMA_PV), self.replicas(OpKind.ROW_SUM))]
+        out = [
+            outputs[o] / outputs[l][:, None]
+            for o, l in zip(self.replicas(OpKind.WGMMA_PV), self.replicas(OpKind.ROW_SUM))
+        ]
         s = torch.from_numpy(self.q) @ torch.from_numpy(self.k).T / math.sqrt(self.q.shape[1])
         ref = (torch.softmax(s, dim=-1) @ torch.from_numpy(self.v)).numpy()
         return self.relative_error(np.concatenate(out), ref)

@@ -9,8 +9,14 @@ from warpsched.kernels.families.attention import launch
 
 
 @torch.library.custom_op("warpsched::attention_fwd", mutates_args=())
-def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
-                  softmax_scale: float | None = None) -> torch.Tensor:
+def attention_fwd(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    softmax_scale: float | None = None,
+) -> torch.Tensor:
     return launch.attention_fwd(q, k, v, causal=causal, softmax_scale=softmax_scale)
 
 

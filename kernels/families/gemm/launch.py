@@ -27,6 +27,10 @@ def gemm(a, b, *, runtime: rt.KernelRuntime | None = None):
             raise rt.KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the operands")
     c = torch.empty(m, n, dtype=a.dtype, device=a.device)
     maps = (rt.tensor_map(a, [k, m], [tk, tm]), rt.tensor_map(b, [k, n], [tk, tn]))
-    runtime.launch(loaded, (m // tm, n // tn, 1), (*maps, c.data_ptr(), m, n, k),
-                 (None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
+    runtime.launch(
+        loaded,
+        (m // tm, n // tn, 1),
+        (*maps, c.data_ptr(), m, n, k),
+        (None, None, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
+    )
     return c

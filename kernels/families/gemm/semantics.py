@@ -12,7 +12,6 @@ from warpsched.models.kinds import OpKind
 from warpsched.scheduler.ir import Problem
 
 
-
 class GemmSemantics(Semantics):
     def __init__(self, problem: Problem, iterations: int, seed: int):
         super().__init__(problem)
@@ -35,7 +34,7 @@ class GemmSemantics(Semantics):
         if op == gemm.LOAD_B:
             return self.b[k, :]
         c = self.index_of[op]
-        a = inputs[(gemm.LOAD_A, 0)][c * self.rows:(c + 1) * self.rows]
+        a = inputs[(gemm.LOAD_A, 0)][c * self.rows : (c + 1) * self.rows]
         return inputs[(op, 1)] + a @ inputs[(gemm.LOAD_B, 0)]
 
     def error(self, outputs: dict) -> float:

@@ -1,4 +1,5 @@
-"""quant_gemm on torch tensors: check the call, load the kernel of its configuration (the shipped schedule, else a
+"""quant_gemm on torch tensors: check the call, load the kernel of its configuration (the shipped schedule,
+else a
 solve that says so) and launch it. Every mistake is one `KernelError` sentence; none reaches the driver."""
 
 from __future__ import annotations
@@ -9,8 +10,17 @@ from warpsched.kernels import runtime as rt
 from warpsched.models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
 
 
-def quant_gemm(x, packed_weight, scales, zeros=None, *, bits: int, group_size: int, fmt: str = "int",
-               runtime: rt.KernelRuntime | None = None):
+def quant_gemm(
+    x,
+    packed_weight,
+    scales,
+    zeros=None,
+    *,
+    bits: int,
+    group_size: int,
+    fmt: str = "int",
+    runtime: rt.KernelRuntime | None = None,
+):
     """`x @ dequant(W).T`: x (M, K) bf16/fp16, W packed (N, K * bits / 8) uint8 (kernels.quant), scales
     (K / group_size, N) or (N,) for group_size -1 in x's type, zeros (same shape) for fmt int_zp."""
     torch = rt.torch_module()
@@ -34,23 +44,32 @@ def quant_gemm(x, packed_weight, scales, zeros=None, *, bits: int, group_size: i
     m, k = x.shape
     n = packed_weight.shape[0]
     if packed_weight.shape[1] * 8 != k * bits:
-        raise rt.KernelError(f"packed_weight has {packed_weight.shape[1]} bytes per row; K = {k} codes of {bits} bits need {k * bits / 8:g}")
+        raise rt.KernelError(
+            f"packed_weight has {packed_weight.shape[1]} bytes per row; K = {k} codes of {bits} bits need "
+            f"{k * bits / 8:g}"
+        )
     want = (n,) if group_size == -1 else (k // group_size, n)
     if group_size != -1 and k % group_size:
         raise rt.KernelError(f"K = {k} is not a multiple of group_size {group_size}")
     for name, t in (("scales", scales), ("zeros", zeros)):
         if t is not None and tuple(t.shape) != want:
             raise rt.KernelError(f"{name} has shape {tuple(t.shape)}; the weights need {want}")
-    bucket = min(8192, 1 << max(4, (m - 1).bit_length()))  # one kernel per power-of-two batch regime from 16 up
-    loaded = runtime.load("quant_gemm", {"bits": bits, "fmt": fmt, "group_size": group_size, "dtype": rt.dtype_names()[x.dtype],
-                                       "m": bucket})
+    bucket = min(
+        8192, 1 << max(4, (m - 1).bit_length())
+    )  # one kernel per power-of-two batch regime from 16 up
+    loaded = runtime.load(
+        "quant_gemm",
+        {"bits": bits, "fmt": fmt, "group_size": group_size, "dtype": rt.dtype_names()[x.dtype], "m": bucket},
+    )
     tn, tm, tk = loaded.tile["tile_n"], loaded.tile["tile_m"], loaded.tile["tile_k"]
     for what, size, tile in (("N (rows of the weights)", n, tn), ("K", k, tk)):
         if size % tile:
             raise rt.KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the weights")
     row_bytes = tk * bits // 8
-    args = [rt.tensor_map(packed_weight, [k * bits // 8, n], [row_bytes, tn], swizzle=False),
-            rt.tensor_map(x, [k, m], [64, tm])]
+    args = [
+        rt.tensor_map(packed_weight, [k * bits // 8, n], [row_bytes, tn], swizzle=False),
+        rt.tensor_map(x, [k, m], [64, tm]),
+    ]
     types = [None, None]
     if group_size == -1:
         args.append(scales.data_ptr())
@@ -63,16 +82,24 @@ def quant_gemm(x, packed_weight, scales, zeros=None, *, bits: int, group_size: i
             args.append(rt.tensor_map(zeros, [n, k // group_size], [tn, per_tile], swizzle=False))
             types.append(None)
     ctas = (n // tn) * -(-m // tm)
-    splits = split_k(ctas, k // tk, torch.cuda.get_device_properties(x.device).multi_processor_count,
-                     group_size // tk if group_size > tk else 1)
+    splits = split_k(
+        ctas,
+        k // tk,
+        torch.cuda.get_device_properties(x.device).multi_processor_count,
+        group_size // tk if group_size > tk else 1,
+    )
     if splits > 1:  # the kernel writes float32 partials (and no y); their sum in a fixed order is y
         out = torch.empty(splits, m, n, dtype=torch.float32, device=x.device)
         pointers = (0, out.data_ptr())
     else:
         out = torch.empty(m, n, dtype=x.dtype, device=x.device)
         pointers = (out.data_ptr(), 0)
-    runtime.launch(loaded, (n // tn, -(-m // tm), splits), (*args, *pointers, m, n, k // splits),
-                 (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int))
+    runtime.launch(
+        loaded,
+        (n // tn, -(-m // tm), splits),
+        (*args, *pointers, m, n, k // splits),
+        (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
+    )
     return out.sum(dim=0).to(x.dtype) if splits > 1 else out
 
 
@@ -85,7 +112,10 @@ def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
     groups, and leaves each run MIN_K_TILES_PER_SPLIT tiles or more. Decode shapes (N / tile_n CTAs, often
     32 or 64 on 132 SMs) are what it is for; the split is deterministic (a float32 sum in a fixed order)."""
     splits = 1
-    while (ctas * splits * 2 <= sms and k_tiles % (splits * 2 * tiles_per_group) == 0
-           and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT):
+    while (
+        ctas * splits * 2 <= sms
+        and k_tiles % (splits * 2 * tiles_per_group) == 0
+        and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT
+    ):
         splits *= 2
     return splits

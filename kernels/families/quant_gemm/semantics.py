@@ -12,7 +12,6 @@ from warpsched.models.kinds import OpKind
 from warpsched.scheduler.ir import Problem
 
 
-
 class QuantGemmSemantics(Semantics):
     """Y^T = dequant(W) X^T on one tile: W is tile_n x K codes of `bits`, scales (and zeros) per group."""
 
@@ -27,7 +26,9 @@ class QuantGemmSemantics(Semantics):
         rng = np.random.default_rng(seed)
         self.codes = rng.integers(0, 1 << self.bits, size=(tn, K))
         groups = -(-K // group)
-        self.scales = round_to(rng.uniform(0.5, 1.5, size=(tn, groups)) / (1 << max(self.bits - 1, 0)), self.dtype)
+        self.scales = round_to(
+            rng.uniform(0.5, 1.5, size=(tn, groups)) / (1 << max(self.bits - 1, 0)), self.dtype
+        )
         if self.fmt in quant_gemm.FLOAT_FORMATS:  # float codes carry their own magnitude
             self.scales = round_to(rng.uniform(0.5, 1.5, size=(tn, groups)), self.dtype)
         self.zeros = rng.integers(0, 1 << self.bits, size=(tn, groups)) if self.fmt == "int_zp" else None
@@ -60,7 +61,9 @@ class QuantGemmSemantics(Semantics):
         c = self.index_of[op]
         if kind == OpKind.DEQUANT:  # this consumer's rows of the block, in the MMA's type
             rows = slice(c * self.rows, (c + 1) * self.rows)
-            scale = inputs.get((quant_gemm.LOAD_S, 0))  # what the scale load delivered (channelwise: none in the loop)
+            scale = inputs.get(
+                (quant_gemm.LOAD_S, 0)
+            )  # what the scale load delivered (channelwise: none in the loop)
             return round_to(self.values(inputs[(quant_gemm.LOAD_W, 0)], k, scale)[rows], self.dtype)
         return inputs[(op, 1)] + self.take(inputs, OpKind.DEQUANT) @ inputs[(quant_gemm.LOAD_X, 0)].T
 

@@ -75,7 +75,9 @@ DEQUANT_GROUP_SCALE = """\
             const float scale = float(sz[0]);
             const float zero = HAS_ZERO ? float(sz[GROUPS_IN_TILE * TILE_N]) : 0.f;
 """
-DEQUANT_UNIT_SCALE = "            const float scale = 1.f, zero = 0.f;  // channelwise: the scale multiplies the accumulator\n"
+DEQUANT_UNIT_SCALE = (
+    "            const float scale = 1.f, zero = 0.f;  // channelwise: the scale multiplies the accumulator\n"
+)
 
 # the same, straight into a staging slot in the swizzled K-major layout wgmma reads A from
 DEQUANT_STAGED = """\

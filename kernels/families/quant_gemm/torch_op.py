@@ -9,8 +9,16 @@ from warpsched.kernels.families.quant_gemm import launch
 
 
 @torch.library.custom_op("warpsched::quant_gemm", mutates_args=())
-def quant_gemm(x: torch.Tensor, packed_weight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None, *,
-               bits: int, group_size: int, fmt: str = "int") -> torch.Tensor:
+def quant_gemm(
+    x: torch.Tensor,
+    packed_weight: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    *,
+    bits: int,
+    group_size: int,
+    fmt: str = "int",
+) -> torch.Tensor:
     return launch.quant_gemm(x, packed_weight, scales, zeros, bits=bits, group_size=group_size, fmt=fmt)
 
 

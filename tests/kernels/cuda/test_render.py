@@ -24,13 +24,18 @@ def test_the_source_states_the_schedule(name):
     kernel = render(s, program)
     for ring in program.rings:  # ring depths and reader counts come from the schedule
         assert re.search(rf"\b{ring.value}\[{ring.depth}\]\[", kernel.source)
-        assert f"Empty::init(&s.empty_{ring.value}[i], {4 * len(ring.readers)})" in kernel.source  # every reader's warps
+        assert (
+            f"Empty::init(&s.empty_{ring.value}[i], {4 * len(ring.readers)})" in kernel.source
+        )  # every reader's warps
     for w in program.warpgroups:  # setmaxnreg budgets and stage offsets
         assert re.search(rf"warpgroup_reg_(alloc|dealloc)<{w.registers}>", kernel.source)
         for step in w.steps:
             assert f"// {step.op}: iteration j - {step.stage}" in kernel.source
             for ring, distance, _ in step.releases:  # released where the program says, after its last read
-                assert f"Ring<{program.ring(ring).depth}>::release(s.empty_{ring}, it - {distance});" in kernel.source
+                assert (
+                    f"Ring<{program.ring(ring).depth}>::release(s.empty_{ring}, it - {distance});"
+                    in kernel.source
+                )
     assert kernel.threads == 128 * len(program.warpgroups)
     # the tensor core's order across warpgroups: one named barrier per hand-over, each synced and arrived on
     syncs = re.findall(r"Order::sync\(256, (\d+)\)", kernel.source)
@@ -49,10 +54,14 @@ def test_the_ping_pong_order_of_attention_follows_the_schedule():
     copies = 2  # the consumers mask keys: a guarded copy of the trip (prologue, epilogue) and a steady one
     syncs = collections.Counter(re.findall(r"Order::sync\(256, (\d+)\);  // after (\w+)", kernel.source))
     assert len(syncs) == hand_overs and set(syncs.values()) == {copies}
-    wraps = chain[-1][2] != chain[0][2]  # the period's last op hands over to the next trip's first: a first token
+    wraps = (
+        chain[-1][2] != chain[0][2]
+    )  # the period's last op hands over to the next trip's first: a first token
     assert len(re.findall(r"Order::arrive\(256, \d+\);  // \w+ goes first", kernel.source)) == wraps
     passes = collections.Counter(re.findall(r"Order::arrive\(256, (\d+)\);  // to (\w+)", kernel.source))
-    assert len(passes) == hand_overs and set(passes.values()) == {2 * copies}  # passed whether the step is live or not
+    assert len(passes) == hand_overs and set(passes.values()) == {
+        2 * copies
+    }  # passed whether the step is live or not
 
 
 def test_unsupported_configurations_are_refused_in_one_sentence():
@@ -60,7 +69,9 @@ def test_unsupported_configurations_are_refused_in_one_sentence():
     with pytest.raises(InputError, match="tile_k = 64"):
         render(r.schedule)
     with pytest.raises(InputError, match="64 weight rows per consumer"):
-        render(solve(build_model("quant_gemm", "h100", consumers=1), "h100", objectives=("makespan",)).schedule)
+        render(
+            solve(build_model("quant_gemm", "h100", consumers=1), "h100", objectives=("makespan",)).schedule
+        )
 
 
 def test_tma_only_warpgroups_share_one_warpgroup_a_warp_each():
@@ -75,5 +86,7 @@ def test_tma_only_warpgroups_share_one_warpgroup_a_warp_each():
     assert kernel.threads == 128 * (len(program.warpgroups) - 1)
     assert "the TMA producers of the schedule's warpgroups" in kernel.source
     assert kernel.source.count("const bool leader = threadIdx.x % 32 == 0;") == 2
-    report = build_schedule(s, program).report  # nvcc warned here once (an unused kernel-wide leader): a failed build now
+    report = build_schedule(
+        s, program
+    ).report  # nvcc warned here once (an unused kernel-wide leader): a failed build now
     assert report.sass_ok and report.registers <= 168, report

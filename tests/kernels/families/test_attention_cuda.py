@@ -17,13 +17,25 @@ def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
     from warpsched.kernels.cuda.aliases import clobbered_reads
     from warpsched.kernels.package import find
 
-    shared = {"wgmma_qk": "s", "scale": "s", "exp2": "p", "rescale_o": "o", "wgmma_pv": "o", "row_max": "m", "row_sum": "l"}
+    shared = {
+        "wgmma_qk": "s",
+        "scale": "s",
+        "exp2": "p",
+        "rescale_o": "o",
+        "wgmma_pv": "o",
+        "row_max": "m",
+        "row_sum": "l",
+    }
     for d, split in ((64, True), (128, False)):
         s = find("attention_fwd", {"head_dim": d, "dtype": "bf16", "causal": False}, "h100")
         program = lower(s)
         kinds = {n: st.kind for w in program.warpgroups for n, st in ((st.op, st) for st in w.steps)}
-        found = clobbered_reads(program, lambda v: None if kinds[v] == "tma_load" else shared[kinds[v]] + v[-1])
-        assert bool(found) == split and all(c.reader.startswith("exp") and c.value.startswith("scale") for c in found)
+        found = clobbered_reads(
+            program, lambda v: None if kinds[v] == "tma_load" else shared[kinds[v]] + v[-1]
+        )
+        assert bool(found) == split and all(
+            c.reader.startswith("exp") and c.value.startswith("scale") for c in found
+        )
         source = render(s, program).source
         assert ("Tensor x0 = make_fragment_like(s0);" in source) == split
         assert ("p0(i) = Element(exp2f(x0(i)))" in source) == split
@@ -56,7 +68,8 @@ def test_attention_masks_nothing_before_mask_from():
 
 
 def _mask_from_as_python() -> tuple[str, str]:
-    """attention's MASK_FROM: its causal and non-causal C++ expressions, with integer division read as Python."""
+    """attention's MASK_FROM: its causal and non-causal C++ expressions, with integer division read as
+    Python."""
     from warpsched.kernels.families.attention.cuda import MASK_FROM
 
     cond, rest = MASK_FROM.split(" ? ")
@@ -97,11 +110,18 @@ def _check_peeled_bounds(name, schedule, kernel, rng, causal_expr, plain_expr) -
             assert "mask_from" not in group  # only warpgroups that mask are peeled
             continue
         peeled += 1
-        last = int(re.search(r"for \(; j < \(phase \? trips : (\d+)\); \+\+j\) \{  // prologue", group).group(1))
+        last = int(
+            re.search(r"for \(; j < \(phase \? trips : (\d+)\); \+\+j\) \{  // prologue", group).group(1)
+        )
         steady_to = re.search(r"const int steady_to = (.*);", group).group(1)
         steady_copy = group.split("// steady state")[1].split("// every wgmma has completed")[0]
-        steps = [re.match(r"(\w+): iteration j - (\d+)\n", b).groups() + (b,) for b in steady_copy.split("{  // ")[1:]]
-        assert steps and kernel.branch_free and "steady || (it >= 0" in steady_copy  # the guards' text, folded by `steady`
+        steps = [
+            re.match(r"(\w+): iteration j - (\d+)\n", b).groups() + (b,)
+            for b in steady_copy.split("{  // ")[1:]
+        ]
+        assert (
+            steps and kernel.branch_free and "steady || (it >= 0" in steady_copy
+        )  # the guards' text, folded by `steady`
         masking = [int(k) for _, k, body in steps if "it >= mask_from" in body]
         passes_next_trip = any("j + 1 < trips" in body for _, _, body in steps)
         assert masking

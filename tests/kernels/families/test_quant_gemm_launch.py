@@ -22,14 +22,29 @@ def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
                 s = split_k(ctas, k_tiles, 132, per_group)
                 assert s & (s - 1) == 0
                 if s > 1:
-                    assert ctas * s <= 132 and k_tiles % (s * per_group) == 0 and k_tiles // s >= MIN_K_TILES_PER_SPLIT
+                    assert (
+                        ctas * s <= 132
+                        and k_tiles % (s * per_group) == 0
+                        and k_tiles // s >= MIN_K_TILES_PER_SPLIT
+                    )
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("bits, fmt, group, m, k", [(4, "int", 128, 16, 1024), (4, "int", 128, 5, 1024), (3, "int", 128, 16, 1024),
-                                                    (2, "int_zp", 64, 16, 1024), (8, "int", -1, 16, 1024), (4, "e2m1", 128, 16, 1024),
-                                                    (4, "int_zp", 32, 16, 4096), (5, "int", -1, 3, 4096),  # k 4096: split K
-                                                    (8, "int", 128, 2048, 1024), (4, "int", 128, 2048, 1024)])  # prefill
+@pytest.mark.parametrize(
+    "bits, fmt, group, m, k",
+    [
+        (4, "int", 128, 16, 1024),
+        (4, "int", 128, 5, 1024),
+        (3, "int", 128, 16, 1024),
+        (2, "int_zp", 64, 16, 1024),
+        (8, "int", -1, 16, 1024),
+        (4, "e2m1", 128, 16, 1024),
+        (4, "int_zp", 32, 16, 4096),
+        (5, "int", -1, 3, 4096),  # k 4096: split K
+        (8, "int", 128, 2048, 1024),
+        (4, "int", 128, 2048, 1024),
+    ],
+)  # prefill
 def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m, k):
     import torch
 
@@ -41,7 +56,11 @@ def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m, k):
     codes = torch.randint(0, 1 << bits, (n, k), device="cuda", generator=g)
     groups = (n,) if group == -1 else (k // group, n)
     scales = (torch.rand(groups, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / (1 << (bits - 1))
-    zeros = torch.randint(0, 1 << bits, groups, device="cuda", generator=g).to(torch.bfloat16) if fmt == "int_zp" else None
+    zeros = (
+        torch.randint(0, 1 << bits, groups, device="cuda", generator=g).to(torch.bfloat16)
+        if fmt == "int_zp"
+        else None
+    )
     x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16, generator=g)
     y = kernels.quant_gemm(x, pack(codes, bits), scales, zeros, bits=bits, group_size=group, fmt=fmt)
     ref = x.float() @ dequantize(codes, scales, zeros, bits=bits, group_size=group, fmt=fmt).T
@@ -49,10 +68,15 @@ def test_quant_gemm_matches_torch_on_the_gpu(bits, fmt, group, m, k):
 
 
 @pytest.mark.gpu
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
-                   "package pinned another) gave wrong sums on an H100 at 256..384 CTAs, a race the CPU simulator does not "
-                   "model; the likely cause (LDS of TMA slots released without a proxy fence) is fixed since, unchecked "
-                   "on a GPU: when this passes, drop the xfail and the package pin; bench/results/h100-2026-11-24-schedule_check.json")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="known: this int8 prefill schedule (the deterministic preset's choice before the "
+    "package pinned another) gave wrong sums on an H100 at 256..384 CTAs, a race the CPU simulator does not "
+    "model; the likely cause (LDS of TMA slots released without a proxy fence) is fixed since, unchecked "
+    "on a GPU: when this passes, drop the xfail and the package pin; "
+    "bench/results/h100-2026-11-24-schedule_check.json",
+)
 def test_the_int8_prefill_schedule_that_races_on_the_h100():
     """Kept so the next GPU session can find the cause: when it is fixed this xfail fails and goes."""
     import torch
@@ -62,7 +86,9 @@ def test_the_int8_prefill_schedule_that_races_on_the_h100():
     from warpsched.kernels.runtime import PinnedRuntime
     from warpsched.scheduler.schedule import read
 
-    runtime = PinnedRuntime(render(read(Path(__file__).parent / "data" / "quant_int8_m2048_wrong_on_h100.json")))
+    runtime = PinnedRuntime(
+        render(read(Path(__file__).parent / "data" / "quant_int8_m2048_wrong_on_h100.json"))
+    )
 
     g = torch.Generator(device="cuda").manual_seed(8)
     worst = 0.0
