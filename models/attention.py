@@ -29,6 +29,7 @@ from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
 from warpsched.models.kinds import OpKind
+from warpsched.models.ops import tma_load
 from warpsched.models.params import ModelSpec, Param
 
 LOAD_K, LOAD_V = "load_k", "load_v"  # the TMA loads of a K and a V block
@@ -84,20 +85,7 @@ def build(
     ops, edges = [], []
     kv_bytes = bn * d * size
     for name in (LOAD_K, LOAD_V):
-        ops.append(
-            Op(
-                name,
-                "tma",
-                costs.tma_latency(machine, kv_bytes, True),
-                costs.tma_cycles(machine, kv_bytes, True),
-                costs.latency(machine, "tma_issue"),
-                kind=OpKind.TMA_LOAD,
-                issuer="thread",
-                bytes=kv_bytes,
-                space="smem",
-                variable_latency=True,
-            )
-        )
+        ops.append(tma_load(machine, name, kv_bytes))
     chain = _blackwell_tile if blackwell else _hopper_tile
     for t in range(q_tiles):
         tile_ops, tile_edges = chain(machine, t, bm, bn, d, dtype)

@@ -13,6 +13,7 @@ from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
 from warpsched.models.kinds import OpKind
+from warpsched.models.ops import tma_load
 from warpsched.models.params import ModelSpec, Param
 
 LOAD_A, LOAD_B = "load_a", "load_b"  # the TMA loads of the A and B operands (the rings are named after them)
@@ -34,24 +35,10 @@ def build(machine: Machine, dtype: str, tile_m: int, tile_n: int, tile_k: int, c
             f"got {tile_m} x {tile_n} x {tile_k} with {consumers} consumers"
         )
     size = costs.DTYPE_BYTES[dtype]
-    issue_tma = costs.latency(machine, "tma_issue")
     ops, edges = [], []
     for name, rows in ((LOAD_A, tile_m), (LOAD_B, tile_n)):
         nbytes = rows * tile_k * size
-        ops.append(
-            Op(
-                name,
-                "tma",
-                costs.tma_latency(machine, nbytes, True),
-                costs.tma_cycles(machine, nbytes, True),
-                issue_tma,
-                kind=OpKind.TMA_LOAD,
-                issuer="thread",
-                bytes=nbytes,
-                space="smem",
-                variable_latency=True,
-            )
-        )
+        ops.append(tma_load(machine, name, nbytes))
     rows = tile_m // consumers
     occ = costs.mma_cycles(machine, rows, tile_n, tile_k, dtype)
     acc = rows * tile_n * 4

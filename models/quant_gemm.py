@@ -43,6 +43,7 @@ from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
 from warpsched.models.kinds import OpKind
+from warpsched.models.ops import tma_load
 from warpsched.models.params import ModelSpec, Param
 
 LOAD_W, LOAD_X, LOAD_S = "load_w", "load_x", "load_s"  # packed weights, activations, scales (and zeros)
@@ -143,33 +144,20 @@ def build(
     if tm % 8:
         raise InputError(f"quant_gemm: tile_m {tm} must be a multiple of 8 (the wgmma N)")
     size = costs.DTYPE_BYTES[dtype]
-    issue_tma = costs.latency(machine, "tma_issue")
     weights_shared = m > tm  # other CTAs along M read the same weights: L2
 
-    def tma(name, nbytes, reused):
-        return Op(
-            name,
-            "tma",
-            costs.tma_latency(machine, nbytes, reused),
-            costs.tma_cycles(machine, nbytes, reused),
-            issue_tma,
-            kind=OpKind.TMA_LOAD,
-            issuer="thread",
-            bytes=nbytes,
-            space="smem",
-            variable_latency=True,
-        )
-
     ops = [
-        tma(LOAD_W, ceil(tile_n * tile_k * bits / 8), weights_shared),
-        tma(LOAD_X, tm * tile_k * size, True),
+        tma_load(machine, LOAD_W, ceil(tile_n * tile_k * bits / 8), weights_shared),
+        tma_load(machine, LOAD_X, tm * tile_k * size, True),
     ]
     per_scale = size * (2 if fmt == "int_zp" else 1)
     reserved = 0
     if group_size == -1:
         reserved = tile_n * per_scale  # channelwise scales stay in shared memory
     else:
-        ops.append(tma(LOAD_S, tile_n * per_scale * max(1, tile_k // group_size), weights_shared))
+        ops.append(
+            tma_load(machine, LOAD_S, tile_n * per_scale * max(1, tile_k // group_size), weights_shared)
+        )
     rows = tile_n // consumers
     int_ops, half2_ops = dequant_ops(bits, fmt)
     elems = rows * tile_k
