@@ -450,6 +450,8 @@ class Device:
             out = call(0)
             self.sync()
             row["first_call_s"] = round(time.perf_counter() - t0, 3)
+            if ours:
+                row["kernel_id"] = _last_kernel_id()
             err = self.rel_err(out, ref)
             del out
             row["rel_err"] = err if math.isfinite(err) else "inf"
@@ -484,6 +486,65 @@ class Device:
         src = dst = None  # free the 2 GiB before the cases
         self.empty_cache()
         return {"copy_ms": t["ms"], "copy_tbps": round(tbps(2 * n, t["ms"]), 3)}
+
+
+def _last_kernel_id() -> str | None:
+    """The kernel the latest warpsched call ran (its source's digest; the kernels folder has its source)."""
+    from warpsched.kernels.runtime import default_runtime
+
+    last = default_runtime().last
+    return last.kernel_id if last is not None else None
+
+
+def write_kernels(folder: Path) -> None:
+    """Every kernel this process built, as the backtest reads them (bench/backtest.py): per kernel id a
+    folder with its exact kernel.cu and a config.json (family, entry, tile, stages, the commit)."""
+    from warpsched.kernels.runtime import default_runtime
+
+    commit = _commit()
+    for kid, info in default_runtime().sources.items():
+        where = folder / kid
+        if (where / "kernel.cu").is_file():
+            continue
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "kernel.cu").write_text(info["source"])
+        config = {k: v for k, v in info.items() if k != "source"}
+        (where / "config.json").write_text(json.dumps({**config, "commit": commit}, indent=1) + "\n")
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def write_rows(report: dict, folder: Path, results_file: str) -> None:
+    """rows.json beside the kernels: each timed warpsched row with its kernel and call shape."""
+    from warpsched.kernels.families import FAMILIES
+
+    rows = []
+    for family, data in report["families"].items():
+        names = FAMILIES[family].geometry_module().SHAPE
+        for r in data.get("rows", []):
+            if r.get("impl") == "warpsched" and r.get("kernel_id"):
+                rows.append(
+                    {
+                        "file": results_file,
+                        "index": r["index"],
+                        "family": family,
+                        "case": r["case"],
+                        "shape": {n: r[n] for n in names},
+                        "measured_ms": r.get("ms"),
+                        "status": r.get("status"),
+                        "kernel_id": r["kernel_id"],
+                    }
+                )
+    if rows:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rows.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def _kernels_entry(name: str):
@@ -887,6 +948,8 @@ def child_main(args) -> int:
             dev.empty_cache()
         for r in rows:
             emit(r)
+        if args.kernels:
+            write_kernels(args.kernels)
         print(
             f"  {case_label(family, case):52s} "
             + "  ".join(_brief(r) for r in rows)
@@ -924,7 +987,14 @@ def _read_part(path: Path) -> tuple[list[dict], list[dict]]:
     return rows, metas
 
 
-def run_family(family: str, quick: bool, budget_s: float, tmp: Path, no_prewarm: bool = False) -> dict:
+def run_family(
+    family: str,
+    quick: bool,
+    budget_s: float,
+    tmp: Path,
+    no_prewarm: bool = False,
+    kernels: Path | None = None,
+) -> dict:
     cases = CASES[family](quick)
     part = tmp / f"{family}.jsonl"
     deadline = time.time() + budget_s
@@ -945,6 +1015,7 @@ def run_family(family: str, quick: bool, budget_s: float, tmp: Path, no_prewarm:
             ]
             + (["--quick"] if quick else [])
             + (["--no-prewarm"] if no_prewarm else [])
+            + (["--kernels", str(kernels)] if kernels else [])
         )
         try:
             rc = subprocess.run(cmd, timeout=max(30.0, deadline - time.time() + 60)).returncode
@@ -1336,6 +1407,7 @@ def main(argv=None) -> int:
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--part", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--kernels", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if (
         args.dry_run and not DRY_RUN
@@ -1399,6 +1471,7 @@ def main(argv=None) -> int:
         f"{torch.__version__}; budget {args.budget_s:.0f} s; results -> {out}",
         flush=True,
     )
+    kernels = out.with_name(out.stem + "-kernels")  # the exact source of every kernel timed
     with tempfile.TemporaryDirectory(prefix="gpu_bench_") as tmp:
         for i, family in enumerate(families):
             left = args.budget_s - (time.time() - t0)
@@ -1407,7 +1480,7 @@ def main(argv=None) -> int:
             print(f"-- {family}: {len(CASES[family](args.quick))} cases, {budget:.0f} s", flush=True)
             try:
                 report["families"][family] = run_family(
-                    family, args.quick, budget, Path(tmp), args.no_prewarm
+                    family, args.quick, budget, Path(tmp), args.no_prewarm, kernels
                 )
             except KeyboardInterrupt:
                 print(f"gpu_bench: interrupted during {family}; writing what was measured", flush=True)
@@ -1425,6 +1498,7 @@ def main(argv=None) -> int:
     report["wall_s"] = round(time.time() - t0, 1)
     add_ratios(report)
     out.write_text(json.dumps(report, indent=1) + "\n")
+    write_rows(report, kernels, out.name)
     pngs = plots(report, args.results)
     print(f"gpu_bench: wrote {out}" + "".join(f", {p}" for p in pngs))
     print(table(report))

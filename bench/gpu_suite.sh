@@ -7,7 +7,10 @@
 #      CUDA toolkit through WARPSCHED_CUDA_HOME;
 #   3. the GPU tests: python3 -m pytest -q -m gpu;
 #   4. bench/gpu_bench.py in the time left: results in bench/results/<device>-<date>.json and a PNG per
-#      family, a short table last.
+#      family, a short table last, and the exact kernel.cu of every kernel it timed under
+#      bench/results/<device>-<date>-kernels/ (with rows.json: which row ran which kernel);
+#   5. predicted vs measured for every row timed: bench/backtest.py --run <device>-<date> (CPU; the
+#      builds are cached from step 4) writes bench/results/backtest-<device>-<date>.json and .md.
 # Where $OUT is set (the device tool's output folder) the results, the PNGs and the logs are copied there.
 # On a machine without a GPU each GPU step prints "skipped: no GPU" and the script exits 0.
 #
@@ -137,8 +140,22 @@ print(torch.cuda.get_device_name(0), 'sm_%d%d' % torch.cuda.get_device_capabilit
     local bench_rc=$?
     log "4/4 GPU benchmark: rc $bench_rc"
 
+    # 5. predicted vs measured ---------------------------------------------------------------------
+    local kernels run
+    kernels=$(find "$ROOT/bench/results" -maxdepth 1 -type d -name '*-kernels' -newer "$TMP/stamp" | head -n 1)
+    if [ -n "$kernels" ] && [ -f "$kernels/rows.json" ]; then
+        run=$(basename "$kernels" -kernels)
+        log "5/5 prediction: bench/backtest.py --run $run"
+        timeout 150 "$PY" bench/backtest.py --run "$run" || log "5/5 prediction: failed"
+        if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
+            tar czf "$OUT/$run-kernels.tar.gz" -C "$ROOT/bench/results" "$run-kernels"
+        fi
+    else
+        log "5/5 prediction: no kernels folder from this run"
+    fi
+
     if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
-        find "$ROOT/bench/results" -maxdepth 1 -type f -newer "$TMP/stamp" \( -name '*.json' -o -name '*.png' \) -exec cp {} "$OUT"/ \;
+        find "$ROOT/bench/results" -maxdepth 1 -type f -newer "$TMP/stamp" \( -name '*.json' -o -name '*.png' -o -name '*.md' \) -exec cp {} "$OUT"/ \;
         cp "$TMP/gpu_tests.log" "$OUT/gpu_tests.log" 2>/dev/null
         log "copied $(ls "$OUT" | tr '\n' ' ')to \$OUT"
     fi

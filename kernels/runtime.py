@@ -13,6 +13,7 @@ mistake a caller can make
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ class _Loaded:
     threads: int
     smem_bytes: int
     tile: dict
+    kernel_id: str = ""  # the first 16 hex digits of the source's sha256 (bench results name kernels by it)
 
 
 def torch_module():
@@ -109,7 +111,11 @@ def load_kernel(kernel, report=None) -> _Loaded:
             kernel.smem_bytes,
         )
     )
-    return _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile)
+    return _Loaded(function, kernel.threads, kernel.smem_bytes, kernel.tile, kernel_id(kernel.source))
+
+
+def kernel_id(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 class KernelRuntime:
@@ -118,6 +124,8 @@ class KernelRuntime:
     def __init__(self, machine: str = "h100"):
         self.machine = machine
         self._loaded: dict[tuple, _Loaded] = {}
+        self.sources: dict[str, dict] = {}  # kernel_id -> what was built: source, entry, tile, stages, model
+        self.last: _Loaded | None = None  # the kernel of the latest load (what the latest call ran)
 
     def load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
@@ -131,7 +139,17 @@ class KernelRuntime:
             except WarpschedError as e:
                 raise KernelError(f"no {model} kernel for {params}: {e}") from None
             self._loaded[key] = load_kernel(built.kernel, built.report)
-        return self._loaded[key]
+            self.sources[self._loaded[key].kernel_id] = {
+                "family": model,
+                "machine": self.machine,
+                "entry": built.kernel.entry,
+                "tile": built.kernel.tile,
+                "stages": schedule.stages,
+                "ii": schedule.ii,
+                "source": built.kernel.source,
+            }
+        self.last = self._loaded[key]
+        return self.last
 
     def _solve(self, model: str, params: dict):
         """A configuration the package does not ship: solved here, once per process, with the deterministic

@@ -226,8 +226,21 @@ def runs(work: Path) -> dict[str, Run]:
             ),
             "--out",
             "attention_kernel",
+            "--shape",
+            "2,16,4096,128",
             "--quiet",
         ],
+        "predict:gemm": [
+            "predict",
+            "gemm",
+            "--shape",
+            "8192,8192,8192",
+            "--shape",
+            "2048,2048,2048",
+            "--quiet",
+        ],
+        "predict:bad-shape": ["predict", "gemm", "--shape", "100,256,64"],
+        "predict:short-shape": ["predict", "attention_fwd", "--shape", "1,16,4096"],
         # the support matrix says causal d64 builds: with no tile given, compile takes the shipped package's
         # tile
         "compile:d64-causal": [
@@ -734,3 +747,25 @@ def test_a_solved_schedule_that_spills_gives_way_to_the_shipped_one_of_its_probl
     assert (
         cli._shipped_instead(replace(shipped, ii=shipped.ii - 8), spilled, solved=True) is None
     )  # never a larger II
+
+
+def test_predict_times_the_built_kernel_on_each_shape(runs):
+    r = runs["predict:gemm"]
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if "us predicted" in line]
+    assert [line.split(":")[0] for line in lines] == ["8192x8192x8192", "2048x2048x2048"]
+    big, small = (float(re.search(r"([\d.]+) us predicted", line).group(1)) for line in lines)
+    assert big > 8192**3 * 2 / 989e12 * 1e6  # never faster than the tensor cores' peak
+    assert big > 20 * small  # 64 times the work, and the small one fills a single wave
+
+
+def test_predict_refuses_a_shape_the_kernel_cannot_run_in_one_sentence(runs):
+    for name, words in (("predict:bad-shape", "not a positive multiple"), ("predict:short-shape", "B,H,N,D")):
+        assert_user_error(runs[name], words)  # one line on stderr: refused before any build
+
+
+def test_compile_with_a_shape_writes_the_prediction_into_its_report(runs, work):
+    assert runs["compile:attention"].returncode == 0, runs["compile:attention"].stderr
+    report = json.loads((work / "attention_kernel" / "report.json").read_text())
+    assert report["predictions"][0]["shape"] == {"batch": 2, "heads": 16, "seqlen": 4096, "head_dim": 128}
+    assert report["predicted_us"] > 0 and report["bound"] and 0 < report["predicted_tflops"] < 989

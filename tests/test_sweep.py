@@ -15,6 +15,7 @@ import yaml
 from warpsched.kernels.cuda.render import schedule_digest
 from warpsched.kernels.package import find, precompiled, read
 from warpsched.kernels.package.manifest import PINNED
+from warpsched.scheduler.schedule import from_json
 from warpsched.sweep import dask_client, results_json, run_sweep
 from warpsched.sweep_config import load_sweep, sweep_from_dict
 from warpsched.scheduler.errors import InputError
@@ -266,3 +267,27 @@ def test_compile_builds_every_point_clean(tmp_path, monkeypatch):
     )
     assert all(r.build["status"] == "clean" and len(r.build["cubin_sha256"]) == 64 for r in result.results)
     assert result.choices[0].schedule.problem.source["tile_n"] == 256
+
+
+def test_a_built_kernels_sass_trip_outranks_its_schedules_ii(local):
+    # with --compile the sweep ranks by the trip read from each kernel's SASS: a point whose II is the
+    # better one loses when its kernel's trip is the slower one
+    from dataclasses import replace
+
+    from warpsched.sweep import choose, ranked_time
+
+    group = [r for r in local.results if local.config.points[r.index].params["dtype"] == "bf16"]
+    assert len(group) == 2
+    schedules = {r.index: from_json(r.schedule) for r in group}
+    low, high = sorted(group, key=lambda r: ranked_time(schedules[r.index], None))
+    work = schedules[low.index].ii / ranked_time(schedules[low.index], None)  # MACs per iteration
+    assert ranked_time(schedules[low.index], {"cycles_per_trip": 512}) == Fraction(512) / work
+    slow_build = {"status": "clean", "cycles_per_trip": 10**7}
+    fast_build = {"status": "clean", "cycles_per_trip": 10}
+    results = list(local.results)
+    results[low.index] = replace(low, build=slow_build)
+    results[high.index] = replace(high, build=fast_build)
+    choices, _ = choose(local.config.points, tuple(results))
+    chosen = {dict(c.key.params)["dtype"]: c.point.index for c in choices}
+    assert chosen["bf16"] == high.index
+    assert ranked_time(schedules[high.index], fast_build) < ranked_time(schedules[high.index], None)

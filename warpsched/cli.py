@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png",
     )
+    _shape_option(k)
+
+    pr = _target_parser(
+        sub,
+        "predict",
+        "predict a kernel's time on call shapes from its SASS (built first, or taken from the cache)",
+    )
+    _shape_option(pr, required=True)
 
     w = sub.add_parser(
         "sweep",
@@ -172,6 +180,17 @@ def _solver_options(
     p.add_argument("--max-ii", type=int, help="largest II to search when no heuristic schedule bounds it")
     p.add_argument("--time-limit", type=float, metavar="S", help="wall-clock seconds for the whole search")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _shape_option(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument(
+        "--shape",
+        action="append",
+        required=required,
+        metavar="DIMS",
+        help="a call shape to predict the time of (repeatable): gemm and quant_gemm M,N,K; attention_fwd "
+        "B,H,N,D",
+    )
 
 
 def _target_parser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -463,7 +482,9 @@ def _cmd_compile(args) -> int:
     from warpsched.scheduler.paths import check_writable_folder
 
     out = check_writable_folder(args.out, "--out")
+    _shapes_before_solving(args)
     schedule = _schedule_of(args, machine_check=supported_machine, accept=supported)
+    _check_shapes(args, schedule)
     program = lower(schedule)
     say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     built = build_schedule(schedule, program, progress=say)  # nvcc: the branch-free variant unless it spills
@@ -502,6 +523,11 @@ def _cmd_compile(args) -> int:
         "toolchain": report.toolchain,
         "cached": report.cached,
     }
+    predictions = _predictions(args, schedule, kernel, report)
+    if predictions:
+        summary["predictions"] = predictions
+        if len(predictions) == 1:
+            summary.update({k: v for k, v in predictions[0].items() if k != "shape"})
     (out / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(
         f"{kernel.entry}: {kernel.threads} threads, {kernel.smem_bytes} B shared memory, {report.registers} "
@@ -522,6 +548,73 @@ def _cmd_compile(args) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
+    return 0
+
+
+def _predictions(args, schedule, kernel, report) -> list[dict]:
+    """The whole-kernel prediction of every `--shape` (kernels/predict.py), printed and returned."""
+    from warpsched.kernels import predict
+
+    family = str(schedule.problem.source.get("model"))
+    shapes = [predict.parse_shape(family, text) for text in args.shape or ()]
+    out = []
+    for shape in shapes:
+        p = predict.predict(
+            family,
+            kernel.tile,
+            shape,
+            predict.sass_of(report.cubin),
+            kernel.entry,
+            schedule.machine.name,
+            schedule.stages,
+        )
+        row = {"shape": shape, **p.as_dict()}
+        out.append(row)
+        dims = "x".join(str(v) for v in shape.values())
+        print(
+            f"{dims}: {p.predicted_us:.1f} us predicted, {p.predicted_tflops:.0f} TFLOP/s, "
+            f"{p.predicted_tbps:.2f} TB/s, bound by {p.bound} ({p.cycles_per_trip:.0f} cycles per trip, "
+            f"{p.waves:.2f} waves)"
+        )
+    return out
+
+
+def _check_shapes(args, schedule) -> None:
+    """Every `--shape` read before anything is built: one sentence for a shape the family cannot take."""
+    from warpsched.kernels import perf, predict
+
+    family = str(schedule.problem.source.get("model"))
+    for text in args.shape or ():
+        shape = predict.parse_shape(family, text)
+        predict.launch_for(family, shape, kernel_tile(schedule), perf.load_chip(schedule.machine.name))
+
+
+def kernel_tile(schedule) -> dict:
+    from warpsched.kernels.cuda.render import render
+
+    return render(schedule).tile
+
+
+def _shapes_before_solving(args) -> None:
+    """A model name's `--shape`s read before its solve (a schedule or problem file's after loading)."""
+    from warpsched.kernels import predict
+    from warpsched.models import MODELS
+
+    if args.target in MODELS:
+        for text in args.shape or ():
+            predict.parse_shape(args.target, text)
+
+
+def _cmd_predict(args) -> int:
+    from warpsched.kernels.cuda.render import supported, supported_machine
+    from warpsched.kernels.driver import build_schedule
+
+    _shapes_before_solving(args)
+    schedule = _schedule_of(args, machine_check=supported_machine, accept=supported)
+    _check_shapes(args, schedule)
+    say = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    built = build_schedule(schedule, progress=say)
+    _predictions(args, schedule, built.kernel, built.report)
     return 0
 
 
@@ -732,6 +825,7 @@ COMMANDS = {
     "show": _cmd_show,
     "check": _cmd_check,
     "compile": _cmd_compile,
+    "predict": _cmd_predict,
     "sweep": _cmd_sweep,
     "precompiled": _cmd_precompiled,
     "models": _cmd_models,

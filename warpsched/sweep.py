@@ -35,7 +35,7 @@ from warpsched.scheduler.schedule import Schedule, from_json, to_json
 
 from warpsched import package_writer
 from warpsched.kernels.package import manifest
-from warpsched.models import predicted_time
+from warpsched.models import get_spec, predicted_time
 from warpsched.sweep_config import Point, SweepConfig
 
 Progress = Callable[[str], None]
@@ -107,16 +107,49 @@ def _compile(schedule: Schedule) -> dict:
     except InputError as exc:
         return {"status": "unsupported", "reason": str(exc)}
     try:
-        report = build_schedule(schedule).report
+        built = build_schedule(schedule)
     except (InputError, BuildError) as exc:
         return {"status": "failed", "reason": str(exc)}
-    return {
+    report = built.report
+    out = {
         "status": "clean" if report.sass_ok else "failed",
         "reason": "; ".join(report.sass_problems),
         "cubin_sha256": digest_of(report.cubin),
         "registers": report.registers,
         "spill_bytes": report.spill_stores + report.spill_loads,
     }
+    cycles = _trip_from_sass(schedule, built)
+    if cycles is not None:
+        out["cycles_per_trip"] = cycles
+    return out
+
+
+def _trip_from_sass(schedule: Schedule, built) -> float | None:
+    """One steady-state trip of the built kernel, from its SASS (kernels/perf.py); None on a machine
+    without a chip model."""
+    from warpsched.kernels import perf, predict
+
+    try:
+        chip = perf.load_chip(schedule.machine.name)
+    except InputError:
+        return None
+    family = str(schedule.problem.source.get("model"))
+    try:
+        sass = predict.sass_of(built.report.cubin)
+        return round(predict.trip_of(sass, built.kernel.entry, chip, family, built.kernel.tile).cycles, 1)
+    except InputError:  # a SASS the reader does not understand: ranked by its II, as without a build
+        return None
+
+
+def ranked_time(schedule: Schedule, build: dict | None) -> Fraction:
+    """Cycles per useful multiply-accumulate: the built kernel's trip from its SASS when the sweep built
+    it, else the schedule's II (what the solver's model predicts)."""
+    cycles = (build or {}).get("cycles_per_trip")
+    if cycles is None:
+        return predicted_time(schedule.problem.source, schedule.ii)
+    return Fraction(cycles).limit_denominator(10) / Fraction(
+        get_spec(str(schedule.problem.source["model"])).work(schedule.problem.source)
+    )
 
 
 def default_workers(sweep: SweepConfig) -> int:
@@ -182,8 +215,9 @@ def _outcome(point: Point, result: PointResult) -> str:
     schedule = from_json(result.schedule)
     text = (
         f"II {schedule.ii} ({'proven' if schedule.ii_proven_optimal else 'not proven'}), "
-        f"{float(predicted_time(schedule.problem.source, schedule.ii) * 1000):.4g} cycles/kMAC in "
-        f"{result.seconds:.1f}s"
+        f"{float(ranked_time(schedule, result.build) * 1000):.4g} cycles/kMAC"
+        + (" (from its SASS)" if (result.build or {}).get("cycles_per_trip") else "")
+        + f" in {result.seconds:.1f}s"
     )
     if result.build is not None:
         text += f", build {result.build['status']}" + (
@@ -208,7 +242,7 @@ def choose(points: tuple[Point, ...], results: tuple[PointResult, ...]):
                 ranked.append(
                     (
                         (
-                            predicted_time(schedule.problem.source, schedule.ii),
+                            ranked_time(schedule, results[i].build),
                             schedule.makespan,
                             schedule.smem_bytes,
                             i,
@@ -270,7 +304,7 @@ def results_json(result: SweepResult) -> dict:
                 ii_proven_optimal=s.ii_proven_optimal,
                 makespan=s.makespan,
                 smem_bytes=s.smem_bytes,
-                predicted_cycles_per_kmac=round(float(predicted_time(s.problem.source, s.ii) * 1000), 6),
+                predicted_cycles_per_kmac=round(float(ranked_time(s, r.build) * 1000), 6),
             )
         if r.build is not None:
             row["build"] = r.build

@@ -31,10 +31,14 @@ class Family:
     launch: str  # the module of its entry points on torch tensors
     entry_points: tuple[str, ...]  # the functions of `launch` that warpsched.kernels exports
     calls: str = ""  # what its entry points accept beyond the model's parameters (the support matrix)
+    geometry: str = ""  # its grid for a call shape (SHAPE, launch); default: the `geometry` beside `launch`
 
     def semantics_class(self) -> type:
         module, cls = self.semantics.split(":")
         return getattr(importlib.import_module(module), cls)
+
+    def geometry_module(self):
+        return importlib.import_module(self.geometry or self.launch.rsplit(".", 1)[0] + ".geometry")
 
     def entry_point(self, name: str):
         return getattr(importlib.import_module(self.launch), name)

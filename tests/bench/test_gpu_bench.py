@@ -221,3 +221,59 @@ def test_main_without_a_gpu(gb, capsys):
     assert gb.main([]) == 0
     assert "skipped: no GPU" in capsys.readouterr().out
     assert math.isfinite(gb.TOLERANCE["gemm"])
+
+
+def test_rows_json_names_each_timed_row_its_kernel_and_shape(gb, tmp_path):
+    report = {
+        "families": {
+            "gemm": {
+                "rows": [
+                    {
+                        "impl": "warpsched",
+                        "index": 0,
+                        "case": "c",
+                        "m": 256,
+                        "n": 512,
+                        "k": 64,
+                        "ms": 1.5,
+                        "status": "ok",
+                        "kernel_id": "abc",
+                    },
+                    {"impl": "torch.matmul", "index": 0, "case": "c", "m": 256, "n": 512, "k": 64, "ms": 1.0},
+                    {
+                        "impl": "warpsched",
+                        "index": 1,
+                        "case": "d",
+                        "m": 1,
+                        "n": 1,
+                        "k": 1,
+                        "status": "failed",
+                    },
+                ]
+            },
+            "attention_fwd": {
+                "rows": [
+                    {
+                        "impl": "warpsched",
+                        "index": 0,
+                        "case": "a",
+                        "batch": 1,
+                        "heads": 2,
+                        "seqlen": 128,
+                        "head_dim": 64,
+                        "causal": True,
+                        "ms": 0.1,
+                        "status": "ok",
+                        "kernel_id": "def",
+                    }
+                ]
+            },
+        }
+    }
+    gb.write_rows(report, tmp_path, "x.json")
+    import json
+
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["kernel_id"] for r in rows] == ["abc", "def"]
+    assert rows[0]["shape"] == {"m": 256, "n": 512, "k": 64} and rows[0]["measured_ms"] == 1.5
+    assert rows[1]["shape"] == {"batch": 1, "heads": 2, "seqlen": 128, "head_dim": 64}

@@ -21,7 +21,7 @@ MACHINES_DIR = ROOT / "solver_configs" / "machines"
 SOLVERS_DIR = ROOT / "solver_configs" / "solvers"
 MACHINE_FILES = sorted(MACHINES_DIR.glob("*.yaml"))
 PRESET_FILES = sorted(SOLVERS_DIR.glob("*.yaml"))
-SOURCE_TAG = re.compile(r"\[(DS|M|D|U)\]")
+SOURCE_TAG = re.compile(r"\[(DS|M|D|U|fit)\]")
 
 
 def one_sentence(exc: pytest.ExceptionInfo, *needles: str) -> str:
@@ -118,7 +118,7 @@ def unsourced_numbers(text: str) -> list[str]:
 @pytest.mark.parametrize("path", MACHINE_FILES, ids=lambda p: p.name)
 def test_every_number_in_a_machine_file_has_a_source(path: Path):
     bad = unsourced_numbers(path.read_text())
-    assert not bad, f"{path.name}: numbers without a [DS]/[M]/[D]/[U] source comment:\n" + "\n".join(bad)
+    assert not bad, f"{path.name}: numbers without a [DS]/[M]/[D]/[U]/[fit] source comment:\n" + "\n".join(bad)
 
 
 @pytest.mark.parametrize("path", MACHINE_FILES, ids=lambda p: p.name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 
 from warpsched.kernels import runtime as rt
+from warpsched.kernels.families.quant_gemm import geometry
 from warpsched.models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
 
 
@@ -81,13 +82,12 @@ def quant_gemm(
         if zeros is not None:
             args.append(rt.tensor_map(zeros, [n, k // group_size], [tn, per_tile], swizzle=False))
             types.append(None)
-    ctas = (n // tn) * -(-m // tm)
-    splits = split_k(
-        ctas,
-        k // tk,
+    grid = geometry.launch(
+        {"m": m, "n": n, "k": k},
+        {**loaded.tile, "bits": bits, "group_size": group_size, "fmt": fmt},
         torch.cuda.get_device_properties(x.device).multi_processor_count,
-        group_size // tk if group_size > tk else 1,
-    )
+    ).grid
+    splits = grid[2]
     if splits > 1:  # the kernel writes float32 partials (and no y); their sum in a fixed order is y
         out = torch.empty(splits, m, n, dtype=torch.float32, device=x.device)
         pointers = (0, out.data_ptr())
@@ -96,26 +96,8 @@ def quant_gemm(
         pointers = (out.data_ptr(), 0)
     runtime.launch(
         loaded,
-        (n // tn, -(-m // tm), splits),
+        grid,
         (*args, *pointers, m, n, k // splits),
         (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
     )
     return out.sum(dim=0).to(x.dtype) if splits > 1 else out
-
-
-MIN_K_TILES_PER_SPLIT = 8  # enough trips for the pipeline's ramp-up and drain to stay small
-
-
-def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
-    """How many runs of K tiles to give separate CTAs (1: no split): the largest power of two that keeps
-    the grid within one CTA per SM (the kernels hold an SM each), divides the K tiles into runs of whole
-    groups, and leaves each run MIN_K_TILES_PER_SPLIT tiles or more. Decode shapes (N / tile_n CTAs, often
-    32 or 64 on 132 SMs) are what it is for; the split is deterministic (a float32 sum in a fixed order)."""
-    splits = 1
-    while (
-        ctas * splits * 2 <= sms
-        and k_tiles % (splits * 2 * tiles_per_group) == 0
-        and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT
-    ):
-        splits *= 2
-    return splits
