@@ -192,8 +192,17 @@ def summary_lines(predicted: list[dict]) -> list[str]:
     return lines
 
 
-def table(predicted: list[dict], split: dict | None) -> str:
-    lines = summary_lines(predicted) + [""]
+def table(predicted: list[dict], split: dict | None, run: str, machine: str) -> str:
+    lines = [
+        f"# Backtest of the whole-kernel prediction on {run}",
+        "",
+        f"Every timed row of the run, predicted from its kernel's SASS (the exact kernel.cu in "
+        f"`{run}-kernels/`) with the `chip` of solver_configs/machines/{machine}.yaml; regenerate with "
+        f"`python bench/backtest.py --run {run}` (`--fit` refits the [fit] numbers on every other kernel's "
+        "rows and reports the held-out ones apart).",
+        "",
+    ]
+    lines += summary_lines(predicted) + [""]
     if split:
         for part in ("train_kernels", "held_out_kernels"):
             subset = [r for r in predicted if r["kernel_id"] in split[part]]
@@ -249,7 +258,7 @@ def main(argv=None) -> int:
     print(json.dumps(summary))
     out = args.results / f"backtest-{args.run}"
     out.with_suffix(".json").write_text(json.dumps(predicted, indent=1) + "\n")
-    out.with_suffix(".md").write_text(table(predicted, split) + "\n")
+    out.with_suffix(".md").write_text(table(predicted, split, args.run, args.machine) + "\n")
     return 0
 
 

@@ -118,7 +118,9 @@ def unsourced_numbers(text: str) -> list[str]:
 @pytest.mark.parametrize("path", MACHINE_FILES, ids=lambda p: p.name)
 def test_every_number_in_a_machine_file_has_a_source(path: Path):
     bad = unsourced_numbers(path.read_text())
-    assert not bad, f"{path.name}: numbers without a [DS]/[M]/[D]/[U]/[fit] source comment:\n" + "\n".join(bad)
+    assert not bad, f"{path.name}: numbers without a [DS]/[M]/[D]/[U]/[fit] source comment:\n" + "\n".join(
+        bad
+    )
 
 
 @pytest.mark.parametrize("path", MACHINE_FILES, ids=lambda p: p.name)

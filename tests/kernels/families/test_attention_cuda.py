@@ -29,7 +29,9 @@ def test_scaled_scores_get_their_own_registers_when_the_next_qk_comes_first():
     }
     from warpsched.scheduler.schedule import read
 
-    d64 = read(Path(__file__).resolve().parents[1] / "data" / "attention_d64_qk_before_exp2.json")  # the d64 schedule shipped until 2026-12-02
+    d64 = read(
+        Path(__file__).resolve().parents[1] / "data" / "attention_d64_qk_before_exp2.json"
+    )  # the d64 schedule shipped until 2026-12-02
     d128 = find("attention_fwd", {"head_dim": 128, "dtype": "bf16", "causal": False}, "h100")
     for s, split in ((d64, True), (d128, False)):
         program = lower(s)
