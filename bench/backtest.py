@@ -32,6 +32,7 @@ from warpsched.kernels.build import NVCC_FLAGS, BuildError, build, cache_dir
 from warpsched.kernels.toolchain import cutlass_include, find_toolchain, run_tool
 from warpsched.kernels.cuda import sass as sass_reader
 from warpsched.kernels.families import FAMILIES
+from warpsched.kernels.predict import layout_facts
 
 ROOT = Path(__file__).resolve().parent
 TOLERANCE = 0.25  # the issue's bar: within +-25 % of the measured time
@@ -43,22 +44,15 @@ def load_kernels(folder: Path, progress) -> dict[str, dict]:
     for n, path in enumerate(sorted(p for p in folder.iterdir() if (p / "kernel.cu").is_file())):
         config = json.loads((path / "config.json").read_text())
         t0 = time.perf_counter()
-        sass, warned = sass_of_old_kernel((path / "kernel.cu").read_text(), config["entry"])
+        sass = sass_of_old_kernel((path / "kernel.cu").read_text(), config["entry"])
         loops = sass_reader.steady_loops(sass_reader.parse(sass, config["entry"]))
         progress(f"[{n + 1}] {path.name}: {len(loops)} consumer loops ({time.perf_counter() - t0:.1f}s)")
-        geometry = FAMILIES[config["family"]].geometry_module()
-        ways = geometry.code_load_ways(config["tile"]) if hasattr(geometry, "code_load_ways") else 1
-        out[path.name] = {
-            **config,
-            "loops": loops,
-            "load_ways": ways,
-            "wgmma_per_trip": geometry.wgmma_per_trip(config["tile"]),
-            "build_warnings": warned,
-        }
+        ways, per_trip = layout_facts(config["family"], config["tile"])
+        out[path.name] = {**config, "loops": loops, "load_ways": ways, "wgmma_per_trip": per_trip}
     return out
 
 
-def sass_of_old_kernel(source: str, entry: str) -> tuple[str, bool]:
+def sass_of_old_kernel(source: str, entry: str) -> str:
     """The SASS of a kernel.cu as an earlier commit generated it: today's build when it passes (cached),
     else nvcc with the same flags that tolerates what older sources made it print (the int8 prefill
     kernel of 2026-11-24 compiled with an unused-variable warning, which today's build refuses)."""
@@ -66,21 +60,19 @@ def sass_of_old_kernel(source: str, entry: str) -> tuple[str, bool]:
     key = hashlib.sha256((chain.key + "\0" + source).encode()).hexdigest()[:24]
     folder = cache_dir().parent / "backtest" / key
     if (folder / "kernel.sass").is_file():
-        return (folder / "kernel.sass").read_text(), (folder / "warned").is_file()
+        return (folder / "kernel.sass").read_text()
     try:
-        return Path(build(source, entry).cubin).with_name("kernel.sass").read_text(), False
+        return Path(build(source, entry).cubin).with_name("kernel.sass").read_text()
     except BuildError:
         pass
-    if not (folder / "kernel.sass").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "kernel.cu").write_text(source)
-        cubin = folder / "kernel.cubin"
-        nvcc = [chain.path("nvcc"), *NVCC_FLAGS, "-I", str(cutlass_include()), "-o", str(cubin)]
-        run_tool(chain, [*nvcc, str(folder / "kernel.cu")], f"nvcc ({entry})", lambda line: True)
-        sass = run_tool(chain, [chain.path("cuobjdump"), "-sass", str(cubin)], "cuobjdump -sass").stdout
-        (folder / "kernel.sass").write_text(sass)
-        (folder / "warned").write_text("")
-    return (folder / "kernel.sass").read_text(), True
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kernel.cu").write_text(source)
+    cubin = folder / "kernel.cubin"
+    nvcc = [chain.path("nvcc"), *NVCC_FLAGS, "-I", str(cutlass_include()), "-o", str(cubin)]
+    run_tool(chain, [*nvcc, str(folder / "kernel.cu")], f"nvcc ({entry})", lambda line: True)
+    sass = run_tool(chain, [chain.path("cuobjdump"), "-sass", str(cubin)], "cuobjdump -sass").stdout
+    (folder / "kernel.sass").write_text(sass)
+    return sass
 
 
 def launch_of(row: dict, kernel: dict, chip: perf.Chip) -> perf.Launch:
@@ -109,7 +101,7 @@ def predict_rows(rows, kernels, chip, trips=None) -> list[dict]:
         if kernel is None or row.get("status") != "ok":
             continue
         trip = trips[row["kernel_id"]]
-        p = perf.predict(trip, launch_of(row, kernel, chip), chip, fill_trips=(kernel["stages"] - 1) / 2)
+        p = perf.predict(trip, launch_of(row, kernel, chip), chip, kernel["stages"])
         measured = row["measured_ms"]
         out.append(
             {

@@ -501,11 +501,12 @@ def write_kernels(folder: Path) -> None:
     folder with its exact kernel.cu and a config.json (family, entry, tile, stages, the commit)."""
     from warpsched.kernels.runtime import default_runtime
 
-    commit = _commit()
+    commit = None
     for kid, info in default_runtime().sources.items():
         where = folder / kid
         if (where / "kernel.cu").is_file():
             continue
+        commit = commit if commit is not None else _commit()  # git once, and only for a new kernel
         where.mkdir(parents=True, exist_ok=True)
         (where / "kernel.cu").write_text(info["source"])
         config = {k: v for k, v in info.items() if k != "source"}

@@ -186,7 +186,6 @@ def shared_wavefronts(i: Instruction) -> int:
 @dataclass
 class _Warp:
     body: tuple[Instruction, ...]
-    time: float = 0.0
     pc: int = 0
     trips: list[float] = field(default_factory=list)
     ready: dict[str, float] = field(default_factory=dict)
@@ -264,7 +263,6 @@ def trip_timing(
                 for other, waits, _ in arrivals:
                     if waits and other != n:
                         parked.discard(other)
-                        warps[other].time = done
                         heapq.heappush(heap, (done, other))
                 barriers[bar[0]] = []
                 t = done if ".SYNC" in i.opcode else t + 1
@@ -275,7 +273,6 @@ def trip_timing(
                 t += 1
         else:
             t = _issue(i, t, w, chip, free, busy, load_ways)
-        w.time = t
         heapq.heappush(heap, (t, n))
     if parked:
         raise InputError(
@@ -366,11 +363,11 @@ class Prediction:
 
 
 def predict(
-    trip: TripTiming, launch: Launch, chip: Chip, fill_trips: float = 0.0, ctas_per_sm: int = 1
+    trip: TripTiming, launch: Launch, chip: Chip, stages: int = 1, ctas_per_sm: int = 1
 ) -> Prediction:
-    """The time of one call: the grid's makespan over the SMs, the launch, the memory floor. `fill_trips`:
-    the pipeline's ramp-up and drain in trips (a trip then runs only some stages; stages - 1 of them, half
-    full on average)."""
+    """The time of one call: the grid's makespan over the SMs, the launch, the memory floor. A CTA's
+    pipeline ramps up and drains over the `stages - 1` extra trips of a schedule, each about half full."""
+    fill_trips = (stages - 1) / 2
     if launch.ctas < 1 or len(launch.trips) != launch.ctas:
         raise InputError(f"the launch has {launch.ctas} CTAs and {len(launch.trips)} trip counts")
     store = launch.store_bytes_per_cta / chip.store_bytes_per_cycle

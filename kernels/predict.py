@@ -40,12 +40,17 @@ def launch_for(family: str, shape: dict, tile: dict, chip: perf.Chip) -> perf.La
         raise InputError(f"{family} cannot run shape {shape}: {e}") from None
 
 
-def trip_of(sass: str, entry: str, chip: perf.Chip, family: str, tile: dict) -> perf.TripTiming:
+def layout_facts(family: str, tile: dict) -> tuple[int, int]:
+    """What SASS does not say and the family's layout does: the bank conflicts of its word-sized shared
+    loads (1 without any) and the CTA's wgmma per trip (to tell an unrolled loop from one trip)."""
     geometry = _family(family).geometry_module()
     ways = geometry.code_load_ways(tile) if hasattr(geometry, "code_load_ways") else 1
+    return ways, geometry.wgmma_per_trip(tile)
+
+
+def trip_of(sass: str, entry: str, chip: perf.Chip, family: str, tile: dict) -> perf.TripTiming:
     loops = sass_reader.steady_loops(sass_reader.parse(sass, entry))
-    per_trip = geometry.wgmma_per_trip(tile) if hasattr(geometry, "wgmma_per_trip") else None
-    return perf.trip_timing(loops, chip, str(tile.get("dtype", "bf16")), ways, per_trip)
+    return perf.trip_timing(loops, chip, str(tile.get("dtype", "bf16")), *layout_facts(family, tile))
 
 
 def predict(
@@ -54,7 +59,7 @@ def predict(
     """The time of one call of the kernel whose SASS is `sass` on `shape`, on `machine`."""
     chip = perf.load_chip(machine)
     trip = trip_of(sass, entry, chip, family, tile)
-    return perf.predict(trip, launch_for(family, shape, tile, chip), chip, fill_trips=(stages - 1) / 2)
+    return perf.predict(trip, launch_for(family, shape, tile, chip), chip, stages)
 
 
 def sass_of(cubin: str) -> str:

@@ -586,10 +586,10 @@ def _check_shapes(args, schedule) -> None:
     family = str(schedule.problem.source.get("model"))
     for text in args.shape or ():
         shape = predict.parse_shape(family, text)
-        predict.launch_for(family, shape, kernel_tile(schedule), perf.load_chip(schedule.machine.name))
+        predict.launch_for(family, shape, _kernel_tile(schedule), perf.load_chip(schedule.machine.name))
 
 
-def kernel_tile(schedule) -> dict:
+def _kernel_tile(schedule) -> dict:
     from warpsched.kernels.cuda.render import render
 
     return render(schedule).tile

@@ -11,7 +11,6 @@ sequence of instructions one warp of the warpgroup issues per trip, which kernel
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import networkx as nx
@@ -79,9 +78,6 @@ class Loop:
     end: int  # address of the backward branch
     body: tuple[Instruction, ...]  # one trip's straight path, in issue order
     before: tuple[Instruction, ...] = ()  # named-barrier arrivals between the previous main loop and this one
-
-    def counts(self) -> Counter:
-        return Counter(i.base for i in self.body)
 
     @property
     def mmas(self) -> tuple[Instruction, ...]:
