@@ -1,7 +1,9 @@
 """From a schedule to a checked cubin, one way for every caller (warpsched compile, the sweep, the runtime,
 the package): render, build, and choose the variant warpsched ships (DESIGN.md 6.3-6.4).
 
-The peeled, branch-free steady state is built unless ptxas spills it; then one guarded loop. The stage
+The steady state with deferred wgmma waits (kernels/program.py), peeled and branch-free, is built unless
+ptxas spills it or serializes its wgmmas; then the peeled steady state waiting at each issue; then one
+guarded loop. The stage
 guards split a trip into blocks that ptxas schedules one by one; without them it may interleave a whole
 trip and run out of registers (attention d64 causal, block_n 176: 136 B of spills where the one loop had
 none). Deterministic for a schedule and toolchain.
@@ -24,46 +26,75 @@ class BuiltKernel:
     report: (
         BuildReport  # of the first build of this kernel in this call: `cached` only if it came from the cache
     )
-    fell_back: bool = False  # the branch-free variant spilled, so this is the one guarded loop
+    fell_back: bool = False  # the first variant was refused (spills, serialized wgmma): this is a later one
+
+
+# the variants in the order the driver tries them: (peel, defer)
+VARIANTS = ((True, True), (True, False), (False, False))
+
+
+def _refused(report: BuildReport) -> str:
+    """Why the driver does not ship a build ("" if it does): spills, or ptxas serializing the wgmmas."""
+    if report.spill_stores or report.spill_loads:
+        return "ptxas spilled it"
+    if any("serialized" in p for p in report.sass_problems):
+        return "ptxas serialized its wgmmas"
+    return ""
+
+
+def _variants(schedule: Schedule, program: PipelineProgram | None):
+    """The distinct kernels of VARIANTS (a schedule with nothing to peel or defer has one)."""
+    seen = set()
+    for peel, defer in VARIANTS:
+        kernel = render(schedule, program, peel=peel, defer=defer)
+        if kernel.source not in seen:
+            seen.add(kernel.source)
+            yield kernel
 
 
 def build_schedule(
     schedule: Schedule, program: PipelineProgram | None = None, progress: Callable[[str], None] | None = None
 ) -> BuiltKernel:
-    """Render and build `schedule`: the branch-free kernel unless ptxas spills it, else one guarded loop.
-    `progress` hears one line before each nvcc run (15-25 s each)."""
-    kernel = render(schedule, program)
-    report = _build(kernel, progress)
-    if kernel.branch_free and (report.spill_stores or report.spill_loads):
-        kernel = render(schedule, program, peel=False)
-        report = _build(kernel, progress, "the branch-free steady state spilled; ")
-        return BuiltKernel(kernel, report, fell_back=True)
-    return BuiltKernel(kernel, report)
+    """Render and build `schedule`: deferred wgmma waits in a branch-free steady state unless ptxas spills or
+    serializes it, else waits at each issue, else one guarded loop. `progress` hears one line before each
+    nvcc run (15-25 s each)."""
+    why = ""
+    for n, kernel in enumerate(_variants(schedule, program)):
+        report = _build(kernel, progress, why)
+        why = _refused(report)
+        if not why:
+            return BuiltKernel(kernel, report, fell_back=n > 0)
+        why = f"{why}; "
+    return BuiltKernel(kernel, report, fell_back=n > 0)  # the last variant, refused too: the build says why
 
 
 def kernel_for(
     schedule: Schedule, program: PipelineProgram | None = None, build_now: bool = True
 ) -> RenderedKernel:
-    """The kernel `build_schedule` builds for `schedule`. `build_now=False` decides from an earlier build only
-    (no nvcc run; without one, or without a toolchain, the branch-free variant)."""
+    """The kernel `build_schedule` builds for `schedule`. `build_now=False` decides from earlier builds only
+    (no nvcc run; without one, or without a toolchain, the first variant not known to be refused)."""
     if build_now:
         return build_schedule(schedule, program).kernel
-    kernel = render(schedule, program)
-    if not kernel.branch_free:
-        return kernel
-    try:
-        report = cached_report(kernel.source)
-    except BuildError:
-        report = None  # no toolchain here: nothing was built, and nothing to decide from
-    if report is not None and (report.spill_stores or report.spill_loads):
-        return render(schedule, program, peel=False)
+    for kernel in _variants(schedule, program):
+        try:
+            report = cached_report(kernel.source)
+        except BuildError:
+            return kernel  # no toolchain here: nothing was built, and nothing to decide from
+        if report is None or not _refused(report):
+            return kernel
     return kernel
 
 
 def _build(kernel: RenderedKernel, progress, why: str = "") -> BuildReport:
     if progress is not None and cached_report(kernel.source) is None:
         variant = (
-            " (branch-free steady state)" if kernel.branch_free else " (one guarded loop)" if why else ""
+            " (deferred wgmma waits)"
+            if kernel.deferred_waits
+            else " (branch-free steady state)"
+            if kernel.branch_free
+            else " (one guarded loop)"
+            if why
+            else ""
         )
         progress(f"{why}nvcc: building {kernel.entry}{variant} for sm_90a, 15-25 s ...")
     return build(kernel.source, kernel.entry)

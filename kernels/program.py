@@ -14,7 +14,13 @@ the prologue and the epilogue). Values reach their readers three ways:
   trips after it is written lives in copy `iteration % k`;
 - an **order token** per asynchronous unit (the tensor core) where the schedule puts ops of two
   warpgroups on it (the named barriers of ping-pong): each op waits for the one before it in the
-  period's row order.
+  period's row order;
+- **deferred waits** for the wgmma batches a warpgroup issues (DESIGN.md 6.1.1): in the steady state a
+  batch completes at a `warpgroup_wait<pending>` the program places before the first step that needs it
+  done (a read of its result, a rewrite of a register it reads, its own next issue unless it accumulates,
+  the refill of a slot it reads) or, earlier, before the first step the schedule starts at or after its
+  completion; the slots it read go back there. The guarded prologue and epilogue trips wait right after
+  the issue (a wait under another guard than its issue makes ptxas serialize every wgmma of the kernel).
 
 Nothing here is guessed: depths come from the schedule file, copies and releases from the rows
 and stages. The CPU simulator (kernels/simulate.py) executes this program.
@@ -28,12 +34,28 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.schedule import Placement, Schedule
 from warpsched.models.kinds import OpKind
 
+# the tensor-core ops a warpgroup issues and later waits for (wgmma batches); tcgen05 completes otherwise
+WGMMA_KINDS = frozenset({OpKind.MMA, OpKind.WGMMA_RS, OpKind.WGMMA_QK, OpKind.WGMMA_PV})
+
 
 @dataclass(frozen=True)
 class Read:
     value: str  # the producing op
     distance: int  # reads iteration `it - distance` of it
     via: str  # "ring" or "register"
+
+
+@dataclass(frozen=True)
+class AsyncWait:
+    """Before a step, in the steady state: the wgmma batch `op` (stage `stage`) issued `trips` trips earlier
+    has completed once `warpgroup_wait<pending>` returns (the `pending` batches this warpgroup issued after
+    it may stay in flight); then the slots it read go back (`releases`, distances from `op`'s iteration)."""
+
+    op: str
+    stage: int
+    trips: int
+    pending: int
+    releases: tuple[tuple[str, int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,8 @@ class Step:
     unit: str = (
         ""  # the op's functional unit ("tensor": the tensor core reads shared memory in the async proxy)
     )
+    deferred: bool = False  # a wgmma whose completion the steady state waits for later (at an AsyncWait)
+    waits: tuple[AsyncWait, ...] = ()  # deferred waits placed before this step (steady state only)
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,20 @@ class PipelineProgram:
 
     def ring(self, value: str) -> Ring:
         return next(r for r in self.rings if r.value == value)
+
+    def wait_for(self, op: str) -> AsyncWait | None:
+        """The deferred wait of wgmma `op` (None: the program has none, a broken program)."""
+        return next((a for w in self.warpgroups for s in w.steps for a in s.waits if a.op == op), None)
+
+    def steady_trips(self, w: WarpgroupProgram, iterations: int) -> range:
+        """The trips in which every stage of `w` is live (the peeled steady state, render._loops, without
+        masking): from its last stage to the first trip in which its first stage has no iteration left."""
+        stages = [s.stage for s in w.steps]
+        first = max(stages)
+        end = iterations + min(stages)
+        if any(s.token for s in w.steps):  # its order pass may cross into the next trip
+            end = min(end, self.trips(iterations) - 1)
+        return range(first, max(first, end))
 
     def trips(self, iterations: int) -> int:
         return iterations + self.stages - 1
@@ -157,22 +195,6 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                 op.bytes,
             )
 
-    # releases: each reading warpgroup arrives on `empty` after its last read of an iteration
-    # (the last read in program order; the slot is free once every read has completed)
-    releases: dict[str, list[tuple[str, int, int]]] = {}
-    for value, ring in rings.items():
-        for w in ring.readers:
-            reads = [
-                e
-                for e in problem.out_edges(value)
-                if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")
-            ]
-            last = max(reads, key=lambda e: (e.distance + s.ops[e.dst].stage, pos[e.dst]))
-            end = max(e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency for e in reads)
-            releases.setdefault(last.dst, []).append(
-                (value, last.distance, end - (last.distance * s.ii + s.ops[last.dst].start))
-            )
-
     # register copies inside a warpgroup
     copies: dict[int, dict[str, int]] = {}
     for op in problem.ops:
@@ -190,6 +212,36 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         if op.space == "regs" or problem.out_edges(op.name):
             copies.setdefault(wg_of[op.name], {})[op.name] = need
 
+    # deferred waits: where each wgmma batch of the steady state completes (before step `pos` of the
+    # trip `trips` after its issue)
+    spots = {}
+    for w, names in by_wg.items():
+        for n in names:
+            if ops[n].kind in WGMMA_KINDS and n not in rings:
+                spots[n] = _wait_spot(n, names, s, problem, rings, copies.get(w, {}), wg_of)
+
+    # releases: each reading warpgroup arrives on `empty` once every read of an iteration completed: after
+    # the last read in program order, or at the deferred wait of a wgmma that reads it last
+    releases: dict[str, list[tuple[str, int, int]]] = {}
+    deferred_releases: dict[str, list[tuple[str, int, int]]] = {}
+    for value, ring in rings.items():
+        for w in ring.readers:
+            reads = [
+                e
+                for e in problem.out_edges(value)
+                if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")
+            ]
+
+            def completes(e):  # (trips after the value's iteration, position, after the step?)
+                trips, at = spots.get(e.dst, (0, None))
+                done = (at, 0) if at is not None else (pos[e.dst], 1)
+                return (e.distance + s.ops[e.dst].stage + trips, *done)
+
+            last = max(reads, key=completes)
+            end = max(e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency for e in reads)
+            release = (value, last.distance, end - (last.distance * s.ii + s.ops[last.dst].start))
+            (deferred_releases if last.dst in spots else releases).setdefault(last.dst, []).append(release)
+
     # order tokens: units of asynchronous compute (the tensor core) that ops of two or more warpgroups
     # share, in the period's row order (CUDA-core and MUFU math is interleaved by the hardware)
     token_of: dict[str, tuple[str, int]] = {}
@@ -205,6 +257,17 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         token_units.append((unit, len(names)))
         for i, n in enumerate(names):
             token_of[n] = (unit, i)
+
+    waits_before: dict[str, list[AsyncWait]] = {}
+    for g, (trips, at) in spots.items():
+        names = by_wg[wg_of[g]]
+        between = [
+            names[p % len(names)] for p in range(pos[g] + 1, trips * len(names) + at)
+        ]  # issued after g, before its wait, in program order
+        pending = sum(ops[n].unit == ops[g].unit for n in between)
+        waits_before.setdefault(names[at], []).append(
+            AsyncWait(g, s.ops[g].stage, trips, pending, tuple(deferred_releases.get(g, ())))
+        )
 
     programs = []
     for w, names in sorted(by_wg.items()):
@@ -231,6 +294,8 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                     token_of.get(n),
                     ops[n].index,
                     ops[n].unit,
+                    n in spots,
+                    tuple(waits_before.get(n, ())),
                 )
             )
         programs.append(
@@ -251,6 +316,64 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         tuple(token_units),
         dict(problem.source),
     )
+
+
+def synchronous(program: PipelineProgram) -> PipelineProgram:
+    """`program` with every wgmma waited for right after its issue (the kernels before deferred waits, and
+    the variant the driver falls back to where ptxas serializes the deferred one): no AsyncWait, and the
+    slots a deferred wait gave back go back at the issue again."""
+    moved = {a.op: a.releases for w in program.warpgroups for s in w.steps for a in s.waits}
+    return replace(
+        program,
+        warpgroups=tuple(
+            replace(
+                w,
+                steps=tuple(
+                    replace(s, deferred=False, waits=(), releases=s.releases + moved.get(s.op, ()))
+                    for s in w.steps
+                ),
+            )
+            for w in program.warpgroups
+        ),
+    )
+
+
+def _wait_spot(g, names, s, problem, rings, copies, wg_of) -> tuple[int, int]:
+    """Where the steady state waits for wgmma `g`: before step `names[at]` of the trip `trips` after g's
+    issue. At the first step that needs g complete (below), or before that at the first step the schedule
+    starts at or after g's completion (then waiting costs nothing if the model is right)."""
+    ops = problem.op_by_name
+    w, n_steps = wg_of[g], len(names)
+    pos = {n: i for i, n in enumerate(names)}
+    stage = {n: s.ops[n].stage for n in names}
+    mine, stage_g = pos[g], stage[g]
+    needs = []  # (trips after g's issue, position) of steps that must come after g completed
+    for e in problem.out_edges(g):  # reads of its result (an accumulating wgmma reading itself chains)
+        if e.dst != g and wg_of[e.dst] == w:
+            needs.append((e.distance + stage[e.dst] - stage_g, pos[e.dst]))
+    accumulates = False
+    for e in problem.in_edges(g):
+        if e.src == g:
+            accumulates = True
+        elif e.src in rings:  # the refill of a slot it reads: before the read of the iteration depth later
+            depth = rings[e.src].depth
+            for x in problem.out_edges(e.src):
+                if x.dst in pos:
+                    needs.append((depth + stage[x.dst] + x.distance - stage_g - e.distance, pos[x.dst]))
+        elif wg_of[e.src] == w:  # a register operand: before its copy is rewritten
+            needs.append((copies.get(e.src, 1) - e.distance + stage[e.src] - stage_g, pos[e.src]))
+    if not accumulates:  # its next issue rewrites the accumulator
+        needs.append((1, mine))
+    needs = [n for n in needs if n > (0, mine)]
+    latest = min(needs, default=(1, mine))
+    done = s.ops[g].row + ops[g].latency
+    for trips in range(latest[0] + 1):
+        for at in range(n_steps):
+            if (trips, at) <= (0, mine):
+                continue
+            if (trips, at) == latest or trips * s.ii + s.ops[names[at]].row >= done:
+                return trips, at
+    return latest
 
 
 def _first_stage_zero(s: Schedule) -> Schedule:

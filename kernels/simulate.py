@@ -14,6 +14,13 @@ Drivers:
   slot releases at their latencies. A wait that is not already satisfied there is a stall: the
   program does not realize the schedule (a ring shallower than the schedule needs shows here).
 
+A wgmma batch a steady-state trip issues is in flight until a `warpgroup_wait<pending>` completes it
+(every batch of its warpgroup but the `pending` latest, as on the GPU); a read of its result before
+then, a write of a register it reads or of its accumulator, or the release of a slot it reads, while it is
+in flight, and a wait that leaves
+it pending where the program says it completed are findings. Guarded trips complete it at its issue, and
+the first guarded trip after the steady state drains the warpgroup (kernels/program.py).
+
 Values are tagged with (op, iteration) and checked on every read; where a family has numeric
 semantics (kernels/semantics.py) the values are real tiles and the outputs are compared with
 the reference.
@@ -28,14 +35,16 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from warpsched.kernels.program import PipelineProgram, Step
+from warpsched.kernels.program import WGMMA_KINDS, AsyncWait, PipelineProgram, Step
 
 POLICIES = ("random", "producers-first", "consumers-first", "tma-late", "last-warpgroup-first", "round-robin")
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # deadlock, read-before-write, overwrite-before-release, stale-register, stall, mismatch
+    # deadlock, read-before-write, overwrite-before-release, stale-register, stall, mismatch, and for wgmma in
+    # flight: read-before-wait, overwrite-in-flight, release-in-flight, wait-too-weak
+    kind: str
     message: str
 
 
@@ -105,6 +114,57 @@ class _State:
         self.per_period = dict(program.token_units)
         self.in_flight: list[tuple[str, int, int, Any]] = []  # (ring, slot, iteration, value)
         self.outputs: dict[str, Any] = {}
+        self.steady = {w.index: program.steady_trips(w, iterations) for w in program.warpgroups}
+        # wgmma batches in flight per warpgroup, oldest first: (op, iteration, registers it reads or writes)
+        self.batches: dict[int, list[tuple[str, int, frozenset]]] = {w.index: [] for w in program.warpgroups}
+        self.owed: dict[int, list[tuple[AsyncWait, int]]] = {w.index: [] for w in program.warpgroups}
+        self.owed_releases = {  # the slots each deferred wgmma's wait gives back
+            s.op: (program.wait_for(s.op) or AsyncWait(s.op, s.stage, 0, 0, ())).releases
+            for w in program.warpgroups
+            for s in w.steps
+            if s.deferred
+        }
+
+    # -- wgmma batches in flight ------------------------------------------------------
+    def pending(self, w: int, value: str, it: int) -> bool:
+        return any(op == value and i == it for op, i, _ in self.batches[w])
+
+    def held(self, w: int, value: str, it: int) -> str | None:
+        """The batch in flight that reads or writes register value (value, it), if any."""
+        return next(
+            (f"{op} of iteration {i}" for op, i, regs in self.batches[w] if (value, it) in regs), None
+        )
+
+    def complete(self, w: int, pending: int) -> None:
+        """warpgroup_wait<pending>: every batch but the `pending` latest has completed."""
+        batches = self.batches[w]
+        del batches[: max(0, len(batches) - pending)]
+
+    def async_waits(self, w: int, step: Step, j: int) -> list[tuple[AsyncWait, int]]:
+        """The deferred waits before `step` at trip `j` (steady state only); the (wait, iteration) whose
+        slots now go back."""
+        if j not in self.steady[w]:
+            return []
+        owed = []
+        for a in step.waits:
+            it = j - a.trips - a.stage
+            self.complete(w, a.pending)
+            if self.pending(w, a.op, it):
+                self.fail(
+                    "wait-too-weak",
+                    f"warpgroup {w}: warpgroup_wait<{a.pending}> before {step.op} (trip {j}) leaves "
+                    f"{a.op} of iteration {it} in flight",
+                )
+            if (a, it) in self.owed[w]:
+                self.owed[w].remove((a, it))
+                owed.append((a, it))
+        return owed
+
+    def drain(self, w: int) -> list[tuple[AsyncWait, int]]:
+        """After the steady state: warpgroup_wait<0>, and the slots its deferred waits still owe go back."""
+        self.complete(w, 0)
+        owed, self.owed[w] = self.owed[w], []
+        return owed
 
     def fail(self, kind: str, message: str) -> None:
         self.findings.append(Finding(kind, message))
@@ -130,6 +190,12 @@ class _State:
                     )
                 value = slot.value
             else:
+                if r.value != step.op and self.pending(w, r.value, x):
+                    self.fail(
+                        "read-before-wait",
+                        f"warpgroup {w}: {step.op} of iteration {it} read {r.value} of iteration {x} while "
+                        "that wgmma was still in flight (no wait completed it)",
+                    )
                 copies = self.regs[w][r.value]
                 tag, value = copies[x % len(copies)]
                 if tag != x:
@@ -149,6 +215,15 @@ class _State:
     def keep(self, w: int, step: Step, it: int, value: Any) -> None:
         copies = self.regs[w].get(step.op)
         if copies is not None:
+            old = copies[it % len(copies)][0]
+            holder = self.held(w, step.op, old)
+            accumulates = any(r.value == step.op for r in step.reads)  # a wgmma chaining its accumulator
+            if holder is not None and not (accumulates and holder[0] == step.op):
+                self.fail(
+                    "overwrite-in-flight",
+                    f"warpgroup {w}: {step.op} of iteration {it} rewrote the registers of {step.op} of "
+                    f"iteration {old} while wgmma {holder[0]} of iteration {holder[1]} was still in flight",
+                )
             copies[it % len(copies)] = (it, value)
         if it == self.n - 1:
             self.outputs[step.op] = value
@@ -183,6 +258,13 @@ class _State:
             if x < 0:
                 continue
             ring = self.rings[ring_name]
+            holder = self.held(w, ring_name, x)
+            if holder is not None:
+                self.fail(
+                    "release-in-flight",
+                    f"warpgroup {w} released slot {x % ring.depth} of ring {ring_name} (iteration {x}) while "
+                    f"wgmma {holder[0]} of iteration {holder[1]} still read it",
+                )
             slot = self.slots[ring_name][x % ring.depth]
             slot.unreleased.discard(w)
             self.empty[ring_name][x % ring.depth].arrive()
@@ -232,7 +314,17 @@ class _State:
                 self.write_ring(
                     w, step, it, value, land_now=not clocked and self.rings[step.op].kind == "staging"
                 )
-            if not clocked:
+            if step.deferred and j in self.steady[w] and not clocked:
+                operands = {(r.value, it - r.distance) for r in step.reads}  # registers and ring slots
+                self.batches[w].append((step.op, it, frozenset(operands | {(step.op, it)})))
+                wait = self.p.wait_for(step.op)
+                if wait is not None:
+                    self.owed[w].append((wait, it))
+            elif step.deferred and not clocked:  # a guarded trip: it completed at its issue
+                self.release(w, self.owed_releases[step.op], it)
+            elif step.kind in WGMMA_KINDS:  # a wgmma waited for at once (warpgroup_wait<0>)
+                self.complete(w, 0)
+            if not clocked:  # after the issue: a slot an in-flight wgmma reads is not free
                 self.release(w, step.releases, it)
             done = it
         if step.token is not None:
@@ -244,12 +336,19 @@ def _thread(
     state: _State, w: int, steps: tuple[Step, ...]
 ) -> Iterator[tuple[str, Callable[[], bool]] | None]:
     """A warpgroup: yields each wait before it is passed, and None after each step."""
+    steady = state.steady[w]
     for j in range(state.p.trips(state.n)):
+        if steady and j == steady.stop:
+            for a, it in state.drain(w):
+                state.release(w, a.releases, it)
         for step in steps:
+            for a, it in state.async_waits(w, step, j):
+                state.release(w, a.releases, it)
             for wait in state.waits(w, step, j):
                 yield wait
             state.execute(w, step, j)
             yield None
+    state.drain(w)
 
 
 def _interleave(
@@ -352,7 +451,8 @@ def _clock(
             if step.writes_ring:
                 seq += 1
                 heapq.heappush(heap, (t + latency[step.op], 0, seq, state.in_flight[-1]))
-            for one in step.releases:  # each ring freed once its reads completed (+ the hand-off)
+            later = state.owed_releases[step.op] if step.deferred else ()
+            for one in step.releases + later:  # each ring freed once its reads completed (+ the hand-off)
                 seq += 1
                 ring_name, _, finish = one
                 done = t + finish + (sync if state.rings[ring_name].producer != w else 0)

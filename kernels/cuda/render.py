@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from warpsched.kernels.cuda import templates as T
 from warpsched.kernels.families import FAMILIES
 from warpsched.kernels.families.base import ident
-from warpsched.kernels.program import PipelineProgram, lower
+from warpsched.kernels.program import PipelineProgram, lower, synchronous
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import available_machines, load_machine
 from warpsched.scheduler.schedule import Schedule
@@ -42,6 +42,7 @@ class RenderedKernel:
     branch_free: bool = (
         False  # peeled trip loops: a steady state without stage guards or masking (render._loops)
     )
+    deferred_waits: bool = False  # the steady state waits for wgmma batches where the program places it
 
 
 def schedule_digest(schedule: Schedule) -> str:
@@ -82,11 +83,17 @@ def supported_machine(machine) -> None:
         )
 
 
-def render(schedule: Schedule, program: PipelineProgram | None = None, peel: bool = True) -> RenderedKernel:
-    """The CUDA source of `schedule`. `peel`: warpgroups that mask keys run a branch-free steady state
-    between a prologue and an epilogue (render._loops); False gives them one guarded loop like the rest."""
+def render(
+    schedule: Schedule, program: PipelineProgram | None = None, peel: bool = True, defer: bool = True
+) -> RenderedKernel:
+    """The CUDA source of `schedule`. `peel`: warpgroups that mask keys or defer wgmma waits run a branch-free
+    steady state between a prologue and an epilogue (render._loops); False gives them one guarded loop like
+    the rest. `defer`: the steady state waits for each wgmma where the program places the wait; False waits
+    right after every issue (program.synchronous)."""
     supported(schedule.problem)
     program = program or lower(schedule)
+    if not (defer and peel):
+        program = synchronous(program)
     _check_program(program)
     family = FAMILIES[schedule.problem.source["model"]].cuda(schedule, program)
     return _assemble(schedule, program, family, peel)
@@ -262,9 +269,10 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) 
                         **fields,
                     )
                 )
-            peeled = peel and any(step.kind in family.masked_kinds for step in w.steps)
-            body = "".join(_step(step, rings, loads, family, waits, passes, peeled) for step in w.steps)
-            out.append(_loops(w, body, family, passes) if peeled else T.ONE_LOOP.format(body=body))
+            # peeled: warpgroups that mask keys, and those whose steady state defers wgmma waits
+            peeled = peel and any(s.kind in family.masked_kinds or s.deferred for s in w.steps)
+            body = "".join(_step(step, w, rings, loads, family, waits, passes, peeled) for step in w.steps)
+            out.append(_loops(w, body, family, passes, rings) if peeled else T.ONE_LOOP.format(body=body))
             peeled_any = peeled_any or peeled
             drain = "".join(family.complete(s) for s in w.steps if s.unit == TENSOR_UNIT)
             drain = textwrap.indent(textwrap.dedent(drain), "    ")
@@ -278,11 +286,79 @@ def _assemble(schedule: Schedule, program: PipelineProgram, family, peel: bool) 
             out.append(T.PRODUCERS_CLOSE)
     out.append(T.KERNEL_CLOSE)
     return RenderedKernel(
-        "".join(out), family.entry, threads, smem, tuple(family.params), family.tile, digest, peeled_any
+        "".join(out),
+        family.entry,
+        threads,
+        smem,
+        tuple(family.params),
+        family.tile,
+        digest,
+        peeled_any,
+        any(s.deferred for w in program.warpgroups for s in w.steps),
     )
 
 
-def _loops(w, body: str, family, passes) -> str:
+def _releases(releases, rings) -> str:
+    return "".join(
+        (T.RELEASE_IF_WRITTEN if distance else T.RELEASE).format(
+            ring=ident(ring), distance=distance, depth=rings[ring].depth
+        )
+        for ring, distance, _ in releases
+    )
+
+
+def _deferred_waits(step, w, rings, family) -> str:
+    """The steady state's waits before `step` for the wgmma batches issued before it, and the slots those
+    batches read going back (kernels/program.py places them)."""
+    last_stage = max(s.stage for s in w.steps)
+    out = []
+    for a in step.waits:
+        issued = next(s for s in w.steps if s.op == a.op)
+        releases = ""
+        if a.releases and not a.trips:  # issued this trip: the steady state issued it
+            releases = T.DEFERRED_RELEASES_NOW.format(
+                stage=a.stage, releases=textwrap.indent(_releases(a.releases, rings), "  ")
+            )
+        elif a.releases:
+            releases = T.DEFERRED_RELEASES.format(
+                trips=a.trips,
+                last_stage=last_stage,
+                stage=a.stage,
+                releases=textwrap.indent(_releases(a.releases, rings), "  "),
+            )
+        out.append(
+            T.DEFERRED_WAIT.format(
+                op=a.op,
+                trips=a.trips,
+                pending=a.pending,
+                complete=family.complete(issued, a.pending),
+                releases=releases,
+            )
+        )
+    return "".join(out)
+
+
+def _steady_drain(w, family, rings) -> str:
+    last_stage = max(s.stage for s in w.steps)
+    deferred = [s for s in w.steps if s.deferred]
+    if not deferred:
+        return ""
+    complete = textwrap.indent(textwrap.dedent("".join(family.complete(s) for s in deferred)), "        ")
+    releases = ""
+    for s in w.steps:
+        for a in s.waits:
+            if a.trips and a.releases:
+                releases += T.STEADY_DRAIN_RELEASES.format(
+                    op=a.op,
+                    trips=a.trips,
+                    last_stage=last_stage,
+                    stage=a.stage,
+                    releases=_releases(a.releases, rings),
+                )
+    return T.STEADY_DRAIN.format(complete=complete, releases=releases)
+
+
+def _loops(w, body: str, family, passes, rings) -> str:
     """The trip loop of a warpgroup that masks keys, peeled into prologue, a steady state where every stage
     is live and nothing is masked, and epilogue (one guarded copy of the trip serves both). The prologue
     runs the first `last stage` trips (trips >= stages - 1 >= the last stage: never past the end); the
@@ -308,10 +384,11 @@ def _loops(w, body: str, family, passes) -> str:
         steady_end=steady_end,
         guarded=textwrap.indent(body, "  "),
         steady=textwrap.indent(body, "    "),
+        drain=_steady_drain(w, family, rings),
     )
 
 
-def _step(step, rings, loads, family, waits, passes, peeled: bool) -> str:
+def _step(step, w, rings, loads, family, waits, passes, peeled: bool) -> str:
     if step.kind == OpKind.TMA_LOAD:
         ring, load = rings[step.op], loads[step.op]
         issue = T.TMA_LOAD.format(
@@ -354,6 +431,11 @@ def _step(step, rings, loads, family, waits, passes, peeled: bool) -> str:
                 )
         issue += family.issue(step)
         complete = family.complete(step)
+        if step.deferred:  # guarded trips wait here, the steady state where the program puts its wait
+            at, wait = next((s.op, a) for s in w.steps for a in s.waits if a.op == step.op)
+            complete = T.SYNC_COMPLETE.format(
+                at=at, complete=textwrap.indent(complete + _releases(wait.releases, rings), "  ")
+            )
         if staged:
             complete += (
                 T.STAGE_SLOT.format(
@@ -382,6 +464,7 @@ def _step(step, rings, loads, family, waits, passes, peeled: bool) -> str:
         op=step.op,
         stage=step.stage,
         steady="steady || " if peeled else "",
+        waits=_deferred_waits(step, w, rings, family),
         order_wait=order_wait,
         issue=issue,
         order_pass_live=textwrap.indent(order_pass, "  "),

@@ -114,7 +114,7 @@ PEELED_LOOPS = """\
         for (; j < steady_to; ++j) {{  // steady state
           [[maybe_unused]] constexpr bool steady = true;
 {steady}        }}
-      }}
+{drain}      }}
     }}
 """
 
@@ -126,7 +126,7 @@ STEP = """\
       {{  // {op}: iteration j - {stage}
         const int it = j - {stage};
         const bool live = {steady}(it >= 0 && it < iterations);
-{order_wait}        if (live) {{
+{waits}{order_wait}        if (live) {{
 {issue}{order_pass_live}{complete}        }}{order_pass_dead}
       }}
 """
@@ -272,10 +272,46 @@ MMA_ISSUE = """\
 # of one per batch); build.py refuses a cubin where it did.
 TENSOR_CORE_DRAIN = "    // every wgmma has completed before the epilogue reads its registers\n"
 
-# the slots (and register operands) are released only once the wgmma completed
+# the slots (and register operands) are released only once the wgmma completed; `pending`: the batches this
+# warpgroup issued after it that may stay in flight
 WGMMA_COMPLETE = """\
-          warpgroup_wait<0>();
+          warpgroup_wait<{pending}>();
           warpgroup_fence_operand({acc});
+"""
+
+# -- deferred waits (kernels/program.py): a wgmma of the steady state completes at a wait the program places
+# before a later step; the guarded trips (prologue, epilogue) wait right after the issue, under its guard
+SYNC_COMPLETE = """\
+          // guarded trips wait here; the steady state waits before {at}
+          if (!steady) {{
+{complete}          }}
+"""
+DEFERRED_WAIT = """\
+        // deferred wait: {op} of trip j - {trips} completes (at most {pending} later batch(es) in flight)
+        if (steady) {{
+{complete}{releases}        }}
+"""
+# the prologue's guarded trips released their own slots: only batches the steady state issued release here
+DEFERRED_RELEASES = """\
+          if (j - {trips} >= {last_stage}) {{
+            [[maybe_unused]] const int it = j - {trips} - {stage};
+{releases}          }}
+"""
+DEFERRED_RELEASES_NOW = """\
+          {{
+            [[maybe_unused]] const int it = j - {stage};
+{releases}          }}
+"""
+# after the steady state: its last trips' batches complete, and the slots of those whose waits fall past it
+# go back (none when the steady state did not run)
+STEADY_DRAIN = """\
+        // the steady state's wgmmas in flight complete before the guarded epilogue
+{complete}{releases}"""
+STEADY_DRAIN_RELEASES = """\
+        // {op}: the slots of the last {trips} steady trip(s)
+        for (int jj = max({last_stage}, steady_to - {trips}); jj < steady_to; ++jj) {{
+          [[maybe_unused]] const int it = jj - {stage};
+{releases}        }}
 """
 # the A registers of a register-operand wgmma are fenced like its accumulator (before it issues and once
 # it completed): the compiler must not move their writes across the asynchronous read

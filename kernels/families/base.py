@@ -82,7 +82,7 @@ class CudaFamily:
     def setup(self, step) -> str:
         return ""
 
-    def complete(self, step) -> str:
+    def complete(self, step, pending: int = 0) -> str:
         return ""
 
     def epilogue(self, step) -> str:

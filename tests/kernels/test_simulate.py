@@ -98,11 +98,21 @@ def _map_steps(program, change):
     )
 
 
+def _without_releases(ring):
+    def drop(w, s):
+        kept = tuple(r for r in s.releases if r[0] != ring)
+        return replace(
+            s,
+            releases=kept,
+            waits=tuple(replace(a, releases=tuple(r for r in a.releases if r[0] != ring)) for a in s.waits),
+        )
+
+    return drop
+
+
 def test_a_missing_release_deadlocks():
     schedule = solved("gemm")
-    program = _map_steps(
-        lower(schedule), lambda w, s: replace(s, releases=tuple(r for r in s.releases if r[0] != "load_b"))
-    )
+    program = _map_steps(lower(schedule), _without_releases("load_b"))
     verdict = run(schedule, program, interleavings=6, semantics=False, iterations=6)
     kinds = [f.kind for f in verdict.findings]
     assert "deadlock" in kinds, verdict.summary()
@@ -225,3 +235,67 @@ def test_semantics_reference_is_not_trivial():
     schedule = solved("attention_fwd", head_dim=128)
     sem = semantics_for(schedule.problem, 3)
     assert np.abs(sem.q).max() > 0 and np.abs(sem.k).max() > 0  # never zeros
+
+
+# -- wgmma waits (issue 15): each batch completes at a wait the program places; the simulator checks it
+
+
+def _waits(program):
+    return {a.op: (s.op, a) for w in program.warpgroups for s in w.steps for a in s.waits}
+
+
+def _drop_wait(program, op):
+    return _map_steps(program, lambda w, s: replace(s, waits=tuple(a for a in s.waits if a.op != op)))
+
+
+def test_attention_keeps_two_wgmmas_in_flight_and_waits_where_their_results_are_needed():
+    schedule = solved("attention_fwd", head_dim=128)
+    program = lower(schedule)
+    waits = _waits(program)
+    ops = schedule.problem.op_by_name
+    tensor = [s for w in program.warpgroups for s in w.steps if ops[s.op].unit == "tensor"]
+    assert tensor and all(s.deferred for s in tensor) and set(waits) == {s.op for s in tensor}
+    # FA3's overlap: somewhere a wait lets a later batch stay in flight
+    assert any(a.pending >= 1 for _, a in waits.values())
+    # every wait sits at or before the first reader of its result, in the steady state's program order
+    for w in program.warpgroups:
+        order = [s.op for s in w.steps]
+        for reader in w.steps:
+            for r in reader.reads:
+                if r.value in waits and r.via == "register" and r.value != reader.op:
+                    at, a = waits[r.value]
+                    # the read happens `trips` trips after the issue: the wait must come no later
+                    trips = r.distance + reader.stage - next(s.stage for s in w.steps if s.op == r.value)
+                    assert (a.trips, order.index(at)) <= (trips, order.index(reader.op)), (r, a)
+    assert run(schedule, program, interleavings=30).ok
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_a_missing_wgmma_wait_is_caught(target):
+    """Without its wait a batch is still in flight where its result is read, its operand rewritten or its
+    accumulator reused: each target's every wait is needed."""
+    schedule = solved(*TARGETS[target][:1], **TARGETS[target][1])
+    program = lower(schedule)
+    for op, (_, wait) in _waits(program).items():
+        broken = _drop_wait(program, op)
+        if wait.releases:  # its slots must still go back, or the finding is a deadlock instead
+            broken = _map_steps(
+                broken,
+                lambda w, s, a=wait: replace(s, releases=s.releases + a.releases) if s.op == a.op else s,
+            )
+        verdict = run(schedule, broken, interleavings=6, semantics=False, iterations=6)
+        kinds = {f.kind for f in verdict.findings}
+        assert kinds & {"read-before-wait", "overwrite-in-flight", "release-in-flight"}, (
+            op,
+            verdict.summary(),
+        )
+
+
+def test_a_wait_that_lets_its_batch_stay_pending_is_caught():
+    schedule = solved("attention_fwd", head_dim=128)
+    program = lower(schedule)
+    weak = _map_steps(
+        program, lambda w, s: replace(s, waits=tuple(replace(a, pending=a.pending + 1) for a in s.waits))
+    )
+    verdict = run(schedule, weak, interleavings=4, semantics=False)
+    assert "wait-too-weak" in {f.kind for f in verdict.findings}, verdict.summary()

@@ -251,9 +251,9 @@ class AttentionCuda(CudaFamily):
         ring = ident(attention.LOAD_K if step.kind == OpKind.WGMMA_QK else attention.LOAD_V)
         return table[step.kind].format(t=t, ring=ring, x=f"x{t}" if t in self.own_scaled else f"s{t}")
 
-    def complete(self, step) -> str:
+    def complete(self, step, pending: int = 0) -> str:
         acc = {OpKind.WGMMA_QK: "s", OpKind.WGMMA_PV: "o"}.get(step.kind)
-        return T.WGMMA_COMPLETE.format(acc=f"{acc}{step.index}") if acc else ""
+        return T.WGMMA_COMPLETE.format(acc=f"{acc}{step.index}", pending=pending) if acc else ""
 
     def epilogue(self, step) -> str:
         if step.kind != OpKind.WGMMA_PV:

@@ -94,8 +94,8 @@ class GemmCuda(CudaFamily):
             b_offset=0,
         )
 
-    def complete(self, step) -> str:
-        return T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
+    def complete(self, step, pending: int = 0) -> str:
+        return T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}", pending=pending)
 
     def epilogue(self, step) -> str:
         return (

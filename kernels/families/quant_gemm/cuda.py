@@ -206,10 +206,10 @@ class QuantGemmCuda(CudaFamily):
             "Element", 64 * self.tk, 2 * 64 * self.tk, ()
         )  # written by the dequant, read by wgmma
 
-    def complete(self, step) -> str:
+    def complete(self, step, pending: int = 0) -> str:
         if step.kind != OpKind.WGMMA_RS:
             return ""
-        complete = T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}")
+        complete = T.WGMMA_COMPLETE.format(acc=f"acc_{ident(step.op)}", pending=pending)
         return (
             complete
             if self._staged_a(step)
