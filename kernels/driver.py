@@ -3,10 +3,9 @@ the package): render, build, and choose the variant warpsched ships (DESIGN.md 6
 
 The steady state with deferred wgmma waits (kernels/program.py), peeled and branch-free, is built unless
 ptxas spills it or serializes its wgmmas; then the peeled steady state waiting at each issue; then one
-guarded loop. The stage
-guards split a trip into blocks that ptxas schedules one by one; without them it may interleave a whole
-trip and run out of registers (attention d64 causal, block_n 176: 136 B of spills where the one loop had
-none). Deterministic for a schedule and toolchain.
+guarded loop. The stage guards split a trip into blocks that ptxas schedules one by one; without them it
+may interleave a whole trip and run out of registers (attention d64 causal, block_n 176: 136 B of spills
+where the one loop had none). Deterministic for a schedule and toolchain.
 """
 
 from __future__ import annotations
@@ -33,12 +32,18 @@ class BuiltKernel:
 VARIANTS = ((True, True), (True, False), (False, False))
 
 
+def _variant(kernel: RenderedKernel) -> str:
+    if kernel.deferred_waits:
+        return "deferred wgmma waits"
+    return "branch-free steady state" if kernel.branch_free else "one guarded loop"
+
+
 def _refused(report: BuildReport) -> str:
     """Why the driver does not ship a build ("" if it does): spills, or ptxas serializing the wgmmas."""
     if report.spill_stores or report.spill_loads:
-        return "ptxas spilled it"
+        return "ptxas spilled"
     if any("serialized" in p for p in report.sass_problems):
-        return "ptxas serialized its wgmmas"
+        return "ptxas serialized the wgmmas"
     return ""
 
 
@@ -64,7 +69,7 @@ def build_schedule(
         why = _refused(report)
         if not why:
             return BuiltKernel(kernel, report, fell_back=n > 0)
-        why = f"{why}; "
+        why = f"{why} ({_variant(kernel)}); "
     return BuiltKernel(kernel, report, fell_back=n > 0)  # the last variant, refused too: the build says why
 
 
@@ -87,14 +92,5 @@ def kernel_for(
 
 def _build(kernel: RenderedKernel, progress, why: str = "") -> BuildReport:
     if progress is not None and cached_report(kernel.source) is None:
-        variant = (
-            " (deferred wgmma waits)"
-            if kernel.deferred_waits
-            else " (branch-free steady state)"
-            if kernel.branch_free
-            else " (one guarded loop)"
-            if why
-            else ""
-        )
-        progress(f"{why}nvcc: building {kernel.entry}{variant} for sm_90a, 15-25 s ...")
+        progress(f"{why}nvcc: building {kernel.entry} ({_variant(kernel)}) for sm_90a, 15-25 s ...")
     return build(kernel.source, kernel.entry)

@@ -218,7 +218,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
     for w, names in by_wg.items():
         for n in names:
             if ops[n].kind in WGMMA_KINDS and n not in rings:
-                spots[n] = _wait_spot(n, names, s, problem, rings, copies.get(w, {}), wg_of)
+                spots[n] = _wait_spot(n, names, pos, s, problem, rings, copies.get(w, {}), wg_of)
 
     # releases: each reading warpgroup arrives on `empty` once every read of an iteration completed: after
     # the last read in program order, or at the deferred wait of a wgmma that reads it last
@@ -338,13 +338,12 @@ def synchronous(program: PipelineProgram) -> PipelineProgram:
     )
 
 
-def _wait_spot(g, names, s, problem, rings, copies, wg_of) -> tuple[int, int]:
+def _wait_spot(g, names, pos, s, problem, rings, copies, wg_of) -> tuple[int, int]:
     """Where the steady state waits for wgmma `g`: before step `names[at]` of the trip `trips` after g's
     issue. At the first step that needs g complete (below), or before that at the first step the schedule
     starts at or after g's completion (then waiting costs nothing if the model is right)."""
     ops = problem.op_by_name
-    w, n_steps = wg_of[g], len(names)
-    pos = {n: i for i, n in enumerate(names)}
+    w, n_steps = wg_of[g], len(names)  # `pos`: each op's place in its warpgroup's program order
     stage = {n: s.ops[n].stage for n in names}
     mine, stage_g = pos[g], stage[g]
     needs = []  # (trips after g's issue, position) of steps that must come after g completed
@@ -358,7 +357,7 @@ def _wait_spot(g, names, s, problem, rings, copies, wg_of) -> tuple[int, int]:
         elif e.src in rings:  # the refill of a slot it reads: before the read of the iteration depth later
             depth = rings[e.src].depth
             for x in problem.out_edges(e.src):
-                if x.dst in pos:
+                if x.dst in stage:  # read on this warpgroup
                     needs.append((depth + stage[x.dst] + x.distance - stage_g - e.distance, pos[x.dst]))
         elif wg_of[e.src] == w:  # a register operand: before its copy is rewritten
             needs.append((copies.get(e.src, 1) - e.distance + stage[e.src] - stage_g, pos[e.src]))

@@ -15,11 +15,11 @@ Drivers:
   program does not realize the schedule (a ring shallower than the schedule needs shows here).
 
 A wgmma batch a steady-state trip issues is in flight until a `warpgroup_wait<pending>` completes it
-(every batch of its warpgroup but the `pending` latest, as on the GPU); a read of its result before
-then, a write of a register it reads or of its accumulator, or the release of a slot it reads, while it is
-in flight, and a wait that leaves
-it pending where the program says it completed are findings. Guarded trips complete it at its issue, and
-the first guarded trip after the steady state drains the warpgroup (kernels/program.py).
+(every batch of its warpgroup but the `pending` latest, as on the GPU). Findings: a read of its result,
+a write of a register it reads or of its accumulator, or the release of a slot it reads while it is in
+flight, and a wait that leaves it pending where the program says it completed. Guarded trips complete
+it at its issue, and the first guarded trip after the steady state drains the warpgroup
+(kernels/program.py).
 
 Values are tagged with (op, iteration) and checked on every read; where a family has numeric
 semantics (kernels/semantics.py) the values are real tiles and the outputs are compared with
@@ -118,8 +118,10 @@ class _State:
         # wgmma batches in flight per warpgroup, oldest first: (op, iteration, registers it reads or writes)
         self.batches: dict[int, list[tuple[str, int, frozenset]]] = {w.index: [] for w in program.warpgroups}
         self.owed: dict[int, list[tuple[AsyncWait, int]]] = {w.index: [] for w in program.warpgroups}
-        self.owed_releases = {  # the slots each deferred wgmma's wait gives back
-            s.op: (program.wait_for(s.op) or AsyncWait(s.op, s.stage, 0, 0, ())).releases
+        # each deferred wgmma's wait (a broken program may lack one) and the slots it gives back
+        self.wait_of = {a.op: a for w in program.warpgroups for s in w.steps for a in s.waits}
+        self.owed_releases = {
+            s.op: self.wait_of[s.op].releases if s.op in self.wait_of else ()
             for w in program.warpgroups
             for s in w.steps
             if s.deferred
@@ -129,11 +131,10 @@ class _State:
     def pending(self, w: int, value: str, it: int) -> bool:
         return any(op == value and i == it for op, i, _ in self.batches[w])
 
-    def held(self, w: int, value: str, it: int) -> str | None:
-        """The batch in flight that reads or writes register value (value, it), if any."""
-        return next(
-            (f"{op} of iteration {i}" for op, i, regs in self.batches[w] if (value, it) in regs), None
-        )
+    def held(self, w: int, value: str, it: int) -> tuple[str, int] | None:
+        """(op, iteration) of the batch in flight that reads or writes (value, it): a register value or a
+        ring slot; None if no batch does."""
+        return next(((op, i) for op, i, regs in self.batches[w] if (value, it) in regs), None)
 
     def complete(self, w: int, pending: int) -> None:
         """warpgroup_wait<pending>: every batch but the `pending` latest has completed."""
@@ -317,9 +318,8 @@ class _State:
             if step.deferred and j in self.steady[w] and not clocked:
                 operands = {(r.value, it - r.distance) for r in step.reads}  # registers and ring slots
                 self.batches[w].append((step.op, it, frozenset(operands | {(step.op, it)})))
-                wait = self.p.wait_for(step.op)
-                if wait is not None:
-                    self.owed[w].append((wait, it))
+                if step.op in self.wait_of:
+                    self.owed[w].append((self.wait_of[step.op], it))
             elif step.deferred and not clocked:  # a guarded trip: it completed at its issue
                 self.release(w, self.owed_releases[step.op], it)
             elif step.kind in WGMMA_KINDS:  # a wgmma waited for at once (warpgroup_wait<0>)

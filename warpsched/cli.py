@@ -514,6 +514,7 @@ def _cmd_compile(args) -> int:
         ],
         "rings": [{"value": r.value, "depth": r.depth, "bytes": r.bytes} for r in program.rings],
         "steady_state_branch_free": kernel.branch_free,
+        "wgmma_waits_deferred": kernel.deferred_waits,
         "registers_at_launch": report.registers,
         "spill_stores": report.spill_stores,
         "spill_loads": report.spill_loads,
@@ -536,10 +537,17 @@ def _cmd_compile(args) -> int:
         + ", ".join(f"{k} {v}" for k, v in report.sass_counts.items())
         + (" (cached build)" if report.cached else "")
     )
-    if kernel.branch_free:
-        print("steady state: branch-free (masked blocks in the epilogue trips)")
+    if kernel.deferred_waits:
+        print(
+            "steady state: branch-free, each wgmma waited for where the schedule needs it (DESIGN.md 6.1.1)"
+        )
+    elif kernel.branch_free:
+        print(
+            "steady state: branch-free, each wgmma waited for at its issue"
+            + (" (ptxas serialized the deferred waits)" if built.fell_back else "")
+        )
     elif built.fell_back:
-        print("steady state: one guarded loop (ptxas spilled the branch-free one)")
+        print("steady state: one guarded loop (ptxas spilled or serialized the branch-free one)")
     print(f"wrote {out}/schedule.json, kernel.cu, kernel.cubin, report.json, schedule.png")
     if not report.sass_ok:
         print(
