@@ -16,7 +16,7 @@ from warpsched.kernels.cuda.render import schedule_digest
 from warpsched.kernels.package import find, precompiled, read
 from warpsched.kernels.package.manifest import PINNED
 from warpsched.scheduler.schedule import from_json
-from warpsched.sweep import dask_client, results_json, run_sweep
+from warpsched.sweep import PointResult, dask_client, results_json, run_sweep
 from warpsched.sweep_config import load_sweep, sweep_from_dict
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.verify import verify
@@ -291,3 +291,23 @@ def test_a_built_kernels_sass_trip_outranks_its_schedules_ii(local):
     chosen = {dict(c.key.params)["dtype"]: c.point.index for c in choices}
     assert chosen["bf16"] == high.index
     assert ranked_time(schedules[high.index], fast_build) < ranked_time(schedules[high.index], None)
+
+
+def _dies_on_point_1(point):
+    """A worker's job that kills its process on point 1, as a crash in CP-SAT's native code does."""
+    import os
+
+    if point.index == 1:
+        os._exit(11)
+    return PointResult(point.index, "solved", "", None, None, 0.0)
+
+
+def test_a_worker_that_dies_costs_its_point_not_the_sweep():
+    from warpsched import sweep
+
+    points = list(sweep_from_dict(TINY).points)
+    got = {}
+    sweep._run_local(points, 2, lambda r: got.setdefault(r.index, r), _dies_on_point_1)
+    assert sorted(got) == [p.index for p in points]
+    assert got[1].status == "crashed" and "warpsched solve" in got[1].reason
+    assert all(got[p.index].status == "solved" for p in points if p.index != 1)

@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import socket
 import time
+from concurrent.futures.process import BrokenProcessPool
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -45,7 +46,9 @@ DASK_TIMEOUT = 10.0  # seconds to reach a Dask scheduler
 @dataclass(frozen=True)
 class PointResult:
     index: int
-    status: str  # "solved", "infeasible" (no II up to the limit) or "invalid" (the solver refused the input)
+    # "solved", "infeasible" (no II up to the limit), "invalid" (the solver refused the input) or "crashed"
+    # (its worker process died: a crash in native code, CP-SAT's or the compiler's)
+    status: str
     reason: str
     schedule: dict | None  # the schedule file's JSON
     build: dict | None  # with compile: {"status": "clean" | "failed" | "unsupported", "reason", ...}
@@ -318,24 +321,60 @@ def results_json(result: SweepResult) -> dict:
     }
 
 
-def _run_local(points: Iterable[Point], workers: int, collect: Callable[[PointResult], None]) -> None:
+def _run_local(
+    points: Iterable[Point],
+    workers: int,
+    collect: Callable[[PointResult], None],
+    solve: Callable[[Point], PointResult] = solve_point,
+) -> None:
+    """`solve` (a module-level function: the workers import it) on every point, `workers` processes at
+    once; a point whose process dies is reported as crashed and the others still run."""
     points = list(points)
     if workers == 1 or len(points) <= 1:
         for point in points:
-            collect(solve_point(point))
+            collect(solve(point))
         return
     # spawn: fresh interpreters, as on a cluster (no inherited CP-SAT threads or locks)
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(points)), mp_context=multiprocessing.get_context("spawn")
-    ) as pool:
-        futures = [pool.submit(solve_point, p) for p in points]
+    pending = {p.index: p for p in points}
+    with ProcessPoolExecutor(max_workers=min(workers, len(points)), mp_context=_SPAWN) as pool:
+        futures = {pool.submit(solve, p): p for p in points}
         try:
             for future in as_completed(futures):
                 collect(future.result())
+                del pending[futures[future].index]
+        except BrokenProcessPool:  # a worker died in native code: its points are retried one by one below
+            for future, point in futures.items():
+                if point.index in pending and future.done() and not future.exception():
+                    collect(future.result())
+                    del pending[point.index]
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+    for point in pending.values():
+        collect(_alone(point, solve))
+
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+def _alone(point: Point, solve: Callable[[Point], PointResult]) -> PointResult:
+    """`solve` in a process of its own, after a worker died: the point that kills its process is
+    reported as crashed, the others are solved."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=1, mp_context=_SPAWN) as pool:
+        try:
+            return pool.submit(solve, point).result()
+        except BrokenProcessPool:
+            return PointResult(
+                point.index,
+                "crashed",
+                "its worker process died (a crash in native code: OR-Tools' CP-SAT or the compiler); run the "
+                "point alone with `warpsched solve` to see it",
+                None,
+                None,
+                time.perf_counter() - started,
+            )
 
 
 def dask_client(address: str, timeout: float = DASK_TIMEOUT):
