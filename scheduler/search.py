@@ -1,6 +1,7 @@
 """The II search with proofs, then the secondary objectives (DESIGN.md section 3).
 
-II steps up from MII. Each attempt is one CP-SAT solve: a single candidate
+II steps up from MII (and, once a candidate times out, bisects between it and the best II found). Each
+attempt is one CP-SAT solve: a single candidate
 II, or a range of candidates solved with II as a variable and minimised (one
 INFEASIBLE answer then proves a whole range; an OPTIMAL one proves every
 smaller II in it infeasible). An II is proven optimal only if every candidate
@@ -290,14 +291,17 @@ class _Search:
         return _Outcome(proven_to, found + 1)
 
     def find_ii(self) -> Solution:
-        """Step II up from MII; returns the best feasible solution found (the least II)."""
+        """Step II up from MII while every lower candidate is proven infeasible; returns the best feasible
+        solution found (the least II). Once a candidate stays open (a timeout: no proof can follow) and a
+        schedule bounds the search from above, bisect between the open candidate and the best II found:
+        feasibility first, a handful of attempts instead of one per cycle."""
         h = self._heuristic_solution()
         upper = h.ii if h is not None else None
         limit = self.config.max_ii or (
             upper if upper is not None else heuristic.serial_ii(self.problem, self.machine)
         )
         floor_for_ranges = range_floor(self.problem, self.machine, self.mode)
-        ii, ranges_ok = self.bounds.mii, True
+        ii, ranges_ok, chain = self.bounds.mii, True, True  # chain: every candidate below ii proven infeasible
         best: Solution | None = None
         while ii <= limit and self.remaining() > 0:
             if upper is not None and ii >= upper:
@@ -305,19 +309,28 @@ class _Search:
             hi = upper - 1 if upper is not None else limit
             use_range = (
                 ranges_ok
+                and chain  # a range proves a stretch of candidates: worth it only while a proof can follow
                 and ii > self.bounds.mii
                 and ii >= floor_for_ranges
                 and hi - ii + 1 > self.config.range_threshold
                 and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO)
             )  # classic: one at a time, with the lean model
-            out = self.attempt(ii, hi if use_range else ii, h)
+            bisect = not chain and upper is not None
+            at = (ii + upper) // 2 if bisect else ii
+            out = self.attempt(at, hi if use_range else at, h)
             if out.solution is not None:
                 best = out.solution
-                if best.ii <= out.proven_to + 1:
+                if chain and best.ii <= out.proven_to + 1:
                     return best  # nothing below it is left open
                 upper, h = out.solution.ii, out.solution
             if out.stalled:
                 ranges_ok = False  # a range timed out without progress: go one II at a time
+            if bisect:
+                # below a schedule found at `at` the lower half stays to search; without one, the upper
+                if out.solution is None:
+                    ii = max(out.resume, at + 1)
+                continue
+            chain = chain and out.proven_to >= out.resume - 1
             ii = max(out.resume, ii + (0 if out.stalled else 1))
         if best is not None or h is not None:
             return min((x for x in (best, h) if x is not None), key=lambda x: x.ii)

@@ -185,3 +185,27 @@ def test_the_time_limit_bounds_the_whole_solve():
     took = time.perf_counter() - started
     assert took <= 3 * 1.1 + 0.5, took
     assert r.verdict.ok and not r.proven and any(a.status == "UNKNOWN" for a in r.schedule.attempts)
+
+
+def test_after_a_timeout_the_search_bisects_towards_the_least_feasible_ii(monkeypatch):
+    """A candidate that times out breaks the proof chain; the search then bisects between it and the best
+    II found instead of stepping one cycle per attempt. Simulated attempts: MII 100 times out, every II
+    from 160 on has a schedule, the heuristic's is 400."""
+    from warpsched.scheduler import search
+    from warpsched.scheduler.bounds import Bounds
+
+    tried = []
+
+    def attempt(self, lo, hi, hint):
+        tried.append((lo, hi))
+        if lo >= 160:
+            return search._Outcome(lo - 1, lo + 1, search.Solution(lo, {}, None))
+        return search._Outcome(lo - 1, lo + 1)  # open: neither proven infeasible nor solved
+
+    monkeypatch.setattr(search._Search, "attempt", attempt)
+    monkeypatch.setattr(search._Search, "_heuristic_solution", lambda self: search.Solution(400, {}, None))
+    config = SolverConfig(range_threshold=10**6)  # single candidates only
+    s = search._Search(scaled_pingpong(), toy_machine(), "joint", config, Bounds(100, 1), None)
+    found = s.find_ii()
+    assert found.ii == 160
+    assert tried[0] == (100, 100) and len(tried) <= 12  # one open candidate, then about log2(300) more
