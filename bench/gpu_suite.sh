@@ -6,7 +6,8 @@
 #      already what `import warpsched.scheduler` finds; without the toolchain wheels, the image's own
 #      CUDA toolkit through WARPSCHED_CUDA_HOME;
 #   3. the GPU tests: python3 -m pytest -q -m gpu;
-#   4. bench/gpu_bench.py in the time left: results in bench/results/<device>-<date>.json and a PNG per
+#   4. bench/calibrate.py (under 3 minutes): the chip numbers measured beside the machine model's, in
+#      bench/results/<device>-<date>-calibration.json; then bench/gpu_bench.py in the time left: results in bench/results/<device>-<date>.json and a PNG per
 #      family, a short table last, and the exact kernel.cu of every kernel it timed under
 #      bench/results/<device>-<date>-kernels/ (with rows.json: which row ran which kernel);
 #   5. predicted vs measured for every row timed: bench/backtest.py --run <device>-<date> (CPU; the
@@ -131,10 +132,12 @@ print(torch.cuda.get_device_name(0), 'sm_%d%d' % torch.cuda.get_device_capabilit
     [ $test_rc -eq 124 ] && summary="stopped after ${test_limit}s: $summary"
     log "3/4 GPU tests: rc $test_rc: $summary"
 
-    # 4. the benchmark -----------------------------------------------------------------------------
+    # 4. calibration, then the benchmark ------------------------------------------------------------
+    touch "$TMP/stamp"
+    log "4/4 calibration: bench/calibrate.py (limit 180s)"
+    timeout -s INT -k 10 180 "$PY" bench/calibrate.py || log "4/4 calibration: failed (rc $?)"
     left=$(( TOTAL - ($(date +%s) - T0) - 25 ))
     [ $left -lt 60 ] && left=60
-    touch "$TMP/stamp"
     log "4/4 GPU benchmark: bench/gpu_bench.py --budget-s $left $*"
     timeout -s INT -k 20 $(( left + 45 )) "$PY" bench/gpu_bench.py --budget-s "$left" --gpu-tests "$summary (rc $test_rc)" "$@"
     local bench_rc=$?
