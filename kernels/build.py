@@ -25,7 +25,15 @@ from pathlib import Path
 
 from warpsched.kernels.toolchain import BuildError, cutlass_include, find_toolchain, run_tool
 
-__all__ = ["BuildError", "BuildReport", "build", "cached_report", "cache_dir", "toolchain_version"]
+__all__ = [
+    "BuildError",
+    "BuildReport",
+    "build",
+    "cached_report",
+    "cache_dir",
+    "source_lines",
+    "toolchain_version",
+]
 
 SASS_REQUIRED = ("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG")  # USETMAXREG: ptxas kept the setmaxnreg budgets
 SASS_FORBIDDEN = ("LDL", "STL")
@@ -149,6 +157,61 @@ def _compile(chain, source: str, entry: str, work: Path, folder: Path) -> BuildR
     )
     (work / "report.json").write_text(json.dumps(asdict(report)))
     return report
+
+
+def source_lines(source: str, entry: str) -> tuple[str, dict[int, int]]:
+    """The SASS of `source` and, for each instruction address of `entry`, the line of `source` it comes from
+    (an inlined helper's instructions count for the line that calls it). Built again with `-lineinfo`, which
+    leaves the code as it is (the SASS is the plain build's, instruction for instruction); not cached."""
+    chain = find_toolchain()
+    with tempfile.TemporaryDirectory(prefix="warpsched-lines.") as tmp:
+        cu, cubin = Path(tmp) / "kernel.cu", Path(tmp) / "kernel.cubin"
+        cu.write_text(source)
+        run_tool(
+            chain,
+            [
+                chain.path("nvcc"),
+                *NVCC_FLAGS,
+                "-lineinfo",
+                "-I",
+                str(cutlass_include()),
+                "-o",
+                str(cubin),
+                str(cu),
+            ],
+            f"nvcc -lineinfo (building {entry} for sm_90a)",
+            _ptxas_report_line,
+        )
+        sass = run_tool(chain, [chain.path("cuobjdump"), "-sass", str(cubin)], "cuobjdump -sass").stdout
+        listing = run_tool(chain, [chain.path("nvdisasm"), "-gi", "-c", str(cubin)], "nvdisasm -gi").stdout
+    return sass, _lines_of(listing, entry, str(cu))
+
+
+_FILE_LINE = re.compile(r'"([^"]+)", line (\d+)')
+_ADDRESS = re.compile(r"/\*([0-9a-f]{4,})\*/")
+_COMMENT = re.compile(r"\s*//## File")
+_SECTION = re.compile(r"\s*\.text\.")  # the next function
+
+
+def _lines_of(listing: str, entry: str, cu: str) -> dict[int, int]:
+    """Address -> line of `cu` in `nvdisasm -gi` output: each `//## File` comment names the line of the
+    instructions after it, the last `"<cu>", line N` of the comment (the call site when inlined)."""
+    marker = f".text.{entry}:"
+    if marker not in listing:
+        raise BuildError(f"nvdisasm printed no code for {entry}; the cubin is incomplete")
+    out, line = {}, None
+    for text in listing.split(marker, 1)[1].splitlines():
+        if _COMMENT.match(text):
+            ours = [int(n) for f, n in _FILE_LINE.findall(text) if f == cu]
+            if ours:
+                line = ours[-1]
+        elif _SECTION.match(text):
+            break
+        else:
+            m = _ADDRESS.search(text)
+            if m and line is not None:
+                out[int(m.group(1), 16)] = line
+    return out
 
 
 def _ptxas_report_line(line: str) -> bool:

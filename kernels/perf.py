@@ -25,6 +25,7 @@ the H100 results of 2026-11-24 say so (bench/backtest.py, bench/results/backtest
 from __future__ import annotations
 
 import heapq
+from math import lcm
 import re
 from dataclasses import dataclass, field
 
@@ -211,13 +212,18 @@ def trip_timing(
     """One steady-state trip of consumer warpgroups running `loops` (one per warpgroup) together.
     `load_ways`: the bank conflicts of the loop's word-sized shared loads (the family knows its layout;
     SASS does not say). `wgmma_per_trip`: the CTA's wgmma per trip over all consumers, when ptxas may
-    have unrolled the loops (bodies holding twice as many are two trips)."""
+    have unrolled the loops (a body holding twice its consumer's share is two trips; ptxas may unroll one
+    consumer's loop and not another's, so each warp runs as many trips as it takes to run the same
+    iterations as the others)."""
     if not loops:
         raise InputError("the kernel's SASS has no main loop with an HGMMA; nothing to time")
     rate = chip.tensor_flops.get(dtype)
     if rate is None:
         raise InputError(f"chip {chip.name!r} has no tensor rate for {dtype!r}")
     warps = [_Warp(lp.body) for lp in loops]
+    share = wgmma_per_trip / len(loops) if wgmma_per_trip else None  # one consumer's wgmma per iteration
+    unroll = [max(1, round(len(lp.mmas) / share)) if share else 1 for lp in loops]
+    runs = [trips * lcm(*unroll) // u for u in unroll]  # body runs per warp: the same iterations for all
     free: dict[str, float] = {}  # pipe -> when it takes the next instruction
     busy: dict[str, float] = {}
     barriers: dict[int, list[tuple[int, bool, float]]] = {}
@@ -233,7 +239,7 @@ def trip_timing(
         w = warps[n]
         if w.pc == 0:
             w.trips.append(t)
-            if len(w.trips) > trips:
+            if len(w.trips) > runs[n]:
                 continue
         i = w.body[w.pc]
         w.pc = (w.pc + 1) % len(w.body)
@@ -279,10 +285,10 @@ def trip_timing(
             f"the consumer loops deadlock on a named barrier in the simulation ({len(parked)} warpgroups "
             "wait); the SASS's barrier protocol was not understood"
         )
-    half = trips // 2
-    unrolled = max(1, round(sum(len(lp.mmas) for lp in loops) / wgmma_per_trip)) if wgmma_per_trip else 1
-    cycles = max((w.trips[trips] - w.trips[half]) / (trips - half) / unrolled for w in warps)
-    span = max(w.trips[trips] - w.trips[0] for w in warps)
+    cycles = max(
+        (w.trips[r] - w.trips[r // 2]) / (r - r // 2) / u for w, r, u in zip(warps, runs, unroll)
+    )  # per iteration, over the second half
+    span = max(w.trips[r] - w.trips[0] for w, r in zip(warps, runs))
     shares = {k: v / span for k, v in busy.items()}
     top = max(shares, key=shares.get)
     bound = top if shares[top] > 0.85 else "latency"

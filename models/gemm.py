@@ -13,7 +13,7 @@ from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
 from warpsched.models.kinds import OpKind
-from warpsched.models.ops import tma_load
+from warpsched.models.ops import charge_ring_sync, tma_load
 from warpsched.models.params import ModelSpec, Param
 
 LOAD_A, LOAD_B = "load_a", "load_b"  # the TMA loads of the A and B operands (the rings are named after them)
@@ -60,6 +60,7 @@ def build(machine: Machine, dtype: str, tile_m: int, tile_n: int, tile_k: int, c
             )
         )
         edges += [Edge(LOAD_A, mma), Edge(LOAD_B, mma), Edge(mma, mma, 1)]
+    ops = charge_ring_sync(machine, ops, edges)
     return Problem.build(
         f"gemm_{dtype}_{tile_m}x{tile_n}x{tile_k}",
         ops,

@@ -16,26 +16,16 @@ The solver decides whether each dequant sits in its MMA's warpgroup (register pr
 a warpgroup of its own that hands the tile over through shared memory (hand-off latency and a
 staging ring).
 
-Dequantization cost, instructions per weight element (`int`: on the 64-lane integer pipe;
-`half2`: packed half2 instructions on the 128-lane FP pipe, one per two elements = 0.5):
-
-| format                       | int              | half2 | how                                            |
-|------------------------------|------------------|-------|------------------------------------------------|
-| int 1/2/4-bit                | 1.0              | 0.5   | SHF + LOP3 per pair into magic half2, HFMA2    |
-| int 8-bit                    | 0.5              | 0.5   | PRMT per pair, HFMA2                           |
-| int 3/5/6/7-bit              | 2.5 + straddle   | 0.5   | SHF + LOP3 per element, PRMT, SHF.funnel       |
-| zero point (int_zp)          | +0               | +0.25 | -z*s folded into the HFMA2 addend (with scales) |
-| e2m1, e3m2, e2m3, e4m3, e5m2 | 1.0 (+ straddle) | 0.5   | LOP3/SHF into half2 fields, HMUL2 by scale     |
-
-straddle = (bits - gcd(bits, 32)) / 32, the share of elements that cross a 32-bit word.
-These are our estimates (rates in the machine model), to be checked against SASS counts.
+Dequantization costs what its CUDA template compiles to: instructions per weight by pipe, counted
+in the SASS of a reference kernel per format and width (solver_configs/template_costs.yaml, written by
+`warpsched costs`; group size 128, which the other group sizes are charged too).
 """
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
-from math import ceil, gcd
+from math import ceil
 
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.ir import Edge, Op, Problem
@@ -43,7 +33,7 @@ from warpsched.scheduler.machine import Machine
 
 from warpsched.models import costs
 from warpsched.models.kinds import OpKind
-from warpsched.models.ops import tma_load
+from warpsched.models.ops import charge_ring_sync, tma_load
 from warpsched.models.params import ModelSpec, Param
 
 LOAD_W, LOAD_X, LOAD_S = "load_w", "load_x", "load_s"  # packed weights, activations, scales (and zeros)
@@ -103,13 +93,10 @@ def weight_bits(bits: int | None, fmt: str) -> int:
     return 4 if bits is None else bits
 
 
-def dequant_ops(bits: int, fmt: str) -> tuple[float, float]:
-    """(integer-pipe instructions, half2 instructions) per weight element; see the module docstring."""
-    straddle = (bits - gcd(bits, 32)) / 32
-    if fmt in FLOAT_FORMATS:
-        return 1.0 + straddle, 0.5
-    integer = 0.5 if bits == 8 else (1.0 if 32 % bits == 0 else 2.5 + straddle)
-    return integer, 0.5 + (0.25 if fmt == "int_zp" else 0.0)
+def dequant_key(fmt: str, bits: int) -> str:
+    """The key of a format's dequantization template in the template costs (one per float format, one per
+    width of the integer formats)."""
+    return f"quant_gemm.dequant.{fmt}" if fmt in FLOAT_FORMATS else f"quant_gemm.dequant.{fmt}{bits}"
 
 
 def build(
@@ -159,11 +146,8 @@ def build(
             tma_load(machine, LOAD_S, tile_n * per_scale * max(1, tile_k // group_size), weights_shared)
         )
     rows = tile_n // consumers
-    int_ops, half2_ops = dequant_ops(bits, fmt)
     elems = rows * tile_k
-    deq = ceil(
-        elems * (int_ops / costs.rate(machine, "int32_lanes") + half2_ops / costs.rate(machine, "fp32_lanes"))
-    )
+    deq = costs.template(machine, dequant_key(bits=bits, fmt=fmt), elems)
     mma_occ = costs.mma_cycles(machine, rows, tm, tile_k, dtype)
     w_bytes, acc = elems * size, rows * tm * 4
     edges = []
@@ -173,9 +157,9 @@ def build(
             Op(
                 dq,
                 "alu",
-                deq + costs.latency(machine, "fp32"),
-                deq,
-                deq,
+                deq.occupancy + costs.latency(machine, "fp32"),
+                deq.occupancy,
+                deq.instructions,
                 kind=OpKind.DEQUANT,
                 index=c,
                 bytes=w_bytes,
@@ -199,6 +183,7 @@ def build(
         if group_size != -1:
             edges.append(Edge(LOAD_S, dq))
     name = f"quant_gemm_{fmt}{bits}_g{group_size}_{dtype}_m{m}_{tile_n}x{tm}x{tile_k}"
+    ops = charge_ring_sync(machine, ops, edges)
     return Problem.build(
         name,
         ops,

@@ -59,6 +59,9 @@ class Machine:
     features: dict[str, str] = field(
         default_factory=dict, compare=False
     )  # what kernel models build on (mma kind, ...)
+    # cycles a synchronisation costs the warp that issues it (the YAML's chip.sync: mbarrier_wait, arrive,
+    # named_barrier, fence, ...); model builders charge them to the ops that synchronise
+    sync_costs: dict[str, int] = field(default_factory=dict, compare=False)
     description: str = ""
 
     def capacity(self, unit: str) -> int | None:
@@ -154,6 +157,7 @@ def machine_from_dict(data: Any, origin: str = "machine") -> Machine:
         rates=dict(data.get("rates", {}) or {}),
         latencies=dict(data.get("latencies", {}) or {}),
         features={str(k): str(v) for k, v in (data.get("features") or {}).items()},
+        sync_costs=_sync_costs(data, origin),
         description=str(data.get("description", "")),
     )
 
@@ -178,3 +182,13 @@ def machine_to_dict(m: Machine) -> dict:
         "warpgroup_threads": m.warpgroup_threads,
         "clock_ghz": m.clock_ghz,
     }
+
+
+def _sync_costs(data: dict, origin: str) -> dict[str, int]:
+    chip = data.get("chip") or {}
+    sync = chip.get("sync") or {} if isinstance(chip, dict) else None
+    if not isinstance(sync, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sync.values()
+    ):
+        raise InputError(f"{origin}: chip.sync must map each synchronisation to whole cycles >= 0")
+    return {str(k): v for k, v in sync.items()}

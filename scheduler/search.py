@@ -301,7 +301,8 @@ class _Search:
             upper if upper is not None else heuristic.serial_ii(self.problem, self.machine)
         )
         floor_for_ranges = range_floor(self.problem, self.machine, self.mode)
-        ii, ranges_ok, chain = self.bounds.mii, True, True  # chain: every candidate below ii proven infeasible
+        ii, ranges_ok = self.bounds.mii, True
+        chain = True  # every candidate below ii is proven infeasible
         best: Solution | None = None
         while ii <= limit and self.remaining() > 0:
             if upper is not None and ii >= upper:

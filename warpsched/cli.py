@@ -162,6 +162,18 @@ def _parser() -> argparse.ArgumentParser:
         "--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)"
     )
 
+    co = sub.add_parser(
+        "costs",
+        help="count each CUDA op template's instructions in the SASS of a reference kernel and write them "
+        "where the models read them (solver_configs/template_costs.yaml)",
+    )
+    co.add_argument(
+        "--check",
+        action="store_true",
+        help="only say whether a template changed since its costs were counted (no compiler; exit 1 if so)",
+    )
+    co.add_argument("--processes", type=int, default=1, help="references built at once (default 1)")
+
     sub.add_parser("models", help="list the kernel models with their parameters and defaults")
     sub.add_parser("machines", help="list the shipped machine models")
     sub.add_parser("presets", help="list the solver presets")
@@ -721,6 +733,31 @@ def _cmd_precompiled(args) -> int:
     return 0 if all(k.current for k in kernels) else EXIT_INVALID
 
 
+def _cmd_costs(args) -> int:
+    from warpsched.kernels import template_costs
+
+    if args.processes < 1:
+        raise _usage("--processes must be at least 1")
+    if args.check:
+        stale = template_costs.stale()
+        for line in stale:
+            print(f"{line}; run `warpsched costs`")
+        if not stale:
+            print(f"every template's costs match its text ({len(template_costs.references())} references)")
+        return EXIT_INVALID if stale else 0
+    n = len(template_costs.references())
+    print(
+        f"counting the templates of {n} reference kernels (two nvcc runs each, 15-25 s; "
+        f"{args.processes} at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+    data = template_costs.regenerate(lambda m: print(m, file=sys.stderr, flush=True), args.processes)
+    path = template_costs.write(data)
+    print(f"{len(data['templates'])} template costs written: {path}")
+    return 0
+
+
 def _cmd_models(args) -> int:
     from warpsched.models import MODELS
 
@@ -836,6 +873,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "sweep": _cmd_sweep,
     "precompiled": _cmd_precompiled,
+    "costs": _cmd_costs,
     "models": _cmd_models,
     "machines": _cmd_machines,
     "presets": _cmd_presets,

@@ -22,6 +22,7 @@ from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.machine import available_machines, load_machine
 from warpsched.scheduler.schedule import Schedule
 from warpsched.models.kinds import OpKind
+from warpsched.models.ops import ASYNC_READER
 
 MAX_REGISTERS_PER_THREAD = (
     255  # what a launch may give a thread (the ISA's limit; setmaxnreg moves them after)
@@ -101,7 +102,7 @@ def render(
 
 # the unit whose shared-memory reads are asynchronous-proxy reads (wgmma, tcgen05.mma): no proxy fence before
 # their releases; a step on any other unit reading a TMA ring gets one
-TENSOR_UNIT = "tensor"
+TENSOR_UNIT = ASYNC_READER
 
 
 def _align(offset: int, alignment: int) -> int:

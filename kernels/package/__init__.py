@@ -14,7 +14,7 @@ and no compiler; building uses kernels/build.py's content-hash cache.
 
 from warpsched.kernels.package.cubins import Cubin
 from warpsched.kernels.package.listing import PackagedKernel, precompiled
-from warpsched.kernels.package.lookup import find, is_current, shipped_tile
+from warpsched.kernels.package.lookup import find, is_current, shipped_tile, ships
 from warpsched.kernels.package.manifest import FORMAT, PACKAGE_DIR, Entry, ProblemKey, problem_key, read
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "problem_key",
     "read",
     "shipped_tile",
+    "ships",
 ]

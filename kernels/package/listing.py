@@ -8,7 +8,7 @@ from pathlib import Path
 from warpsched.scheduler.errors import InputError
 
 from warpsched.kernels.package import cubins, manifest
-from warpsched.kernels.package.lookup import is_current
+from warpsched.kernels.package.lookup import is_current, ships
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ def precompiled(
                 )
             elif cubin is not None and not cubin.sass_ok:
                 note = "built, but its SASS check failed: " + "; ".join(cubin.sass_problems)
-        current = is_current(schedule)
+        current = ships(entry, schedule)
+        if current and not is_current(schedule):
+            note = "pinned as checked on a GPU; the model's costs changed since (not re-solved)"
         if not current:
             note = (
                 "stale: the model or machine changed since it was solved; regenerate the package with "

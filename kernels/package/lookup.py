@@ -2,7 +2,9 @@
 
 A shipped schedule is used only while it is *current*: its graph and machine are what the model
 builder and the machine YAML give today. After a change of costs the package is stale, `find`
-answers None (the caller solves) and the package tests fail until the package is regenerated.
+answers None (the caller solves) and the package tests fail until the package is regenerated. A pinned
+entry (a schedule checked on a GPU, kept where the solver's own choice was wrong there) ships as it was
+checked whatever the model says now: `ships`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def is_current(schedule: Schedule, machine: Machine | None = None) -> bool:
         and problem.name == schedule.problem.name
         and machine_to_dict(machine) == machine_to_dict(schedule.machine)
     )
+
+
+def ships(entry: manifest.Entry, schedule: Schedule, machine: Machine | None = None) -> bool:
+    """Whether the package uses `entry`'s schedule: it is current, or it is pinned (the kernel a GPU checked;
+    a cost change since does not make another schedule right)."""
+    return entry.pinned or is_current(schedule, machine)
 
 
 def shipped_tile(
@@ -77,5 +85,5 @@ def find(
     for entry in manifest.read(package):
         if entry.key == key and all(entry.tile.get(n) == v for n, v in tiles.items()):
             schedule = manifest.load_schedule(entry, package)
-            return schedule if is_current(schedule, machine) else None
+            return schedule if ships(entry, schedule, machine) else None
     return None

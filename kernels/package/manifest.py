@@ -72,6 +72,11 @@ class Entry:
         return self.key.name
 
     @property
+    def pinned(self) -> bool:
+        """Chosen by hand after a GPU check (package_writer.pinned_entry), not by a sweep."""
+        return self.origin[: len(PINNED)] == PINNED
+
+    @property
     def params(self) -> dict:
         """Every model parameter of the chosen schedule: the problem's and the tile's."""
         return {**dict(self.key.params), **self.tile}

@@ -12,7 +12,7 @@ import pytest
 
 from warpsched import kernels
 from warpsched.kernels.cuda.render import schedule_digest, supported
-from warpsched.kernels.package import PACKAGE_DIR, find, is_current, precompiled, problem_key, read
+from warpsched.kernels.package import PACKAGE_DIR, find, precompiled, problem_key, read, ships
 from warpsched.scheduler import schedule as schedule_io
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.verify import verify
@@ -66,7 +66,7 @@ def test_shipped_schedules_verify_and_match_the_manifest():
         assert s.ii_proven_optimal, entry.name  # the catalog's preset proves every shipped II
         assert problem_key(s.problem.source, s.machine.name) == entry.key
         assert {k: s.problem.source[k] for k in entry.tile} == entry.tile
-        assert is_current(s), (
+        assert ships(entry, s), (
             f"{entry.name} is stale: regenerate with warpsched sweep solver_configs/precompiled.yaml "
             "--package"
         )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import shutil
 
 import pytest
+import yaml
 
 from warpsched.models import MODELS, build_model, parse_assignments
-from warpsched.models.quant_gemm import dequant_ops
 from warpsched.scheduler.errors import InputError
-from warpsched.scheduler.machine import load_machine
+from warpsched.scheduler.machine import config_root, load_machine
+from warpsched.scheduler.yaml_files import read_yaml
 
 
 @pytest.mark.parametrize(
@@ -84,10 +87,45 @@ def test_packed_weights_scale_with_the_bit_width(bits):
     assert p.op_by_name["load_w"].occupancy > 0
 
 
-def test_odd_widths_cost_more_to_unpack_than_their_neighbours():
-    cost = {b: sum(dequant_ops(b, "int")) for b in range(1, 9)}
-    assert cost[3] > cost[4] and cost[5] > cost[4] and cost[7] > cost[8]
-    assert sum(dequant_ops(4, "int_zp")) > cost[4]
+def test_dequant_costs_what_its_template_compiles_to():
+    """The dequant op's cycles are its template's instruction counts (solver_configs/template_costs.yaml)
+    over the slice it unpacks, at the machine's pipe rates: one issue cycle per instruction per warp, the
+    integer pipe at half rate (here without the ring reads' synchronisation, tested below)."""
+    machine = dataclasses.replace(load_machine("h100"), sync_costs={})
+    p = build_model("quant_gemm", machine, bits=4, tile_n=128, tile_k=128, consumers=2)
+    counts = read_yaml(config_root() / "template_costs.yaml", "costs")["templates"]["quant_gemm.dequant.int4"]
+    per_thread = {pipe: n * 64 * 128 / 128 for pipe, n in counts["per_element"].items()}
+    op = p.op_by_name["dequant0"]
+    assert op.issue == math.ceil(sum(per_thread.values()))
+    assert op.occupancy == max(op.issue, math.ceil(per_thread["alu"] * 128 / machine.rates["int32_lanes"]))
+
+
+def test_template_costs_follow_the_counts_file(tmp_path, monkeypatch):
+    """Double every count in a copy of the configs: the dequant ops cost twice the issue cycles."""
+    bare = dataclasses.replace(load_machine("h100"), sync_costs={})  # the ring reads' waits stay as they are
+    before = build_model("quant_gemm", bare)
+    shutil.copytree(config_root(), tmp_path / "configs")
+    path = tmp_path / "configs" / "template_costs.yaml"
+    data = yaml.safe_load(path.read_text())
+    for entry in data["templates"].values():
+        entry["per_element"] = {pipe: 2 * n for pipe, n in entry["per_element"].items()}
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("WARPSCHED_CONFIG_DIR", str(tmp_path / "configs"))
+    after = build_model("quant_gemm", bare)
+    for name in ("dequant0", "dequant1"):
+        assert after.op_by_name[name].issue in (2 * before.op_by_name[name].issue + d for d in (-1, 0))
+    assert after.op_by_name["mma0"] == before.op_by_name["mma0"]
+
+
+def test_a_template_without_counts_is_one_sentence(tmp_path, monkeypatch):
+    shutil.copytree(config_root(), tmp_path / "configs")
+    path = tmp_path / "configs" / "template_costs.yaml"
+    data = yaml.safe_load(path.read_text())
+    del data["templates"]["quant_gemm.dequant.int5"]
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("WARPSCHED_CONFIG_DIR", str(tmp_path / "configs"))
+    with pytest.raises(InputError, match="quant_gemm.dequant.int5.*warpsched costs"):
+        build_model("quant_gemm", "h100", bits=5)
 
 
 def test_channelwise_scales_stay_in_shared_memory():
@@ -110,3 +148,25 @@ def test_fa3_tile_sizes_are_the_defaults():
     for d, bn in ((64, 192), (128, 176), (256, 80)):
         assert build_model("attention_fwd", "h100", head_dim=d).source["block_n"] == bn
     assert build_model("attention_fwd", "h100", causal=True).source["block_n"] == 128
+
+
+def test_a_ring_read_costs_its_reader_the_wait_the_arrive_and_a_fence_off_the_tensor_core():
+    """What the lowering emits around each read of a TMA ring, at the machine's chip.sync cycles; a machine
+    without them (b200) charges nothing."""
+    machine = load_machine("h100")
+    sync = machine.sync_costs
+    bare = dataclasses.replace(machine, sync_costs={})
+    with_sync, without = build_model("quant_gemm", machine), build_model("quant_gemm", bare)
+    wait, arrive, fence = sync["mbarrier_wait"], sync["arrive"], sync["fence"]
+    # dequant reads the weights and the group scales with generic loads: a fence before each release
+    dq, dq0 = with_sync.op_by_name["dequant0"], without.op_by_name["dequant0"]
+    assert dq.issue - dq0.issue == 2 * (wait + arrive + fence)
+    assert dq.latency - dq0.latency == 2 * wait
+    assert dq.occupancy == dq0.occupancy
+    # the wgmma reads the activations in the async proxy: no fence
+    mma, mma0 = with_sync.op_by_name["mma0"], without.op_by_name["mma0"]
+    assert mma.issue - mma0.issue == wait + arrive
+    assert with_sync.op_by_name["load_w"] == without.op_by_name["load_w"]
+    assert build_model("gemm", "b200") == build_model(
+        "gemm", dataclasses.replace(load_machine("b200"), sync_costs={})
+    )

@@ -321,3 +321,10 @@ def test_preset_that_is_not_a_mapping(tmp_path):
     with pytest.raises(InputError) as exc:
         load_config(write(tmp_path, "- fast\n", "mine.yaml"))
     one_sentence(exc, "mapping")
+
+
+def test_sync_costs_come_from_the_chip_section_and_bad_ones_are_one_sentence():
+    assert load_machine("h100").sync_costs["mbarrier_wait"] > 0
+    assert load_machine("b200").sync_costs == {}
+    with pytest.raises(InputError, match="chip.sync"):
+        machine_from_dict({"name": "m", "units": {"alu": 1}, "chip": {"sync": {"arrive": -4}}})
