@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.schedule import Placement, Schedule
 from warpsched.models.kinds import OpKind
+from warpsched.models.ops import ASYNC_READER
 
 # the tensor-core ops a warpgroup issues and later waits for (wgmma batches); tcgen05 completes otherwise
 WGMMA_KINDS = frozenset({OpKind.MMA, OpKind.WGMMA_RS, OpKind.WGMMA_QK, OpKind.WGMMA_PV})
@@ -56,6 +57,7 @@ class AsyncWait:
     trips: int
     pending: int
     releases: tuple[tuple[str, int, int], ...]
+    fence: bool = False  # a proxy fence before those releases (see Step.fence)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class Step:
     )
     deferred: bool = False  # a wgmma whose completion the steady state waits for later (at an AsyncWait)
     waits: tuple[AsyncWait, ...] = ()  # deferred waits placed before this step (steady state only)
+    # a `fence.proxy.async` before its releases: this warpgroup read a TMA ring it releases here with ordinary
+    # (generic-proxy) loads, and the mbarrier alone does not order those loads before the slot's next TMA
+    # (async-proxy) write
+    fence: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,17 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         for i, n in enumerate(names):
             token_of[n] = (unit, i)
 
+    # proxy fences: a warpgroup that reads a TMA ring with generic loads (any unit but the tensor core's,
+    # which reads shared memory in the async proxy as TMA writes it) fences before it releases that ring
+    generic = {
+        (wg_of[e.dst], e.src)
+        for e in problem.edges
+        if e.src in rings and rings[e.src].kind == "tma" and ops[e.dst].unit != ASYNC_READER
+    }
+
+    def fenced(n: str, released) -> bool:
+        return any((wg_of[n], ring) in generic for ring, _, _ in released)
+
     waits_before: dict[str, list[AsyncWait]] = {}
     for g, (trips, at) in spots.items():
         names = by_wg[wg_of[g]]
@@ -266,7 +283,14 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         ]  # issued after g, before its wait, in program order
         pending = sum(ops[n].unit == ops[g].unit for n in between)
         waits_before.setdefault(names[at], []).append(
-            AsyncWait(g, s.ops[g].stage, trips, pending, tuple(deferred_releases.get(g, ())))
+            AsyncWait(
+                g,
+                s.ops[g].stage,
+                trips,
+                pending,
+                tuple(deferred_releases.get(g, ())),
+                fenced(g, deferred_releases.get(g, ())),
+            )
         )
 
     programs = []
@@ -296,6 +320,7 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                     ops[n].unit,
                     n in spots,
                     tuple(waits_before.get(n, ())),
+                    fenced(n, releases.get(n, ())),
                 )
             )
         programs.append(
@@ -322,14 +347,21 @@ def synchronous(program: PipelineProgram) -> PipelineProgram:
     """`program` with every wgmma waited for right after its issue (the kernels before deferred waits, and
     the variant the driver falls back to where ptxas serializes the deferred one): no AsyncWait, and the
     slots a deferred wait gave back go back at the issue again."""
-    moved = {a.op: a.releases for w in program.warpgroups for s in w.steps for a in s.waits}
+    moved = {a.op: a for w in program.warpgroups for s in w.steps for a in s.waits}
+    none = AsyncWait("", 0, 0, 0, ())
     return replace(
         program,
         warpgroups=tuple(
             replace(
                 w,
                 steps=tuple(
-                    replace(s, deferred=False, waits=(), releases=s.releases + moved.get(s.op, ()))
+                    replace(
+                        s,
+                        deferred=False,
+                        waits=(),
+                        releases=s.releases + moved.get(s.op, none).releases,
+                        fence=s.fence or moved.get(s.op, none).fence,
+                    )
                     for s in w.steps
                 ),
             )

@@ -36,13 +36,15 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from warpsched.kernels.program import WGMMA_KINDS, AsyncWait, PipelineProgram, Step
+from warpsched.models.ops import ASYNC_READER
 
 POLICIES = ("random", "producers-first", "consumers-first", "tma-late", "last-warpgroup-first", "round-robin")
 
 
 @dataclass(frozen=True)
 class Finding:
-    # deadlock, read-before-write, overwrite-before-release, stale-register, stall, mismatch, and for wgmma in
+    # deadlock, read-before-write, overwrite-before-release, stale-register, stall, mismatch, unfenced-release
+    # (a slot read with generic loads released to a TMA refill without a proxy fence), and for wgmma in
     # flight: read-before-wait, overwrite-in-flight, release-in-flight, wait-too-weak
     kind: str
     message: str
@@ -118,6 +120,10 @@ class _State:
         # wgmma batches in flight per warpgroup, oldest first: (op, iteration, registers it reads or writes)
         self.batches: dict[int, list[tuple[str, int, frozenset]]] = {w.index: [] for w in program.warpgroups}
         self.owed: dict[int, list[tuple[AsyncWait, int]]] = {w.index: [] for w in program.warpgroups}
+        # the proxies: TMA writes a slot in the async proxy; a warpgroup's ordinary (generic) loads of it,
+        # kept here per (ring, iteration) with the op that made them, are ordered before the slot's next TMA
+        # write only by a `fence.proxy.async` between them and the release
+        self.generic: dict[int, dict[tuple[str, int], str]] = {w.index: {} for w in program.warpgroups}
         # each deferred wgmma's wait (a broken program may lack one) and the slots it gives back
         self.wait_of = {a.op: a for w in program.warpgroups for s in w.steps for a in s.waits}
         self.owed_releases = {
@@ -150,6 +156,8 @@ class _State:
         for a in step.waits:
             it = j - a.trips - a.stage
             self.complete(w, a.pending)
+            if a.fence:
+                self.fence(w)
             if self.pending(w, a.op, it):
                 self.fail(
                     "wait-too-weak",
@@ -165,11 +173,17 @@ class _State:
         """After the steady state: warpgroup_wait<0>, and the slots its deferred waits still owe go back."""
         self.complete(w, 0)
         owed, self.owed[w] = self.owed[w], []
+        if any(a.fence for a, _ in owed):
+            self.fence(w)
         return owed
 
     def fail(self, kind: str, message: str) -> None:
         self.findings.append(Finding(kind, message))
         raise _Failure
+
+    def fence(self, w: int) -> None:
+        """fence.proxy.async: every generic access of warpgroup w so far comes before later async ones."""
+        self.generic[w].clear()
 
     # -- values ------------------------------------------------------------------
     def read(self, w: int, step: Step, it: int) -> dict:
@@ -190,6 +204,8 @@ class _State:
                         f"{slot.iteration}{'' if slot.landed else ' (not landed)'}, not {x}",
                     )
                 value = slot.value
+                if ring.kind == "tma" and step.unit != ASYNC_READER:
+                    self.generic[w][(r.value, x)] = step.op
             else:
                 if r.value != step.op and self.pending(w, r.value, x):
                     self.fail(
@@ -259,6 +275,14 @@ class _State:
             if x < 0:
                 continue
             ring = self.rings[ring_name]
+            reader = self.generic[w].pop((ring_name, x), None)
+            if reader is not None:
+                self.fail(
+                    "unfenced-release",
+                    f"warpgroup {w} released slot {x % ring.depth} of ring {ring_name} (iteration {x}) after "
+                    f"{reader} read it with generic loads and no fence.proxy.async between: the next TMA "
+                    "write of the slot (async proxy) is not ordered after those loads",
+                )
             holder = self.held(w, ring_name, x)
             if holder is not None:
                 self.fail(
@@ -311,6 +335,11 @@ class _State:
         if 0 <= it < self.n:
             value = self.compute(step, it, self.read(w, step, it))
             self.keep(w, step, it, value)
+            wait = self.wait_of.get(step.op) if step.deferred else None
+            # the step's fence comes after its reads, before its releases; a deferred wgmma's fence comes at
+            # its wait (on the clock, where releases come later, and in guarded trips: at the issue)
+            if step.fence or (wait is not None and wait.fence and (clocked or j not in self.steady[w])):
+                self.fence(w)
             if step.writes_ring:
                 self.write_ring(
                     w, step, it, value, land_now=not clocked and self.rings[step.op].kind == "staging"

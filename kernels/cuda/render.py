@@ -14,6 +14,7 @@ import hashlib
 import textwrap
 from dataclasses import dataclass
 
+from warpsched.kernels.cuda import protocol
 from warpsched.kernels.cuda import templates as T
 from warpsched.kernels.families import FAMILIES
 from warpsched.kernels.families.base import ident
@@ -97,7 +98,9 @@ def render(
         program = synchronous(program)
     _check_program(program)
     family = FAMILIES[schedule.problem.source["model"]].cuda(schedule, program)
-    return _assemble(schedule, program, family, peel)
+    kernel = _assemble(schedule, program, family, peel)
+    protocol.require(kernel.source, program)  # the synchronisation the program asks for is in the text
+    return kernel
 
 
 # the unit whose shared-memory reads are asynchronous-proxy reads (wgmma, tcgen05.mma): no proxy fence before
@@ -308,6 +311,12 @@ def _releases(releases, rings) -> str:
     )
 
 
+def _fenced_releases(wait, rings) -> str:
+    """The slots a deferred wait gives back, after a proxy fence where the warpgroup also read them with
+    generic loads."""
+    return (T.FENCE_BEFORE_TMA_REFILL if wait.fence else "") + _releases(wait.releases, rings)
+
+
 def _deferred_waits(step, w, rings, family) -> str:
     """The steady state's waits before `step` for the wgmma batches issued before it, and the slots those
     batches read going back (kernels/program.py places them)."""
@@ -315,13 +324,13 @@ def _deferred_waits(step, w, rings, family) -> str:
     out = []
     for a in step.waits:
         issued = next(s for s in w.steps if s.op == a.op)
-        releases = ""
+        releases = T.FENCE_BEFORE_TMA_REFILL if a.fence else ""
         if a.releases and not a.trips:  # issued this trip: the steady state issued it
-            releases = T.DEFERRED_RELEASES_NOW.format(
+            releases += T.DEFERRED_RELEASES_NOW.format(
                 stage=a.stage, releases=textwrap.indent(_releases(a.releases, rings), "  ")
             )
         elif a.releases:
-            releases = T.DEFERRED_RELEASES.format(
+            releases += T.DEFERRED_RELEASES.format(
                 trips=a.trips,
                 last_stage=last_stage,
                 stage=a.stage,
@@ -354,7 +363,7 @@ def _steady_drain(w, family, rings) -> str:
                     trips=a.trips,
                     last_stage=last_stage,
                     stage=a.stage,
-                    releases=_releases(a.releases, rings),
+                    releases=_fenced_releases(a, rings),
                 )
     return T.STEADY_DRAIN.format(complete=complete, releases=releases)
 
@@ -435,7 +444,8 @@ def _step(step, w, rings, loads, family, waits, passes, peeled: bool) -> str:
         if step.deferred:  # guarded trips wait here, the steady state where the program puts its wait
             at, wait = next((s.op, a) for s in w.steps for a in s.waits if a.op == step.op)
             complete = T.SYNC_COMPLETE.format(
-                at=at, complete=textwrap.indent(complete + _releases(wait.releases, rings), "  ")
+                at=at,
+                complete=textwrap.indent(complete + _fenced_releases(wait, rings), "  "),
             )
         if staged:
             complete += (
@@ -445,7 +455,7 @@ def _step(step, w, rings, loads, family, waits, passes, peeled: bool) -> str:
                 + family.stage_out(step)
                 + T.STAGE_PUBLISH.format(ring=ident(step.op))
             )
-        if not tensor_core and any(rings[ring].kind == "tma" for ring, _, _ in step.releases):
+        if step.fence:
             complete += T.FENCE_BEFORE_TMA_REFILL
         for ring, distance, _ in step.releases:
             release = T.RELEASE_IF_WRITTEN if distance else T.RELEASE

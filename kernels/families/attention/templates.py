@@ -121,6 +121,7 @@ ATTENTION_RESCALE = """\
 ATTENTION_PV_ISSUE = """\
           Tensor sV = make_tensor(make_smem_ptr(s.{ring}[slot_{ring}]), LayoutVt{{}});
           warpgroup_fence_operand(o{t});
+          warpgroup_fence_operand(p{t});  // A-operand fence
           warpgroup_arrive();
           gemm(mma_o{t}, p{t}, thr_o{t}.make_fragment_B(thr_o{t}.partition_B(sV)), o{t});
           warpgroup_commit_batch();
