@@ -3,6 +3,7 @@ as manifest entries beside their schedule files. Reading it (kernels.package) ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def write(directory: str | Path, chosen: list[tuple[Entry, Schedule]]) -> Path:
     (folder / SCHEDULES).mkdir(parents=True, exist_ok=True)
     entries = {e.name: e for e in (read(folder) if (folder / MANIFEST).exists() else ())}
     for entry, schedule in chosen:
-        schedule_io.write(schedule, folder / entry.schedule)
+        # no wall-clock record in the package: regenerating it gives the same bytes on any machine, under any
+        # load (the sweep's results JSON keeps each solve's time)
+        schedule_io.write(dataclasses.replace(schedule, solve_seconds=0.0), folder / entry.schedule)
         entries[entry.name] = entry
     manifest = {"format": FORMAT, "entries": [entries[n].to_json() for n in sorted(entries)]}
     path = folder / MANIFEST
