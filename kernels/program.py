@@ -238,10 +238,16 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                 if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")
             ]
 
-            def completes(e):  # (trips after the value's iteration, position, after the step?)
+            def completes(
+                e,
+            ):  # (trips after the value's iteration, position, after the step?), then the issue
                 trips, at = spots.get(e.dst, (0, None))
                 done = (at, 0) if at is not None else (pos[e.dst], 1)
-                return (e.distance + s.ops[e.dst].stage + trips, *done)
+                issued = (e.distance + s.ops[e.dst].stage, pos[e.dst])
+                # of two reads that complete at the same wait, the later issue releases: the guarded trips
+                # complete each wgmma at its issue, so releasing at the earlier one's gave the slot back
+                # before the later one read it (an int2 schedule with two deferred wgmma of one ring)
+                return (e.distance + s.ops[e.dst].stage + trips, *done, issued)
 
             last = max(reads, key=completes)
             end = max(e.distance * s.ii + s.ops[e.dst].start + ops[e.dst].latency for e in reads)
@@ -272,8 +278,9 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
         if e.src in rings and rings[e.src].kind == "tma" and ops[e.dst].unit != ASYNC_READER
     }
 
-    def fenced(n: str, released) -> bool:
-        return any((wg_of[n], ring) in generic for ring, _, _ in released)
+    def fenced(n: str, released) -> bool:  # (a staging writer's publish fences already, before its releases)
+        staged = n in rings and rings[n].kind == "staging"
+        return not staged and any((wg_of[n], ring) in generic for ring, _, _ in released)
 
     waits_before: dict[str, list[AsyncWait]] = {}
     for g, (trips, at) in spots.items():

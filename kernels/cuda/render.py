@@ -447,14 +447,8 @@ def _step(step, w, rings, loads, family, waits, passes, peeled: bool) -> str:
                 at=at,
                 complete=textwrap.indent(complete + _fenced_releases(wait, rings), "  "),
             )
-        if staged:
-            complete += (
-                T.STAGE_SLOT.format(
-                    ring=ident(step.op), depth=rings[step.op].depth, ctype=loads[step.op].ctype
-                )
-                + family.stage_out(step)
-                + T.STAGE_PUBLISH.format(ring=ident(step.op))
-            )
+        if staged:  # into the slot STAGE_ACQUIRE took in this block (`out_slot`, `dst`)
+            complete += family.stage_out(step) + T.STAGE_PUBLISH.format(ring=ident(step.op))
         if step.fence:
             complete += T.FENCE_BEFORE_TMA_REFILL
         for ring, distance, _ in step.releases:

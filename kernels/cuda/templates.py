@@ -197,17 +197,13 @@ STAGE_ACQUIRE = """\
           Ring<{depth}>::wait_empty(s.empty_{ring}, it);
           {ctype}* dst = s.{ring}[out_slot];
 """
-STAGE_SLOT = """\
-          const int out_slot = Ring<{depth}>::slot(it);
-          {ctype}* dst = s.{ring}[out_slot];
-"""
 STAGE_PUBLISH = """\
           cutlass::arch::fence_view_async_shared();
           __syncwarp();
           if (lane0) Full::arrive(&s.full_{ring}[out_slot]);
 """
 STAGED_READ = """\
-          const {ctype}* src_{ring} = s.{ring}[slot_{ring}];
+          [[maybe_unused]] const {ctype}* src_{ring} = s.{ring}[slot_{ring}];  // (a wgmma reads the slot itself)
 {load}"""
 STAGED_READ_BACK = """\
           if (it - {distance} >= 0) {{

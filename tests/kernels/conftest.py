@@ -24,8 +24,9 @@ def schedule_of(name: str, **params):
 
 def target(name):
     model, params = TARGETS[name]
-    if (
-        model == "attention_fwd"
+    if model in (
+        "attention_fwd",
+        "quant_gemm",
     ):  # the shipped schedule (deterministic preset): a default-preset solve picks one of many
         from warpsched.kernels.package import (
             find,

@@ -90,3 +90,17 @@ def test_tma_only_warpgroups_share_one_warpgroup_a_warp_each():
         s, program
     ).report  # nvcc warned here once (an unused kernel-wide leader): a failed build now
     assert report.sass_ok and report.registers <= 168, report
+
+
+def test_a_dequantization_handed_over_through_shared_memory_builds_clean():
+    """Two warpgroups dequantize, a third issues the wgmma from the staged slots (the solver's int2 decode
+    schedule with the counted costs). Every kernel with a staging ring declared its slot twice until this
+    schedule was first compiled (2026-12-02); the staged slice is written a dequantized pair at a time."""
+    s = solve(build_model("quant_gemm", "h100", bits=2), "h100", config="deterministic").schedule
+    program = lower(s)
+    staged = [r for r in program.rings if r.kind == "staging"]
+    assert staged and all(r.value.startswith("dequant") for r in staged)
+    kernel = render(s, program)
+    assert kernel.source.count("dequant_pair(pair_at(") == 2  # one per dequantizing warpgroup
+    report = build_schedule(s, program).report
+    assert report.sass_ok and report.spill_stores == 0, report
