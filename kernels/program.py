@@ -393,12 +393,14 @@ def _wait_spot(g, names, pos, s, problem, rings, copies, wg_of) -> tuple[int, in
     for e in problem.in_edges(g):
         if e.src == g:
             accumulates = True
-        elif e.src in rings:  # the refill of a slot it reads: before the read of the iteration depth later
-            depth = rings[e.src].depth
+            continue
+        if e.src in rings and wg_of[e.src] != w:  # the refill of a slot it reads: before the read of the
+            depth = rings[e.src].depth  # iteration depth later
             for x in problem.out_edges(e.src):
                 if x.dst in stage:  # read on this warpgroup
                     needs.append((depth + stage[x.dst] + x.distance - stage_g - e.distance, pos[x.dst]))
-        elif wg_of[e.src] == w:  # a register operand: before its copy is rewritten
+        if wg_of[e.src] == w:  # a register operand (also when another warpgroup gets it through a staging
+            # ring): before its copy is rewritten
             needs.append((copies.get(e.src, 1) - e.distance + stage[e.src] - stage_g, pos[e.src]))
     if not accumulates:  # its next issue rewrites the accumulator
         needs.append((1, mine))

@@ -403,3 +403,21 @@ def test_every_schedule_the_solver_gives_a_shipped_problem_simulates_right(entry
     for digest, schedule in distinct.items():
         verdict = run(schedule, interleavings=20, iterations=5)
         assert verdict.ok and verdict.max_error < 1e-2, (digest, verdict.summary())
+
+
+def test_the_wait_for_an_rs_wgmma_comes_before_its_a_operand_is_rewritten_when_p_is_also_staged():
+    """A fast-preset attention d64 schedule (found by the property test above): exp1 writes P at the head of
+    the trip, P V reads it from registers at the end and sum1 on another warpgroup gets it through a staging
+    ring. The wait placement took P for a ring only, so the next trip's exp1 rewrote P while P V read it."""
+    from pathlib import Path
+
+    from warpsched.scheduler.schedule import read
+
+    schedule = read(Path(__file__).parent / "data" / "attention_d64_p_rewritten_before_its_wait.json")
+    program = lower(schedule)
+    w = next(w for w in program.warpgroups if any(s.op == "gemm1_1" for s in w.steps))
+    order = [s.op for s in w.steps]
+    wait = program.wait_for("gemm1_1")
+    at = next(i for i, s in enumerate(w.steps) if wait in s.waits)
+    assert (wait.trips, at) <= (1, order.index("exp1"))  # before the next write of P
+    assert run(schedule, program, interleavings=20, iterations=6, semantics=False).ok
