@@ -244,35 +244,22 @@ def case_label(family: str, case: dict) -> str:
     )
 
 
-KERNEL_ORDER = (
-    0,
-    1,
-    8,
-    9,
-    2,
-    3,
-    10,
-    11,
-    4,
-    5,
-    12,
-    13,
-    6,
-    7,
-    14,
-    15,
-)  # kernels/quant.py: field p of 16 holds code [p]
-
-
 def pack_bits_reference(codes, bits: int):
-    """The kernels' layout (kernels/quant.py), rebuilt independently: within every 16 inputs the codes in
-    KERNEL_ORDER, then bitstring_pack. The bench cross-checks kernels.quant.pack with it."""
-    import torch
-
-    k = codes.shape[1]
-    p = torch.arange(k, device=codes.device)
-    order = (p // 16) * 16 + torch.tensor(KERNEL_ORDER, device=codes.device)[p % 16]
-    return bitstring_pack(codes[:, order], bits)
+    """The kernels' layout (kernels/quant.py), rebuilt independently: per 128-input chunk and quad thread q,
+    the first codes of its 16 pairs (inputs 16 b + 2 q + 8 e, pair 2 b + e) packed as one bit string and the
+    second codes as another (bitstring_pack), the two interleaved a 16-bit half at a time into `bits` words
+    (at 8 bits, odd rows hold the thread's words 4..7 first).
+    The bench cross-checks kernels.quant.pack with it."""
+    n, k = codes.shape
+    lanes = codes.reshape(n, k // 128, 8, 2, 4, 2)  # (row, chunk, block b, e, thread q, first or second)
+    strings = bitstring_pack(
+        lanes.permute(0, 1, 4, 5, 2, 3).reshape(-1, 16), bits
+    )  # 16 codes: 2 * bits bytes
+    halves = strings.reshape(n, k // 128, 4, 2, bits, 2)  # (row, chunk, q, first or second, half word, byte)
+    words = halves.permute(0, 1, 2, 4, 3, 5).reshape(n, k // 128, 4, bits, 4)  # word j: low half, then high
+    if bits == 8:  # odd rows: the thread's two 16-byte vectors swapped
+        words[1::2] = words[1::2].roll(4, dims=3)
+    return words.reshape(n, k * bits // 8)
 
 
 def bitstring_pack(codes, bits: int):
@@ -627,8 +614,8 @@ def run_quant(dev: Device, index: int, case: dict, state: QuantState) -> list[di
                     )
                 elif not torch.equal(packed[:64], want):
                     d["pack_warning"] = (
-                        "kernels.quant.pack differs from the documented layout (KERNEL_ORDER, little-endian "
-                        "bits)"
+                        "kernels.quant.pack differs from the documented layout (pairs 16 bits apart, "
+                        "little-endian words)"
                     )
                 d["packed"] = packed
             except Exception as exc:  # noqa: BLE001

@@ -41,6 +41,7 @@ LOAD_W, LOAD_X, LOAD_S = "load_w", "load_x", "load_s"  # packed weights, activat
 FLOAT_FORMATS = {"e2m1": 4, "e3m2": 6, "e2m3": 6, "e4m3": 8, "e5m2": 8}
 FORMATS = ("int", "int_zp") + tuple(FLOAT_FORMATS)
 GROUPS = (32, 64, 128, -1)
+CHUNK = 128  # inputs per chunk of a packed row (kernels/quant.py): K and the CUDA tile_k are multiples of it
 
 
 def float_fields(fmt: str) -> tuple[int, int]:

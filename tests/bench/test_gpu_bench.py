@@ -98,19 +98,17 @@ def test_bit_packing_by_hand(gb):
     assert gb.bitstring_pack(torch.tensor([[1, 0, 0, 0, 0, 0, 0, 1]], dtype=torch.uint8), 1).tolist() == [
         [0x81]
     ]
-    # the kernels' order: inputs 0, 1, 8, 9 of a 16-block first (4 bits: bytes 0x10, 0x98 for codes k = k %
-    # 16)
-    assert gb.pack_bits_reference(torch.arange(16, dtype=torch.uint8)[None], 4).tolist()[0][:2] == [
-        0x10,
-        0x98,
-    ]
+    # the kernels' layout: thread 0's first word holds pairs (0, 1), (8, 9), (16, 17), (24, 25), their first
+    # codes in the low half and second codes in the high half (4 bits, code k = k % 16: 0x8080 and 0x9191)
+    codes = (torch.arange(128) % 16).to(torch.uint8)[None]
+    assert gb.pack_bits_reference(codes, 4).tolist()[0][:4] == [0x80, 0x80, 0x91, 0x91]
     try:
         from warpsched.kernels.quant import pack
     except ImportError:
         return
     g = torch.Generator().manual_seed(1)
     for bits in range(1, 9):
-        c = torch.randint(0, 2**bits, (5, 64), dtype=torch.uint8, generator=g)
+        c = torch.randint(0, 2**bits, (5, 256), dtype=torch.uint8, generator=g)
         assert torch.equal(pack(c, bits), gb.pack_bits_reference(c, bits)), bits
 
 

@@ -1,6 +1,6 @@
 """The packed weight layout (kernels/quant.py): pack and unpack are inverse for every bit width,
-the bits sit where the kernel's `code_at` reads them, and the float32 reference agrees with the
-simulator's semantics."""
+the bits sit where the kernel's `load_chunk` and `pair_bits` read them, and the float32 reference agrees
+with the simulator's semantics."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from warpsched.kernels.quant import KERNEL_ORDER, dequantize, float_values, pack, unpack
+from warpsched.kernels.quant import CHUNK, bit_positions, dequantize, float_values, pack, unpack
 from warpsched.scheduler.errors import InputError
 
 
 @settings(max_examples=40, deadline=None)
-@given(bits=st.integers(1, 8), rows=st.integers(1, 5), blocks=st.integers(1, 6), seed=st.integers(0, 2**16))
-def test_pack_and_unpack_are_inverse(bits, rows, blocks, seed):
-    k = 16 * blocks
+@given(bits=st.integers(1, 8), rows=st.integers(1, 5), chunks=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_pack_and_unpack_are_inverse(bits, rows, chunks, seed):
+    k = CHUNK * chunks
     codes = torch.randint(0, 1 << bits, (rows, k), generator=torch.Generator().manual_seed(seed))
     packed = pack(codes, bits)
     assert packed.dtype == torch.uint8 and packed.shape == (rows, k * bits // 8)
@@ -24,19 +24,28 @@ def test_pack_and_unpack_are_inverse(bits, rows, blocks, seed):
 
 
 @pytest.mark.parametrize("bits", range(1, 9))
-def test_each_quad_threads_four_codes_are_one_field(bits):
-    """What the kernel's field_at reads: in block b of 16 inputs, thread q of a quad finds inputs 2q, 2q+1,
-    2q+8, 2q+9 as the four consecutive bits-wide fields starting at bit (16 b + 4 q) * bits of the row."""
-    codes = torch.randint(0, 1 << bits, (3, 64), generator=torch.Generator().manual_seed(bits))
-    packed = pack(codes, bits).numpy()
+def test_each_quad_thread_finds_its_pairs_16_bits_apart_in_its_own_words(bits):
+    """What the kernel's load_chunk and pair_bits read: in chunk c of a row, thread q's words are
+    4 * bits * c + bits * q + (0 .. bits - 1); pair i = 2 b + e (inputs 16 b + 2 q + 8 e and the next) has its
+    first code at bits i * bits of the string of the words' low halves, its second at the same place in the
+    high halves' string (at 8 bits odd rows hold the thread's second 16 bytes first)."""
+    codes = torch.randint(0, 1 << bits, (3, 2 * CHUNK), generator=torch.Generator().manual_seed(bits))
+    words = pack(codes, bits).numpy().view("<u4")
+    mask = (1 << bits) - 1
     for n in range(3):
-        row = int.from_bytes(packed[n].tobytes(), "little")  # the row's bit string
-        for b in range(4):
+        for c in range(2):
             for q in range(4):
-                field = row >> ((16 * b + 4 * q) * bits)
-                got = [(field >> (e * bits)) & ((1 << bits) - 1) for e in range(4)]
-                assert got == [int(codes[n, 16 * b + 2 * q + d]) for d in (0, 1, 8, 9)]
-    assert KERNEL_ORDER == tuple(2 * q + d for q in range(4) for d in (0, 1, 8, 9))
+                mine = [int(x) for x in words[n, 4 * bits * c + bits * q :][:bits]]
+                if bits == 8 and n % 2:  # odd rows: the thread's two 16-byte vectors swapped
+                    mine = mine[4:] + mine[:4]
+                low = sum((w & 0xFFFF) << (16 * j) for j, w in enumerate(mine))
+                high = sum((w >> 16) << (16 * j) for j, w in enumerate(mine))
+                for i in range(16):
+                    k = CHUNK * c + 16 * (i // 2) + 2 * q + 8 * (i % 2)
+                    got = ((low >> (i * bits)) & mask, (high >> (i * bits)) & mask)
+                    assert got == (int(codes[n, k]), int(codes[n, k + 1]))
+    for odd in (False, True):  # a permutation
+        assert sorted(bit_positions(CHUNK, bits, odd=odd).tolist()) == list(range(CHUNK * bits))
 
 
 @pytest.mark.parametrize("fmt, dtype", [("e4m3", "float8_e4m3fn"), ("e5m2", "float8_e5m2")])
@@ -79,9 +88,10 @@ def test_dequantize_groups_and_channels():
 @pytest.mark.parametrize(
     "call, words",
     [
-        (lambda: pack(torch.tensor([[4] + [0] * 15]), 2), ["[0, 4)", "2 bits"]),
-        (lambda: pack(torch.zeros(2, 24, dtype=torch.int64), 3), ["K = 24", "multiple of 16"]),
-        (lambda: pack(torch.zeros(2, 16), 4), ["integer tensor"]),
+        (lambda: pack(torch.tensor([[4] + [0] * 127]), 2), ["[0, 4)", "2 bits"]),
+        (lambda: pack(torch.zeros(2, 64, dtype=torch.int64), 3), ["K = 64", "multiple of 128", "pad"]),
+        (lambda: unpack(torch.zeros(2, 24, dtype=torch.uint8), 3), ["24 bytes", "128-input chunks"]),
+        (lambda: pack(torch.zeros(2, 128), 4), ["integer tensor"]),
         (lambda: pack(torch.zeros(2, 8, dtype=torch.int64), 9), ["1 to 8"]),
         (lambda: unpack(torch.zeros(2, 8, dtype=torch.int32), 4), ["uint8"]),
     ],

@@ -19,7 +19,7 @@ class QuantGemmCuda(CudaFamily):
     entry = "warpsched_quant_gemm"
     limits = {
         "tile_n": "64 x consumers (64 weight rows per consumer)",
-        "tile_k": "a multiple of 64 whose packed row is 16..256 bytes in steps of 16",
+        "tile_k": "a multiple of 128 (the packed layout's chunk) whose packed row is at most 256 bytes",
     }
     # split K: blockIdx.z takes the z-th of gridDim.z equal runs of K tiles (the runtime splits small grids so
     # every SM has a CTA; the partial sums then go to a float32 workspace and the runtime adds them)
@@ -36,11 +36,11 @@ class QuantGemmCuda(CudaFamily):
                 f"tile_n {tn} "
                 f"over {consumers}"
             )
-        if tk % 64 or (tk * bits) % 128 or tk * bits // 8 > 256:
+        if tk % quant_gemm.CHUNK or tk * bits // 8 > 256:
             raise InputError(
-                "quant_gemm CUDA templates take tile_k a multiple of 64 whose packed row is 16..256 bytes "
-                "in steps "
-                f"of 16; got tile_k {tk} at {bits} bits"
+                f"quant_gemm CUDA templates take tile_k a multiple of {quant_gemm.CHUNK} (the packed "
+                "layout's "
+                f"chunk) whose packed row is at most 256 bytes (a TMA box); got tile_k {tk} at {bits} bits"
             )
 
     def __init__(self, schedule, program):
@@ -93,6 +93,7 @@ class QuantGemmCuda(CudaFamily):
             ("EXP_BITS", exp),
             ("MAN_BITS", man),
             ("ROW_BYTES", self.tk * self.bits // 8),
+            ("CHUNK", quant_gemm.CHUNK),
             ("GROUP", self.group if self.grouped else 0),
             ("GROUP_IN_TILE", min(self.group, self.tk) if self.grouped else self.tk),
             ("GROUPS_IN_TILE", max(self.per_tile, 1)),

@@ -53,16 +53,25 @@ def launch(shape: dict, tile: dict, sms: int) -> Launch:
 
 
 def code_load_ways(tile: dict) -> int:
-    """Bank conflicts of the dequant's 32-bit loads of codes (templates.DEQUANT, `field_at`): the most
-    distinct words one of the 32 banks serves for a warp's load. Lane l reads row 16 w + l / 4 (+ 8 h) at
-    input 4 (l % 4) of a 16-input block; rows are tile_k * bits / 8 bytes apart."""
+    """Bank conflicts of the dequant's loads of codes (templates.QUANT_LAYOUT, `load_chunk`): the most
+    distinct words one of the 32 banks serves in one pass of a load. Lane l reads the `bits` words of quad
+    thread l % 4 in a chunk of row 16 w + l / 4 (+ 8 h), rows tile_k * bits / 8 bytes apart, with 128-bit
+    loads at 4 and 8 bits (a pass: 8 lanes; at 8 bits odd rows hold a thread's two vectors swapped), 64-bit
+    at 2 and 6 (16 lanes), 32-bit otherwise (32 lanes)."""
     bits, tile_k = tile["bits"], tile["tile_k"]
-    row_bits = tile_k * bits
-    words: dict[int, set[int]] = {}
-    for lane in range(32):
-        word = ((lane // 4) * row_bits + 4 * (lane % 4) * bits) >> 5
-        words.setdefault(word % 32, set()).add(word)
-    return max(len(w) for w in words.values())
+    row_words = tile_k * bits // 32
+    width = 4 if bits % 4 == 0 else 2 if bits % 2 == 0 else 1
+    worst = 1
+    for load in range(bits // width):
+        for first in range(0, 32, 32 // width):
+            banks: dict[int, set[int]] = {}
+            for lane in range(first, first + 32 // width):
+                vector = load ^ (lane // 4 % 2) if bits % 8 == 0 else load  # 8 bits: odd rows swap vectors
+                start = (lane // 4) * row_words + (lane % 4) * bits + vector * width
+                for word in range(start, start + width):
+                    banks.setdefault(word % 32, set()).add(word)
+            worst = max(worst, *(len(w) for w in banks.values()))
+    return worst
 
 
 def wgmma_per_trip(tile: dict) -> int:

@@ -1,76 +1,125 @@
 """quant_gemm: its CUDA op templates over CUTLASS/CuTe (str.format fields; literal braces doubled). The
 generic ones (rings, steps, wgmma issue and completion, staging) are kernels/cuda/templates.py."""
 
-# -- quant_gemm: packed codes (kernels/quant.py: BITS per weight, little-endian, each block of 16 inputs in
-# KERNEL_ORDER, so that a quad thread's four codes 2q, 2q+1, 2q+8, 2q+9 are one contiguous field)
-QUANT_HELPERS = """\
-// the four codes of quad thread q in a 16-input block: one 4 * BITS-bit field at bit `bit` of the row
-__device__ __forceinline__ uint32_t field_at(const uint32_t* words, int bit) {
-  const int word = bit >> 5, shift = bit & 31;
-  if constexpr (32 % (4 * BITS) == 0) return words[word] >> shift;  // 1, 2, 4, 8 bits: never crosses a word
-  else return shift + 4 * BITS > 32 ? __funnelshift_r(words[word], words[word + 1], shift) : words[word] >> shift;
+# -- quant_gemm: packed codes (kernels/quant.py): in every CHUNK = 128 inputs of a row, quad thread q owns BITS
+# words; their low halves hold the first code of each of its 16 pairs, the high halves the second (pair
+# i = 2 b + e: inputs 16 b + 2 q + 8 e and the next), at bits i * BITS of each half's bit string.
+# Three parts: the layout and the integer work, the half2 arithmetic (the only device intrinsics), and the
+# dequantization itself (tests/kernels/families/test_quant_gemm_templates.py runs the first and the last on
+# the host, with the arithmetic emulated).
+QUANT_LAYOUT = """\
+constexpr int MANTISSA = cute::is_same_v<Element, cutlass::half_t> ? 10 : 7;  // Element's stored mantissa bits
+constexpr uint32_t MASK = (1u << BITS) - 1u;
+// FMT int with codes that fit the mantissa: a pair goes from two codes to two Elements in three instructions
+[[maybe_unused]] constexpr bool PAIRED = FMT == 0 && BITS <= MANTISSA;
+
+// a thread's BITS words of a chunk with the widest loads their alignment allows (q * BITS words into a chunk
+// of 16 * BITS bytes, rows of a multiple of 16 bytes): one 128-bit load at 4 bits, two at 8, where odd rows
+// hold the thread's two 16-byte vectors swapped (rows n and n + 1 of a quarter-warp then use other banks)
+__device__ __forceinline__ void load_chunk(const uint32_t* at, uint32_t (&w)[BITS], int odd_row) {
+  if constexpr (BITS % 4 == 0) {
+    CUTE_UNROLL
+    for (int j = 0; j < BITS / 4; ++j) {
+      const uint4 v = reinterpret_cast<const uint4*>(at)[BITS % 8 == 0 ? j ^ odd_row : j];
+      w[4 * j] = v.x, w[4 * j + 1] = v.y, w[4 * j + 2] = v.z, w[4 * j + 3] = v.w;
+    }
+  } else if constexpr (BITS % 2 == 0) {
+    CUTE_UNROLL
+    for (int j = 0; j < BITS / 2; ++j) {
+      const uint2 v = reinterpret_cast<const uint2*>(at)[j];
+      w[2 * j] = v.x, w[2 * j + 1] = v.y;
+    }
+  } else {
+    CUTE_UNROLL
+    for (int j = 0; j < BITS; ++j) w[j] = at[j];
+  }
 }
 
-// code k of a packed row (one at a time: the staged path, which writes shared memory in wgmma's layout)
-__device__ __forceinline__ uint32_t code_at(const uint8_t* row, int k) {
-  const int in = k & 15, position = (k & ~15) | (4 * ((in & 7) >> 1) + 2 * (in >> 3) + (in & 1));
-  const int bit = position * BITS, byte = bit >> 3, shift = bit & 7;
-  uint32_t v = uint32_t(row[byte]) >> shift;
-  if (shift + BITS > 8) v |= uint32_t(row[byte + 1]) << (8 - shift);
-  return v & ((1u << BITS) - 1u);
+// pair i of a thread's chunk (i a constant once unrolled) as a register x and a bit p: the first code at bits
+// p .. p + BITS - 1 of x, the second 16 bits above. A pair inside a half is shifted down only as far as the
+// mantissa needs, to a multiple of the widest run of whole codes the mantissa holds, so that neighbours share
+// one shift; a pair that runs into the next word is put together per half (the rest of this word's half,
+// then the start of the next word's).
+__device__ __forceinline__ uint32_t pair_bits(const uint32_t (&w)[BITS], int i, int& p) {
+  const int t = i * BITS, word = t / 16, s = t % 16;
+  if (s + BITS > 16) {
+    const uint32_t keep = (0xFFFFu >> s) * 0x10001u;
+    p = 0;
+    return ((w[word] >> s) & keep) | ((w[word + 1] << (16 - s)) & ~keep);
+  }
+  const int reach = PAIRED ? MANTISSA / BITS * BITS : 16, base = s / reach * reach;
+  const int from = s - base + BITS <= (PAIRED ? MANTISSA : 16) ? base : s;
+  p = s - from;
+  return w[word] >> from;
 }
+"""
 
-// codes k and k + 1 (k even) of a packed row, at bits 0 and BITS: neighbours in the field order
-__device__ __forceinline__ uint32_t pair_at(const uint8_t* row, int k) {
-  const int in = k & 15, position = (k & ~15) | (4 * ((in & 7) >> 1) + 2 * (in >> 3));
-  const int bit = position * BITS, byte = bit >> 3, shift = bit & 7;
-  uint32_t v = uint32_t(row[byte]);
-  if (shift + 2 * BITS > 8) v |= uint32_t(row[byte + 1]) << 8;
-  if (shift + 2 * BITS > 16) v |= uint32_t(row[byte + 2]) << 16;
-  return v >> shift;
+QUANT_ARITHMETIC = """\
+// (v - bias) * scale on two Elements at once: HSUB2 then HMUL2, each rounded as one Element operation (the
+// scale broadcast to both halves, which HMUL2 takes as an operand swizzle)
+__device__ __forceinline__ uint32_t sub_mul(uint32_t v, uint32_t bias, Element scale) {
+  if constexpr (cute::is_same_v<Element, cutlass::half_t>) {
+    __half2 r = __hmul2(__hsub2(*reinterpret_cast<__half2*>(&v), *reinterpret_cast<__half2*>(&bias)),
+                        __half2half2(__ushort_as_half(scale.raw())));
+    return *reinterpret_cast<uint32_t*>(&r);
+  } else {
+    __nv_bfloat162 r = __hmul2(__hsub2(*reinterpret_cast<__nv_bfloat162*>(&v), *reinterpret_cast<__nv_bfloat162*>(&bias)),
+                               __bfloat162bfloat162(__ushort_as_bfloat16(scale.raw())));
+    return *reinterpret_cast<uint32_t*>(&r);
+  }
 }
+__device__ __forceinline__ float bits_as_float(uint32_t x) { return __uint_as_float(x); }
+// (x & mask) | bits as one LOP3: written in C, two immediates make the compiler emit an AND and an OR
+__device__ __forceinline__ uint32_t select_or(uint32_t x, uint32_t mask, uint32_t bits) {
+  uint32_t v;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(x), "r"(mask), "r"(bits));
+  return v;
+}
+"""
 
+QUANT_DEQUANT = """\
 // the weight a code stands for, before its scale: int (offset 2^(BITS-1)), int_zp (minus the zero
 // point), or a float eXmY (sign, exponent with bias 2^(X-1)-1, subnormals; no inf/nan). Integers
 // become floats by the exponent trick: 2^23 + code has the code in its mantissa.
 template <int F = FMT, int EB = EXP_BITS, int MB = MAN_BITS>
 __device__ __forceinline__ float decode(uint32_t code, float zero) {
-  if constexpr (F == 0) return __int_as_float(0x4B000000 | code) - (8388608.f + float(1 << (BITS - 1)));
-  else if constexpr (F == 1) return __int_as_float(0x4B000000 | code) - 8388608.f - zero;
+  if constexpr (F == 0) return bits_as_float(0x4B000000u | code) - (8388608.f + float(1 << (BITS - 1)));
+  else if constexpr (F == 1) return bits_as_float(0x4B000000u | code) - 8388608.f - zero;
   else {
     constexpr int bias = (1 << (EB - 1)) - 1;
     const uint32_t sign = (code >> (EB + MB)) & 1u;
     const uint32_t e = (code >> MB) & ((1u << EB) - 1u), man = code & ((1u << MB) - 1u);
-    const float mag = e == 0 ? (__int_as_float(0x4B000000 | man) - 8388608.f) * __int_as_float((127 + 1 - bias - MB) << 23)
-                             : __int_as_float(int(((e - bias + 127) << 23) | (man << (23 - MB))));
+    const float mag = e == 0 ? (bits_as_float(0x4B000000u | man) - 8388608.f) * bits_as_float(uint32_t(127 + 1 - bias - MB) << 23)
+                             : bits_as_float(((e - bias + 127) << 23) | (man << (23 - MB)));
     return sign ? -mag : mag;
   }
 }
 
-// FMT int at up to 7 bits (bf16) or 8 (fp16): two codes at once into one register of two Elements. Each code
-// goes into the mantissa of a power of two P whose ulp is 1 (bf16 128 = 0x4300, fp16 1024 = 0x6400), P plus
-// the offset 2^(BITS-1) is subtracted (exact: small integers), and the scale multiplies (one rounding, as the
-// float path: the same bits). About 2.5 instructions per weight instead of about 6.7.
-[[maybe_unused]] constexpr bool PAIRED = FMT == 0 && BITS <= (cute::is_same_v<Element, cutlass::half_t> ? 8 : 7);
-__device__ __forceinline__ uint32_t dequant_pair(uint32_t x, Element scale) {  // codes at bits 0 and BITS of x
-  constexpr uint32_t mask = (1u << BITS) - 1u;
-  constexpr bool half = cute::is_same_v<Element, cutlass::half_t>;
-  constexpr uint32_t p = half ? 0x6400u : 0x4300u, bias = (p + (1u << (BITS - 1))) * 0x10001u;
-  uint32_t v;  // (x & mask | P P) then | (x << (16 - BITS)) & (mask << 16): two LOP3 ((a & b) | c, lut 0xea)
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(x), "n"(mask), "n"(p * 0x10001u));
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(x << (16 - BITS)), "n"(mask << 16), "r"(v));
-  const uint16_t s = scale.raw();
-  if constexpr (half) {
-    __half2 r = __hmul2(__hsub2(*reinterpret_cast<__half2*>(&v), *reinterpret_cast<const __half2*>(&bias)),
-                        __half2half2(__ushort_as_half(s)));
-    return *reinterpret_cast<uint32_t*>(&r);
+// pair i of a thread's chunk as two Elements of one register (the first in the low half). PAIRED: each code
+// goes into the mantissa of the power of two 2^(MANTISSA - p) whose ulp is 1 at its place p (one LOP3 for
+// both), that power plus the offset 2^(BITS-1) is subtracted (exact: small integers) and the scale
+// multiplies (one rounding, as the float path: the same bits). Otherwise code by code through `decode`.
+__device__ __forceinline__ uint32_t dequant_pair_at(const uint32_t (&w)[BITS], int i, Element scale, Element zero) {
+  int p;
+  const uint32_t x = pair_bits(w, i, p);
+  if constexpr (PAIRED) {
+    const uint32_t power = uint32_t((MANTISSA == 10 ? 15 : 127) + MANTISSA - p) << MANTISSA;
+    return sub_mul(select_or(x, (MASK << p) * 0x10001u, power * 0x10001u), (power | 1u << (BITS - 1 + p)) * 0x10001u, scale);
+  } else if constexpr (FMT == 0 && BITS == 8) {  // bf16 int8 (8 bits overflow its mantissa): through float
+    // each code into byte 1 of the float 2^15 + code (one PRMT), minus 2^15 + 128 and times the scale in one
+    // FFMA (exact: (2^15 + 128) * scale has 17 significant bits), one rounding into bf16 as the float path
+    const float s = float(scale), bias = -32896.f * s;
+    const float lo = fmaf(bits_as_float(__byte_perm(x, 0x47000000u, 0x7504u | (p / 8) << 4)), s, bias);
+    const float hi = fmaf(bits_as_float(__byte_perm(x, 0x47000000u, 0x7504u | (2 + p / 8) << 4)), s, bias);
+    return uint32_t(Element(lo).raw()) | uint32_t(Element(hi).raw()) << 16;
   } else {
-    __nv_bfloat162 r = __hmul2(__hsub2(*reinterpret_cast<__nv_bfloat162*>(&v), *reinterpret_cast<const __nv_bfloat162*>(&bias)),
-                               __bfloat162bfloat162(__ushort_as_bfloat16(s)));
-    return *reinterpret_cast<uint32_t*>(&r);
+    const Element lo = Element(decode((x >> p) & MASK, float(zero)) * float(scale));
+    const Element hi = Element(decode((x >> (16 + p)) & MASK, float(zero)) * float(scale));
+    return uint32_t(lo.raw()) | uint32_t(hi.raw()) << 16;
   }
 }
 """
+QUANT_HELPERS = QUANT_LAYOUT + QUANT_ARITHMETIC + QUANT_DEQUANT
 
 # the MMA of a consumer slice: A (the dequantized weights) from registers, or from shared memory when the
 # schedule hands the dequantized tile over from another warpgroup
@@ -84,53 +133,51 @@ MMA_RS_SETUP = """\
 DEQUANT_SETUP = """\
     Tensor {value} = make_tensor<Element>(Shape<Shape<_2, _2, _2>, _1, Int<TILE_K / 16>>{{}});  // wgmma's A registers
     const int quad_{value} = threadIdx.x % 4, row_{value} = 16 * (threadIdx.x % 128 / 32) + threadIdx.x % 32 / 4;
+    const int codes_{value} = row_{value} * ROW_BYTES + quad_{value} * BITS * 4;  // this thread's first word, in bytes
 """
 
-# every thread unpacks its registers of the A operand (rows {slice} * 64 .. + 63 of the weight tile): per
-# 16-input block and row half, one field of four codes; register 8 kb + 2 h + (0, 1, 4, 5) holds inputs
-# 16 kb + 2 q + (0, 1, 8, 9) of row 16 warp + lane / 4 + 8 h (tests/kernels/test_fragment_layouts.py)
+# every thread unpacks its registers of the A operand (rows {slice} * 64 .. + 63 of the weight tile): per chunk
+# of 128 inputs and row half h, one vector load of its BITS words and 16 pairs; register 8 kb + 2 h + 4 e +
+# (0, 1) holds inputs 16 kb + 2 q + 8 e + (0, 1) of row 16 warp + lane / 4 + 8 h
+# (tests/kernels/test_fragment_layouts.py), pair i = 2 kb + e of its chunk
 DEQUANT = """\
-          const uint32_t* words = reinterpret_cast<const uint32_t*>(s.{ring_w}[slot_{ring_w}] + {slice} * 64 * ROW_BYTES);
+          const uint8_t* mine = s.{ring_w}[slot_{ring_w}] + {slice} * 64 * ROW_BYTES + codes_{value};
+          uint32_t* pairs = reinterpret_cast<uint32_t*>(raw_pointer_cast({value}.data()));
           CUTE_UNROLL
-          for (int kb = 0; kb < TILE_K / 16; ++kb) {{
+          for (int c = 0; c < TILE_K / CHUNK; ++c) {{
             CUTE_UNROLL
             for (int h = 0; h < 2; ++h) {{
-              const int r = row_{value} + 8 * h, kk = 16 * kb;
-              const uint32_t codes = field_at(words, r * ROW_BYTES * 8 + (kk + 4 * quad_{value}) * BITS);
-{scale}              if constexpr (PAIRED) {{  // registers (0, 1) and (4, 5) of the four: one pair each
-                uint32_t* pairs = reinterpret_cast<uint32_t*>(raw_pointer_cast({value}.data()));
-                pairs[4 * kb + h] = dequant_pair(codes, Element(scale));
-                pairs[4 * kb + h + 2] = dequant_pair(codes >> (2 * BITS), Element(scale));
-              }} else {{
-                CUTE_UNROLL
-                for (int e = 0; e < 4; ++e)
-                  {value}(8 * kb + 2 * h + (e & 1) + 4 * (e >> 1)) =
-                      Element(decode((codes >> (e * BITS)) & ((1u << BITS) - 1u), zero) * scale);
+              const int r = row_{value} + 8 * h;
+              uint32_t w[BITS];
+              load_chunk(reinterpret_cast<const uint32_t*>(mine + 8 * h * ROW_BYTES + c * 16 * BITS), w, row_{value} & 1);
+              CUTE_UNROLL
+              for (int i = 0; i < 16; ++i) {{
+                const int kb = 8 * c + i / 2, kk = 16 * kb;
+{scale}                pairs[4 * kb + h + 2 * (i % 2)] = dequant_pair_at(w, i, scale, zero);
               }}
             }}
           }}
 """
 DEQUANT_GROUP_SCALE = """\
             const Element* sz = s.{ring_s}[slot_{ring_s}] + (kk / GROUP_IN_TILE) * TILE_N + {slice} * 64 + r;
-            const float scale = float(sz[0]);
-            const float zero = HAS_ZERO ? float(sz[GROUPS_IN_TILE * TILE_N]) : 0.f;
+            const Element scale = sz[0], zero = HAS_ZERO ? sz[GROUPS_IN_TILE * TILE_N] : Element(0.f);
 """
-DEQUANT_UNIT_SCALE = (
-    "            const float scale = 1.f, zero = 0.f;  // channelwise: the scale multiplies the accumulator\n"
-)
+DEQUANT_UNIT_SCALE = "            const Element scale = Element(1.f), zero = Element(0.f);  // channelwise: the scale multiplies the accumulator\n"
 
-# the same, straight into a staging slot in the swizzled K-major layout wgmma reads A from
+# the same, straight into a staging slot in the swizzled K-major layout wgmma reads A from: the 128 threads
+# take the (row, chunk, quad thread) work items in turn, a pair's two Elements adjacent in the slot
 DEQUANT_STAGED = """\
           Tensor staged = make_tensor(make_smem_ptr(dst), LayoutW{{}});
-          const uint8_t* codes = s.{ring_w}[slot_{ring_w}] + {slice} * 64 * ROW_BYTES;
+          const uint32_t* words = reinterpret_cast<const uint32_t*>(s.{ring_w}[slot_{ring_w}] + {slice} * 64 * ROW_BYTES);
           CUTE_UNROLL
-          for (int e = threadIdx.x % 128; e < 32 * TILE_K; e += 128) {{  // inputs kk, kk + 1 of row r (kk even)
-            const int r = e / (TILE_K / 2), kk = 2 * (e % (TILE_K / 2));
-{scale}            if constexpr (PAIRED) {{  // adjacent in the swizzled slot: one 32-bit store
-              *reinterpret_cast<uint32_t*>(&staged(r, kk)) = dequant_pair(pair_at(codes + r * ROW_BYTES, kk), Element(scale));
-            }} else {{
-              staged(r, kk) = Element(decode(code_at(codes + r * ROW_BYTES, kk), zero) * scale);
-              staged(r, kk + 1) = Element(decode(code_at(codes + r * ROW_BYTES, kk + 1), zero) * scale);
+          for (int j = 0; j < 2 * (TILE_K / CHUNK); ++j) {{
+            const int item = threadIdx.x % 128 + 128 * j, q = item % 4, r = item / 4 % 64, c = item / 256;
+            uint32_t w[BITS];
+            load_chunk(words + r * (ROW_BYTES / 4) + c * 4 * BITS + q * BITS, w, r & 1);
+            CUTE_UNROLL
+            for (int i = 0; i < 16; ++i) {{
+              const int kk = CHUNK * c + 16 * (i / 2) + 2 * q + 8 * (i % 2);
+{scale}              *reinterpret_cast<uint32_t*>(&staged(r, kk)) = dequant_pair_at(w, i, scale, zero);
             }}
           }}
 """

@@ -101,6 +101,6 @@ def test_a_dequantization_handed_over_through_shared_memory_builds_clean():
     staged = [r for r in program.rings if r.kind == "staging"]
     assert staged and all(r.value.startswith("dequant") for r in staged)
     kernel = render(s, program)
-    assert kernel.source.count("dequant_pair(pair_at(") == 2  # one per dequantizing warpgroup
+    assert kernel.source.count("dequant_pair_at(w, i, scale, zero)") == 2  # one per dequantizing warpgroup
     report = build_schedule(s, program).report
     assert report.sass_ok and report.spill_stores == 0, report

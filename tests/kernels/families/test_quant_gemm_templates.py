@@ -1,101 +1,214 @@
-"""The paired integer dequantization of the quant_gemm template (issue 17 item 1, in part), evaluated on the
-CPU: its constants and LOP3 truth tables are read from the template text and applied bit by bit to every code
-of every width it takes, with bf16/fp16 arithmetic emulated exactly; the result must be the bits the float
-path (and kernels.quant.dequantize) gives. No GPU runs it here; the GPU tests check it end to end."""
+"""The quant_gemm dequantization run on the CPU: the template's own layout and dequantization code
+(kernels/families/quant_gemm/templates.py, QUANT_LAYOUT and QUANT_DEQUANT) compiled for the host with g++,
+its half2 arithmetic (QUANT_ARITHMETIC, the only device intrinsics) emulated with one rounding per
+operation as sm_90 rounds, and the LOP3 with the truth table the template gives. Rows packed by
+kernels.quant.pack go in; every pair of every quad thread must come out as the bits kernels.quant.dequantize
+gives, for every width, format and element type. A template broken on purpose must be caught. No GPU runs
+it here; the GPU tests check it end to end."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 
 from warpsched.kernels.families.quant_gemm import templates as F
+from warpsched.kernels.quant import CHUNK, dequantize, pack
+from warpsched.models.quant_gemm import FLOAT_FORMATS, float_fields
 
-HELPERS = F.QUANT_HELPERS.replace("{{", "{").replace("}}", "}")
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host C++ compiler (g++)")
+
+ROWS = 24  # rows of one chunk per variant: every code of up to 4 bits many times, of 8 bits most
+FORMATS = [("int", b) for b in range(1, 9)] + [("int_zp", b) for b in (2, 3, 4, 8)]
+FORMATS += [(fmt, bits) for fmt, bits in FLOAT_FORMATS.items()]
+
+SHIM = r"""
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <type_traits>
+#define __device__
+#define __forceinline__ inline
+#define CUTE_UNROLL
+namespace cute { template <class A, class B> constexpr bool is_same_v = std::is_same_v<A, B>; }
+struct uint4 { uint32_t x, y, z, w; };
+struct uint2 { uint32_t x, y; };
+static float f32(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
+static uint32_t u32(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
+namespace cutlass {
+struct bfloat16_t {  // round to nearest even, as the device converts
+  uint16_t bits;
+  bfloat16_t() = default;
+  explicit bfloat16_t(float f) {
+    const uint32_t u = u32(f);
+    bits = uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  }
+  explicit operator float() const { return f32(uint32_t(bits) << 16); }
+  uint16_t raw() const { return bits; }
+};
+struct half_t {
+  uint16_t bits;
+  half_t() = default;
+  explicit half_t(float f) { const _Float16 h = (_Float16)f; std::memcpy(&bits, &h, 2); }
+  explicit operator float() const { _Float16 h; std::memcpy(&h, &bits, 2); return float(h); }
+  uint16_t raw() const { return bits; }
+};
+}  // namespace cutlass
+static uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+  const uint64_t v = uint64_t(y) << 32 | x;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; ++n) r |= uint32_t((v >> (8 * ((s >> (4 * n)) & 7))) & 0xFFu) << (8 * n);
+  return r;
+}
+"""
+
+# the template's QUANT_ARITHMETIC on the host: HSUB2 and HMUL2 each one rounding of the exact result (the
+# product of two 16-bit floats is exact in float), the LOP3 with the template's truth table
+ARITHMETIC = r"""
+inline Element from_bits(uint16_t b) { Element e; e.bits = b; return e; }
+inline uint32_t sub_mul(uint32_t v, uint32_t bias, Element scale) {
+  uint32_t out = 0;
+  for (int h = 0; h < 2; ++h) {
+    const float a = float(from_bits(uint16_t(v >> 16 * h))), b = float(from_bits(uint16_t(bias >> 16 * h)));
+    const float d = float(Element(a - b));
+    out |= uint32_t(Element(d * float(scale)).raw()) << 16 * h;
+  }
+  return out;
+}
+inline float bits_as_float(uint32_t x) { return f32(x); }
+inline uint32_t select_or(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t out = 0;
+  for (int i = 0; i < 32; ++i)
+    out |= ((LUT >> (((a >> i) & 1u) << 2 | ((b >> i) & 1u) << 1 | ((c >> i) & 1u))) & 1u) << i;
+  return out;
+}
+"""
 
 
-def _lop3(a: int, b: int, c: int, lut: int) -> int:
-    """PTX lop3.b32: bit i of the result is bit (a_i b_i c_i) of the truth table (a 0xf0, b 0xcc, c 0xaa)."""
-    out = 0
-    for i in range(32):
-        index = ((a >> i) & 1) << 2 | ((b >> i) & 1) << 1 | ((c >> i) & 1)
-        out |= ((lut >> index) & 1) << i
+def _lut(arithmetic: str) -> int:
+    """The truth table of the template's select_or LOP3."""
+    found = re.findall(r"lop3\.b32 %0, %1, %2, %3, (0x[0-9a-f]+);", arithmetic)
+    assert len(found) == 1
+    return int(found[0], 16)
+
+
+def _case(fmt: str, bits: int, dtype: str, seed: int):
+    """Random codes of ROWS rows x one chunk, a scale (and zero point) per row; the bits dequantize wants
+    for each (row, quad thread, pair), in the order the host program prints them."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 1 << bits, (ROWS, CHUNK), generator=g)
+    torch_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
+    top = 1.0 if fmt in FLOAT_FORMATS else 2.0  # e5m2's largest value times the scale stays finite in fp16
+    scales = (torch.rand(1, ROWS, generator=g) * top + 1e-3).to(torch_dtype)
+    zeros = torch.randint(0, 1 << bits, (1, ROWS), generator=g).to(torch_dtype) if fmt == "int_zp" else None
+    want = dequantize(codes, scales, zeros, bits=bits, group_size=CHUNK, fmt=fmt).to(torch_dtype)
+    want = want.view(torch.int16).numpy().astype(np.uint16).astype(np.uint32)
+    first = [16 * (i // 2) + 2 * q + 8 * (i % 2) for q in range(4) for i in range(16)]
+    expected = [int(want[r, k]) | int(want[r, k + 1]) << 16 for r in range(ROWS) for k in first]
+    words = pack(codes, bits).numpy().view(np.uint32)  # (ROWS, 4 * bits), little-endian as the GPU reads
+    z = zeros if zeros is not None else torch.zeros(1, ROWS, dtype=torch_dtype)
+    return words, scales.view(torch.int16), z.view(torch.int16), expected
+
+
+def _variant(name: str, fmt: str, bits: int, dtype: str, body: str, words, scales, zeros) -> str:
+    exp, man = float_fields(fmt) if fmt in FLOAT_FORMATS else (0, 0)
+    code = 0 if fmt == "int" else 1 if fmt == "int_zp" else 2
+
+    def array(kind, values):
+        items = ", ".join(str(int(v) & 0xFFFFFFFF) + "u" for v in values)
+        return f"static const {kind} data_{kind[:-2]}[] = {{{items}}};"
+
+    return f"""
+namespace {name} {{
+constexpr int BITS = {bits}, FMT = {code}, EXP_BITS = {exp}, MAN_BITS = {man};
+using Element = cutlass::{"half_t" if dtype == "fp16" else "bfloat16_t"};
+{body}
+{array("uint32_t", words.reshape(-1))}
+{array("uint16_t", np.asarray(scales).reshape(-1).astype(np.uint16))}
+static const uint16_t zero_bits[] = {{{", ".join(str(int(v) & 0xFFFF) for v in np.asarray(zeros).ravel())}}};
+void run() {{
+  for (int r = 0; r < {ROWS}; ++r)
+    for (int q = 0; q < 4; ++q) {{
+      uint32_t w[BITS];
+      load_chunk(data_uint32 + r * 4 * BITS + q * BITS, w, r & 1);
+      for (int i = 0; i < 16; ++i)
+        std::printf("%08x\\n", dequant_pair_at(w, i, from_bits(data_uint16[r]), from_bits(zero_bits[r])));
+    }}
+}}
+}}  // namespace {name}
+"""
+
+
+def _run(cases, layout=F.QUANT_LAYOUT, dequant=F.QUANT_DEQUANT, arithmetic=F.QUANT_ARITHMETIC, tmp_path=None):
+    """Compile the template parts for every (fmt, bits, dtype) case into one host program and run it:
+    {case: the pairs' bits that differ from dequantize's, as (row, quad, pair, got, want)}."""
+    body = f"constexpr uint32_t LUT = {_lut(arithmetic)}u;\n" + ARITHMETIC + layout + dequant
+    parts, expected = [SHIM], {}
+    for n, (fmt, bits, dtype) in enumerate(cases):
+        words, scales, zeros, want = _case(fmt, bits, dtype, seed=n)
+        parts.append(_variant(f"v{n}", fmt, bits, dtype, body, words, scales, zeros))
+        expected[fmt, bits, dtype] = want
+    parts.append("int main() {" + "".join(f" v{n}::run();" for n in range(len(cases))) + " }\n")
+    source, binary = tmp_path / "dequant.cpp", tmp_path / "dequant"
+    source.write_text("".join(parts))
+    subprocess.run(
+        ["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-o", str(binary), str(source)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    printed = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.split()
+    got_all = [int(x, 16) for x in printed]
+    out, at = {}, 0
+    for case, want in expected.items():
+        got = got_all[at : at + len(want)]
+        at += len(want)
+        out[case] = [
+            (j // 64, j // 16 % 4, j % 16, hex(g), hex(w))
+            for j, (g, w) in enumerate(zip(got, want))
+            if g != w
+        ]
     return out
 
 
-def _constants(helpers: str = HELPERS):
-    """{dtype: (widest width, magic)}, the two LOP3 truth tables and where the second code is shifted to."""
-    paired = re.search(
-        r"PAIRED = FMT == 0 && BITS <= \(cute::is_same_v<Element, cutlass::half_t> \? (\d+) : (\d+)\)",
-        helpers,
-    )
-    magic = re.search(r"half \? (0x[0-9a-f]+)u : (0x[0-9a-f]+)u", helpers)
-    luts = [int(x, 16) for x in re.findall(r"lop3\.b32 %0, %1, %2, %3, (0x[0-9a-f]+);", helpers)]
-    shift = re.search(r'"r"\(x << \((\d+) - BITS\)\)', helpers)
-    assert paired and magic and shift and len(luts) == 2
-    limits = {"fp16": (int(paired[1]), int(magic[1], 16)), "bf16": (int(paired[2]), int(magic[2], 16))}
-    return limits, (luts, int(shift[1]))
-
-
-def _as(bits16: np.ndarray, dtype: str) -> torch.Tensor:
-    raw = torch.from_numpy(bits16.astype(np.int16))
-    return raw.view(torch.float16 if dtype == "fp16" else torch.bfloat16)
-
-
-def _pair(x: int, bits: int, magic: int, ops) -> tuple[int, int]:
-    """dequant_pair's two 16-bit halves before the arithmetic, from the template's own operations."""
-    (first, second), shift = ops
-    mask = (1 << bits) - 1
-    v = _lop3(x, mask, magic * 0x10001, first)
-    v = _lop3((x << (shift - bits)) & 0xFFFFFFFF, mask << 16, v, second)
-    return v & 0xFFFF, v >> 16
-
-
-def _mismatches(dtype: str, helpers: str = HELPERS) -> list[tuple[int, float]]:
-    """(bits, scale) where the paired path's bits differ from the float path's."""
-    limits, luts = _constants(helpers)
-    widest, magic = limits[dtype]
-    torch_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
-    rng = np.random.default_rng(0)
-    scales = torch.tensor(rng.uniform(1e-3, 2.0, 64), dtype=torch.float32).to(torch_dtype)
-    bad = []
-    for bits in range(1, widest + 1):
-        offset = 1 << (bits - 1)
-        codes = np.arange(1 << bits)
-        pairs = [_pair(int(a) | int(b) << bits, bits, magic, luts) for a, b in zip(codes, codes[::-1])]
-        lo = _as(np.array([p[0] for p in pairs]), dtype)
-        hi = _as(np.array([p[1] for p in pairs]), dtype)
-        bias = _as(np.array([magic + offset]), dtype)
-        for s in scales:
-            # HADD2 (exact: small integers) then HMUL2 (one rounding of the exact product), as on sm_90
-            got_lo = ((lo.float() - bias.float()).to(torch_dtype).float() * s.float()).to(torch_dtype)
-            got_hi = ((hi.float() - bias.float()).to(torch_dtype).float() * s.float()).to(torch_dtype)
-            want_lo = ((torch.from_numpy(codes).float() - offset) * s.float()).to(torch_dtype)
-            want_hi = ((torch.from_numpy(codes[::-1].copy()).float() - offset) * s.float()).to(torch_dtype)
-            if not (torch.equal(got_lo, want_lo) and torch.equal(got_hi, want_hi)):
-                bad.append((bits, float(s)))
-    return bad
-
-
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_paired_dequantization_gives_the_float_paths_bits(dtype):
-    limits, _ = _constants()
-    assert limits[dtype][0] == (8 if dtype == "fp16" else 7)  # the widths whose codes fit the mantissa
-    assert _mismatches(dtype) == []
+def test_every_thread_dequantizes_its_pairs_to_the_references_bits(dtype, tmp_path):
+    """The 16 pairs of each of a quad's four threads, for every format and width: bit for bit."""
+    result = _run([(fmt, bits, dtype) for fmt, bits in FORMATS], tmp_path=tmp_path)
+    assert {case: bad[:3] for case, bad in result.items() if bad} == {}
+
+
+def test_the_paired_path_covers_the_integer_widths_that_fit_the_mantissa():
+    assert re.search(r"MANTISSA = cute::is_same_v<Element, cutlass::half_t> \? 10 : 7;", F.QUANT_LAYOUT)
+    assert "PAIRED = FMT == 0 && BITS <= MANTISSA;" in F.QUANT_LAYOUT
 
 
 @pytest.mark.parametrize(
-    "change",
+    "part, change",
     [
-        ("0x4300u", "0x4280u"),  # a power of two whose ulp is not 1
-        ('"r"(x << (16 - BITS))', '"r"(x << (15 - BITS))'),  # the second code one bit off
-        ("0xea;", "0xe8;"),  # (a & b) & c instead of | c: the magic number lost
-        ("? 8 : 7", "? 8 : 8"),  # int8 in bf16: its codes overflow the mantissa
+        (
+            "dequant",
+            ("(MANTISSA == 10 ? 15 : 127) + MANTISSA - p", "(MANTISSA == 10 ? 15 : 127) + MANTISSA - p + 1"),
+        ),
+        ("dequant", ("1u << (BITS - 1 + p)", "1u << (BITS - 1)")),  # the offset not moved with the code
+        ("layout", ("(w[word + 1] << (16 - s))", "(w[word + 1] << (15 - s))")),  # a straddling code torn
+        ("layout", ("s - base + BITS <= (PAIRED ? MANTISSA : 16)", "s - base + BITS <= 16")),  # out of reach
+        ("layout", ("w[4 * j + 2] = v.z, w[4 * j + 3] = v.w", "w[4 * j + 2] = v.w, w[4 * j + 3] = v.z")),
+        ("layout", ("[BITS % 8 == 0 ? j ^ odd_row : j]", "[j]")),  # int8's odd rows read unswapped
+        ("arithmetic", ("0xea;", "0xe8;")),  # (a & b) & c: the power of two lost
+        ("dequant", ("-32896.f * s", "-32768.f * s")),  # int8 in bf16 without its offset
     ],
 )
-def test_a_broken_template_is_caught(change):
-    broken = HELPERS.replace(*change, 1)
-    assert broken != HELPERS
-    assert _mismatches("bf16", broken)
+def test_a_broken_template_is_caught(part, change, tmp_path):
+    texts = {"layout": F.QUANT_LAYOUT, "dequant": F.QUANT_DEQUANT, "arithmetic": F.QUANT_ARITHMETIC}
+    broken = texts[part].replace(*change, 1)
+    assert broken != texts[part]
+    texts[part] = broken
+    cases = [("int", bits, "bf16") for bits in range(1, 9)]
+    result = _run(cases, tmp_path=tmp_path, **texts)
+    assert any(result.values())
