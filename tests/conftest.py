@@ -19,6 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def _repository_root_last() -> None:
+    """`python3 -m pytest` puts the repository root first on sys.path, where its folders (kernels/, models/,
+    scheduler/: warpsched's subpackages) hide same-named installed packages that libraries import
+    (transformers imports Hugging Face's `kernels`). The root stays on the path (tests import tests.*), behind
+    everything installed."""
+    root = [p for p in sys.path if Path(p or ".").resolve() == ROOT]
+    for p in root:
+        sys.path.remove(p)
+    sys.path.extend(root[:1])
+
+
+_repository_root_last()
+
+
 def toy_machine(warpgroups: int = 1, sync: int = 1, **kw) -> Machine:
     """Twill's toy machine: one tensor core, one SFU, unit-cost hand-offs."""
     return Machine(

@@ -100,10 +100,10 @@ def test_the_distribution_installs_warpsched_only():
         *(f"warpsched.{f}" for f in LAYERS if f != "warpsched"),
     }
     packages = {p for p in config["packages"]}
-    on_disk = {
-        "warpsched." + ".".join(p.parent.relative_to(ROOT).parts)
+    on_disk = {  # warpsched/integrations is warpsched.integrations, kernels/cuda warpsched.kernels.cuda
+        ".".join(parts if parts[0] == "warpsched" else ("warpsched", *parts))
         for p in python_files(*LAYERS)
-        if p.name == "__init__.py" and p.parent.name != "warpsched"
+        if p.name == "__init__.py" and (parts := p.parent.relative_to(ROOT).parts) != ("warpsched",)
     }
     assert on_disk <= packages, f"subpackages missing from pyproject.toml: {sorted(on_disk - packages)}"
     data = config["package-data"]

@@ -84,3 +84,42 @@ def test_tensor_map_and_launch_arguments_convert_in_cuda_python():
         driver.cuTensorMapEncodeTiled(*args[:3], [128, 64, 8], *args[4:])
     kernel_args = ((driver.CUtensorMap(), 0, 7, 0.5), (None, ctypes.c_void_p, ctypes.c_int, ctypes.c_float))
     _reaches_the_driver(driver.cuLaunchKernel, driver.CUfunction(0), 1, 1, 1, 128, 1, 1, 0, 0, kernel_args, 0)
+
+
+@pytest.mark.gpu
+def test_every_kernel_call_is_captured_and_replayed_in_a_cuda_graph():
+    """Serving convention (issue 20): no host synchronisation and no allocation outside torch's caching
+    allocator in a call, so a CUDA graph captures it after one warm-up call and replays it on new inputs."""
+    torch = pytest.importorskip("torch")
+    try:
+        require_sm90()
+    except KernelError as e:
+        pytest.skip(str(e))
+    from warpsched.kernels.quant import pack
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (
+        torch.randn(1, 2, 256, 128, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(3)
+    )
+    x = torch.randn(1, 4096, device="cuda", dtype=torch.bfloat16, generator=g)  # decode: split K inside
+    codes = torch.randint(0, 16, (4096, 4096), device="cuda", generator=g)
+    w, s = pack(codes, 4), (torch.rand(32, 4096, device="cuda", generator=g) / 8).to(torch.bfloat16)
+
+    def calls():
+        return (
+            kernel_api.attention_fwd(q, k, v, causal=True),
+            kernel_api.quant_gemm(x, w, s, bits=4, group_size=128),
+        )
+
+    eager = calls()  # the warm-up: loads the kernels
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = calls()
+    for t in (q, k, v, x):
+        t.copy_(torch.randn(t.shape, device="cuda", dtype=t.dtype, generator=g))
+    graph.replay()
+    again = calls()
+    torch.cuda.synchronize()
+    assert all(torch.equal(a, b) for a, b in zip(captured, again))
+    assert not any(torch.equal(a, b) for a, b in zip(captured, eager))  # the replay read the new inputs
