@@ -238,9 +238,9 @@ def lower(schedule: Schedule, ring_depths: dict[str, int] | None = None) -> Pipe
                 if wg_of[e.dst] == w and (e.dst != value or ring.kind == "tma")
             ]
 
-            def completes(
-                e,
-            ):  # (trips after the value's iteration, position, after the step?), then the issue
+            # when a read of the slot is done: (trips after the value's iteration, position, after the
+            # step?), then its issue
+            def completes(e):
                 trips, at = spots.get(e.dst, (0, None))
                 done = (at, 0) if at is not None else (pos[e.dst], 1)
                 issued = (e.distance + s.ops[e.dst].stage, pos[e.dst])
@@ -355,7 +355,6 @@ def synchronous(program: PipelineProgram) -> PipelineProgram:
     the variant the driver falls back to where ptxas serializes the deferred one): no AsyncWait, and the
     slots a deferred wait gave back go back at the issue again."""
     moved = {a.op: a for w in program.warpgroups for s in w.steps for a in s.waits}
-    none = AsyncWait("", 0, 0, 0, ())
     return replace(
         program,
         warpgroups=tuple(
@@ -366,8 +365,8 @@ def synchronous(program: PipelineProgram) -> PipelineProgram:
                         s,
                         deferred=False,
                         waits=(),
-                        releases=s.releases + moved.get(s.op, none).releases,
-                        fence=s.fence or moved.get(s.op, none).fence,
+                        releases=s.releases + (moved[s.op].releases if s.op in moved else ()),
+                        fence=s.fence or (s.op in moved and moved[s.op].fence),
                     )
                     for s in w.steps
                 ),

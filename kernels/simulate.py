@@ -339,9 +339,12 @@ class _State:
             # the step's fence comes after its reads, before its releases; a deferred wgmma's fence comes at
             # its wait (on the clock, where releases come later, and in guarded trips: at the issue); a
             # staged value is published after a fence too (for the async proxy that reads it)
-            if step.fence or (wait is not None and wait.fence and (clocked or j not in self.steady[w])):
-                self.fence(w)
-            if step.writes_ring and self.rings[step.op].kind == "staging":  # its publish fences, then arrives
+            publishes = step.writes_ring and self.rings[step.op].kind == "staging"  # fences, then arrives
+            if (
+                step.fence
+                or publishes
+                or (wait is not None and wait.fence and (clocked or j not in self.steady[w]))
+            ):
                 self.fence(w)
             if step.writes_ring:
                 self.write_ring(

@@ -10,8 +10,9 @@ generic ones (rings, steps, wgmma issue and completion, staging) are kernels/cud
 QUANT_LAYOUT = """\
 constexpr int MANTISSA = cute::is_same_v<Element, cutlass::half_t> ? 10 : 7;  // Element's stored mantissa bits
 constexpr uint32_t MASK = (1u << BITS) - 1u;
-// FMT int with codes that fit the mantissa: a pair goes from two codes to two Elements in three instructions
-[[maybe_unused]] constexpr bool PAIRED = FMT == 0 && BITS <= MANTISSA;
+// FMT int (and int_zp) with codes that fit the mantissa: a pair goes from two codes to two Elements in three
+// instructions (four)
+[[maybe_unused]] constexpr bool PAIRED = (FMT == 0 || FMT == 1) && BITS <= MANTISSA;
 
 // a thread's BITS words of a chunk with the widest loads their alignment allows (q * BITS words into a chunk
 // of 16 * BITS bytes, rows of a multiple of 16 bytes): one 128-bit load at 4 bits, two at 8, where odd rows
@@ -68,6 +69,16 @@ __device__ __forceinline__ uint32_t sub_mul(uint32_t v, uint32_t bias, Element s
     return *reinterpret_cast<uint32_t*>(&r);
   }
 }
+// a - b on two Elements at once (HSUB2)
+__device__ __forceinline__ uint32_t sub2(uint32_t a, uint32_t b) {
+  if constexpr (cute::is_same_v<Element, cutlass::half_t>) {
+    __half2 r = __hsub2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+  } else {
+    __nv_bfloat162 r = __hsub2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+  }
+}
 __device__ __forceinline__ float bits_as_float(uint32_t x) { return __uint_as_float(x); }
 // (x & mask) | bits as one LOP3: written in C, two immediates make the compiler emit an AND and an OR
 __device__ __forceinline__ uint32_t select_or(uint32_t x, uint32_t mask, uint32_t bits) {
@@ -98,13 +109,17 @@ __device__ __forceinline__ float decode(uint32_t code, float zero) {
 // pair i of a thread's chunk as two Elements of one register (the first in the low half). PAIRED: each code
 // goes into the mantissa of the power of two 2^(MANTISSA - p) whose ulp is 1 at its place p (one LOP3 for
 // both), that power plus the offset 2^(BITS-1) is subtracted (exact: small integers) and the scale
-// multiplies (one rounding, as the float path: the same bits). Otherwise code by code through `decode`.
+// multiplies (one rounding, as the float path: the same bits). int_zp subtracts the power (exact), then
+// the zero point: exact for an integer zero point (GPTQ's and AWQ's are), so the same bits again; a
+// fractional one may round once more than the float path. Otherwise code by code through `decode`.
 __device__ __forceinline__ uint32_t dequant_pair_at(const uint32_t (&w)[BITS], int i, Element scale, Element zero) {
   int p;
   const uint32_t x = pair_bits(w, i, p);
   if constexpr (PAIRED) {
     const uint32_t power = uint32_t((MANTISSA == 10 ? 15 : 127) + MANTISSA - p) << MANTISSA;
-    return sub_mul(select_or(x, (MASK << p) * 0x10001u, power * 0x10001u), (power | 1u << (BITS - 1 + p)) * 0x10001u, scale);
+    const uint32_t v = select_or(x, (MASK << p) * 0x10001u, power * 0x10001u);
+    if constexpr (FMT == 0) return sub_mul(v, (power | 1u << (BITS - 1 + p)) * 0x10001u, scale);
+    else return sub_mul(sub2(v, power * 0x10001u), uint32_t(zero.raw()) * 0x10001u, scale);
   } else if constexpr (FMT == 0 && BITS == 8) {  // bf16 int8 (8 bits overflow its mantissa): through float
     // each code into byte 1 of the float 2^15 + code (one PRMT), minus 2^15 + 128 and times the scale in one
     // FFMA (exact: (2^15 + 128) * scale has 17 significant bits), one rounding into bf16 as the float path

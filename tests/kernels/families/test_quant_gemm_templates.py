@@ -80,6 +80,14 @@ inline uint32_t sub_mul(uint32_t v, uint32_t bias, Element scale) {
   }
   return out;
 }
+inline uint32_t sub2(uint32_t a, uint32_t b) {
+  uint32_t out = 0;
+  for (int h = 0; h < 2; ++h) {
+    const float x = float(from_bits(uint16_t(a >> 16 * h))), y = float(from_bits(uint16_t(b >> 16 * h)));
+    out |= uint32_t(Element(x - y).raw()) << 16 * h;
+  }
+  return out;
+}
 inline float bits_as_float(uint32_t x) { return f32(x); }
 inline uint32_t select_or(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t out = 0;
@@ -97,15 +105,17 @@ def _lut(arithmetic: str) -> int:
     return int(found[0], 16)
 
 
-def _case(fmt: str, bits: int, dtype: str, seed: int):
-    """Random codes of ROWS rows x one chunk, a scale (and zero point) per row; the bits dequantize wants
-    for each (row, quad thread, pair), in the order the host program prints them."""
+def _case(fmt: str, bits: int, dtype: str, seed: int, fractional: bool = False):
+    """Random codes of ROWS rows x one chunk, a scale (and zero point, integer unless `fractional`) per row;
+    the bits dequantize wants for each (row, quad thread, pair), in the order the host program prints them."""
     g = torch.Generator().manual_seed(seed)
     codes = torch.randint(0, 1 << bits, (ROWS, CHUNK), generator=g)
     torch_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
     top = 1.0 if fmt in FLOAT_FORMATS else 2.0  # e5m2's largest value times the scale stays finite in fp16
     scales = (torch.rand(1, ROWS, generator=g) * top + 1e-3).to(torch_dtype)
     zeros = torch.randint(0, 1 << bits, (1, ROWS), generator=g).to(torch_dtype) if fmt == "int_zp" else None
+    if zeros is not None and fractional:
+        zeros = (zeros.float() + torch.rand(1, ROWS, generator=g)).to(torch_dtype)
     want = dequantize(codes, scales, zeros, bits=bits, group_size=CHUNK, fmt=fmt).to(torch_dtype)
     want = want.view(torch.int16).numpy().astype(np.uint16).astype(np.uint32)
     first = [16 * (i // 2) + 2 * q + 8 * (i % 2) for q in range(4) for i in range(16)]
@@ -149,10 +159,10 @@ def _run(cases, layout=F.QUANT_LAYOUT, dequant=F.QUANT_DEQUANT, arithmetic=F.QUA
     {case: the pairs' bits that differ from dequantize's, as (row, quad, pair, got, want)}."""
     body = f"constexpr uint32_t LUT = {_lut(arithmetic)}u;\n" + ARITHMETIC + layout + dequant
     parts, expected = [SHIM], {}
-    for n, (fmt, bits, dtype) in enumerate(cases):
-        words, scales, zeros, want = _case(fmt, bits, dtype, seed=n)
+    for n, (fmt, bits, dtype, *fractional) in enumerate(cases):
+        words, scales, zeros, want = _case(fmt, bits, dtype, seed=n, fractional=bool(fractional))
         parts.append(_variant(f"v{n}", fmt, bits, dtype, body, words, scales, zeros))
-        expected[fmt, bits, dtype] = want
+        expected[fmt, bits, dtype, *fractional] = want
     parts.append("int main() {" + "".join(f" v{n}::run();" for n in range(len(cases))) + " }\n")
     source, binary = tmp_path / "dequant.cpp", tmp_path / "dequant"
     source.write_text("".join(parts))
@@ -185,7 +195,21 @@ def test_every_thread_dequantizes_its_pairs_to_the_references_bits(dtype, tmp_pa
 
 def test_the_paired_path_covers_the_integer_widths_that_fit_the_mantissa():
     assert re.search(r"MANTISSA = cute::is_same_v<Element, cutlass::half_t> \? 10 : 7;", F.QUANT_LAYOUT)
-    assert "PAIRED = FMT == 0 && BITS <= MANTISSA;" in F.QUANT_LAYOUT
+    assert "PAIRED = (FMT == 0 || FMT == 1) && BITS <= MANTISSA;" in F.QUANT_LAYOUT
+
+
+def test_a_fractional_zero_point_is_at_most_one_rounding_off(tmp_path):
+    """int_zp subtracts the zero point in the Element type (exact for integers); a fractional one may round
+    there once before the scale's rounding: the result is the float path's or its neighbour."""
+    cases = [("int_zp", bits, dtype, "fractional") for bits in (2, 4, 7) for dtype in ("bf16", "fp16")]
+    off = []
+    for bad in _run(cases, tmp_path=tmp_path).values():
+        for *_, got, want in bad:
+            for h in (0, 16):
+                g, w = (int(got, 16) >> h) & 0xFFFF, (int(want, 16) >> h) & 0xFFFF
+                if g != w and not ((g ^ w) < 0x8000 and abs(g - w) == 1):  # same sign, adjacent
+                    off.append((got, want))
+    assert off == []
 
 
 @pytest.mark.parametrize(
@@ -202,6 +226,7 @@ def test_the_paired_path_covers_the_integer_widths_that_fit_the_mantissa():
         ("layout", ("[BITS % 8 == 0 ? j ^ odd_row : j]", "[j]")),  # int8's odd rows read unswapped
         ("arithmetic", ("0xea;", "0xe8;")),  # (a & b) & c: the power of two lost
         ("dequant", ("-32896.f * s", "-32768.f * s")),  # int8 in bf16 without its offset
+        ("dequant", ("sub2(v, power * 0x10001u)", "v")),  # int_zp: the power of two left in
     ],
 )
 def test_a_broken_template_is_caught(part, change, tmp_path):
@@ -209,6 +234,6 @@ def test_a_broken_template_is_caught(part, change, tmp_path):
     broken = texts[part].replace(*change, 1)
     assert broken != texts[part]
     texts[part] = broken
-    cases = [("int", bits, "bf16") for bits in range(1, 9)]
+    cases = [("int", bits, "bf16") for bits in range(1, 9)] + [("int_zp", 4, "bf16"), ("int_zp", 3, "fp16")]
     result = _run(cases, tmp_path=tmp_path, **texts)
     assert any(result.values())
