@@ -52,4 +52,4 @@ def flash_attn_func(
         causal=causal,
         softmax_scale=softmax_scale,
     )
-    return out.transpose(1, 2)
+    return out.transpose(1, 2).contiguous()  # flash-attn's output is contiguous; callers view it

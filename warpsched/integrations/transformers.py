@@ -3,15 +3,18 @@ linear layers of GPTQ and AWQ checkpoints as warpsched's quantized GEMM.
 
     from warpsched.integrations import transformers as ws
     ws.register()                                          # once per process
-    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="warpsched", dtype=torch.float16)
-    ws.swap_quantized_linears(model, path)                 # every GPTQ/AWQ layer of the checkpoint
-    model.cuda()
+    model = ws.load_quantized(path, attn_implementation="warpsched", dtype=torch.float16).cuda()
+
+(`load_quantized` builds the model from its config without transformers' own GPTQ/AWQ backends, swaps in
+the quantized layers and loads the rest; `swap_quantized_linears(model, path)` does the swap alone on a
+model you built.)
 
 `register` adds "warpsched" to transformers' attention registry (`AttentionInterface`) with the mask
 function of the FlashAttention backends (no mask unless a batch is padded): the attention is
-kernels.attention_fwd, causal aligned to the bottom right as the KV cache needs it. A padded batch, a
-sliding window, soft-capping or attention dropout is refused in one sentence (the kernels have none of
-them). `swap_quantized_linears` reads the checkpoint's `qweight`/`qzeros`/`scales` (and GPTQ's `g_idx`)
+kernels.attention_fwd, causal aligned to the bottom right as the KV cache needs it. A padded batch, another
+mask pattern (packed sequences, sliding windows), soft-capping, attention sinks or any attention argument
+it does not know, and attention dropout are refused in one sentence (the kernels have none of them).
+`swap_quantized_linears` reads the checkpoint's `qweight`/`qzeros`/`scales` (and GPTQ's `g_idx`)
 of every `nn.Linear` the model has, through kernels.importers, and puts a `QuantLinear` in its place:
 packed weights in the kernels' layout (kernels/quant.py), scales in the layer's dtype, the checkpoint's
 bias. Both run on an sm_90 GPU; anywhere else a forward pass raises the kernels' one-sentence
@@ -31,16 +34,32 @@ from warpsched.kernels.runtime import KernelError
 from warpsched.scheduler.errors import InputError
 
 NAME = "warpsched"  # the attn_implementation
+# arguments transformers' models pass to an attention function that change nothing the kernel computes
+HARMLESS = {"position_ids", "use_cache", "cache_position", "past_key_values", "past_key_value", "layer_idx"}
 
 
 def register() -> str:
     """Make `attn_implementation="warpsched"` select warpsched's attention (idempotent); returns the name."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, flash_attention_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 
     AttentionInterface.register(NAME, attention_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, flash_attention_mask)  # None unless a batch is padded
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, causal_mask_only)
     return NAME
+
+
+def causal_mask_only(*args, mask_function=None, **kwargs):
+    """transformers' mask hook: the FlashAttention backends' (None unless a batch is padded) for a plain
+    causal mask; any other mask pattern (packed sequences, sliding windows, chunked attention,
+    bidirectional) is refused, since the kernel masks causally or not at all and would ignore it."""
+    from transformers.masking_utils import causal_mask_function, flash_attention_mask
+
+    if mask_function is not None and mask_function is not causal_mask_function:
+        raise KernelError(
+            "warpsched attention masks causally or not at all; this call asks for another mask pattern "
+            "(packed sequences, a sliding window or chunked attention): use another attn_implementation"
+        )
+    return flash_attention_mask(*args, **kwargs)
 
 
 def attention_forward(
@@ -60,8 +79,9 @@ def attention_forward(
 
     if attention_mask is not None:
         raise KernelError(
-            "warpsched attention takes batches without padding (no attention mask); give it sequences of "
-            "one length, or use another attn_implementation for padded batches"
+            "warpsched attention takes no attention mask (a padded batch, or a static KV cache longer than "
+            "what it holds); give it sequences of one length with a dynamic cache, or use another "
+            "attn_implementation"
         )
     if dropout:
         raise KernelError(
@@ -72,6 +92,13 @@ def attention_forward(
             raise KernelError(
                 f"warpsched attention has no {unsupported.replace('_', ' ')}; this model uses one"
             )
+    unknown = sorted(k for k, v in kwargs.items() if k not in HARMLESS and v is not None and v is not False)
+    if unknown:
+        raise KernelError(
+            f"this model passes the attention {', '.join(map(repr, unknown))}, which warpsched attention "
+            "does not know and may change what attention computes (sinks, packed sequences, ...); use "
+            "another attn_implementation"
+        )
     causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
     out = attention_fwd(
         query.contiguous(), key.contiguous(), value.contiguous(), causal=bool(causal), softmax_scale=scaling
@@ -126,7 +153,7 @@ class QuantLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise KernelError(f"the input has {x.shape[-1]} features; this layer takes {self.in_features}")
-        y = self.quantized().matmul(x.reshape(-1, self.in_features))
+        y = self.quantized().matmul(x.reshape(-1, self.in_features).contiguous())
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
@@ -152,12 +179,21 @@ def read_checkpoint(source: str | Path | Mapping[str, torch.Tensor]) -> Mapping[
         raise InputError(f"{path} is neither a .safetensors file nor a folder holding some")
     tensors: dict[str, torch.Tensor] = {}
     for f in files:
-        tensors.update(load_file(str(f)))
+        try:
+            tensors.update(load_file(str(f)))
+        except Exception as e:  # noqa: BLE001 - safetensors' own errors do not say which file
+            raise InputError(f"{f} is not a readable safetensors file ({type(e).__name__}: {e})") from None
     return tensors
 
 
 def _layer(name: str, linear: torch.nn.Linear, tensors: Mapping[str, torch.Tensor]) -> QuantLinear:
     """The QuantLinear of `name` from its GPTQ or AWQ tensors (told apart by qweight's shape)."""
+    missing = [t for t in ("qweight", "qzeros", "scales") if f"{name}.{t}" not in tensors]
+    if missing:
+        raise InputError(
+            f"layer {name}: the checkpoint has its qweight but not its {' and '.join(missing)} (GPTQ and AWQ "
+            "checkpoints with zero points are read; AWQ without zero points is not)"
+        )
     qweight, qzeros, scales = (tensors[f"{name}.{t}"] for t in ("qweight", "qzeros", "scales"))
     k, n = linear.in_features, linear.out_features
     bias = tensors.get(f"{name}.bias", linear.bias)
@@ -178,6 +214,11 @@ def _layer(name: str, linear: torch.nn.Linear, tensors: Mapping[str, torch.Tenso
             )
     except InputError as e:
         raise InputError(f"layer {name} ({k} -> {n}): {e}") from None
+    if layer.fmt == "int_zp" and layer.group_size == -1:
+        raise InputError(
+            f"layer {name}: one group over all of K with zero points (channelwise int_zp) is not something "
+            "the kernels compute; requantize with groups of 32, 64 or 128"
+        )
     if (layer.in_features, layer.out_features) != (k, n):
         raise InputError(
             f"layer {name}: the checkpoint holds {layer.in_features} -> {layer.out_features}, "
@@ -210,3 +251,39 @@ def swap_quantized_linears(
             )
         )
     return swapped
+
+
+def load_quantized(path: str | Path, **model_kwargs) -> torch.nn.Module:
+    """A causal LM from a GPTQ or AWQ checkpoint folder (config.json and safetensors), built without
+    transformers' own quantization backends: the model from its config (quantization_config dropped), its
+    quantized linear layers swapped for QuantLinear, every other weight (embeddings, norms, the head)
+    loaded from the checkpoint. `model_kwargs` go to `from_config` (dtype, attn_implementation, ...)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(path))
+    quantization = getattr(config, "quantization_config", None) or {}
+    if not isinstance(quantization, dict):
+        quantization = quantization.to_dict()
+    if quantization.get("checkpoint_format", "gptq") not in ("gptq", "gemm"):
+        raise InputError(
+            f"{path}: checkpoint_format {quantization['checkpoint_format']!r} is not read (GPTQ v1 and AWQ "
+            "GEMM are: their zero points are stored as the importers expect)"
+        )
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, **model_kwargs)
+    tensors = read_checkpoint(path)
+    swapped = set(swap_quantized_linears(model, tensors))
+    state = model.state_dict()
+    plain = {k: v for k, v in tensors.items() if k in state}
+    model.load_state_dict(plain, strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    missing = sorted(
+        k for k in state if k not in plain and k not in tied and k.rsplit(".", 1)[0] not in swapped
+    )
+    if missing:
+        raise InputError(
+            f"{path}: the checkpoint has no {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} "
+            "for this model"
+        )
+    return model

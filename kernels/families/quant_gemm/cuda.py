@@ -36,6 +36,11 @@ class QuantGemmCuda(CudaFamily):
                 f"tile_n {tn} "
                 f"over {consumers}"
             )
+        if src["fmt"] == "int_zp" and src["group_size"] == -1:
+            raise InputError(
+                "quant_gemm CUDA templates take zero points with groups only (group_size 32, 64 or 128): "
+                "channelwise scales multiply the accumulator, where no zero point can be subtracted"
+            )
         if tk % quant_gemm.CHUNK or tk * bits // 8 > 256:
             raise InputError(
                 f"quant_gemm CUDA templates take tile_k a multiple of {quant_gemm.CHUNK} (the packed "

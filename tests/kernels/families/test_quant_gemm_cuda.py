@@ -62,3 +62,16 @@ def test_a_mostly_idle_tensor_core_passes_no_order_token(entry):
     if busy >= 0.5:
         pytest.skip(f"the tensor core is {busy:.0%} busy: ordering its wgmma may pay")
     assert lower(schedule).token_units == ()
+
+
+def test_channelwise_zero_points_are_refused_in_one_sentence():
+    """Channelwise scales multiply the accumulator, where no zero point can be subtracted: a kernel for them
+    would drop the zero points silently (found by review, 2026-12-07)."""
+    from warpsched.kernels.families.quant_gemm.cuda import QuantGemmCuda
+    from warpsched.scheduler.errors import InputError
+
+    src = {"tile_n": 128, "tile_k": 128, "bits": 4, "consumers": 2, "fmt": "int_zp", "group_size": -1}
+    with pytest.raises(InputError, match="zero points with groups only") as exc:
+        QuantGemmCuda.check(src)
+    assert "\n" not in str(exc.value)
+    QuantGemmCuda.check({**src, "group_size": 128})  # grouped zero points are fine
