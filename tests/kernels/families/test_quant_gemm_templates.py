@@ -1,7 +1,8 @@
 """The quant_gemm dequantization run on the CPU: the template's own layout and dequantization code
-(kernels/families/quant_gemm/templates.py, QUANT_LAYOUT and QUANT_DEQUANT) compiled for the host with g++,
-its half2 arithmetic (QUANT_ARITHMETIC, the only device intrinsics) emulated with one rounding per
-operation as sm_90 rounds, and the LOP3 with the truth table the template gives. Rows packed by
+(kernels/families/quant_gemm/templates.py, QUANT_LAYOUT and QUANT_DEQUANT, and the DEQUANT and
+DEQUANT_STAGED templates as rendered) compiled for the host with g++, its half2 arithmetic
+(QUANT_ARITHMETIC, the only device intrinsics) emulated with one rounding per operation as sm_90 rounds,
+and the LOP3 with the truth table the template gives. Rows packed by
 kernels.quant.pack go in; every pair of every quad thread must come out as the bits kernels.quant.dequantize
 gives, for every width, format and element type. A template broken on purpose must be caught. No GPU runs
 it here; the GPU tests check it end to end."""
@@ -23,7 +24,7 @@ from warpsched.models.quant_gemm import FLOAT_FORMATS, float_fields
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host C++ compiler (g++)")
 
 ROWS = 24  # rows of one chunk per variant: every code of up to 4 bits many times, of 8 bits most
-FORMATS = [("int", b) for b in range(1, 9)] + [("int_zp", b) for b in (2, 3, 4, 8)]
+FORMATS = [("int", b) for b in range(1, 9)] + [("int_zp", b) for b in range(1, 9)]
 FORMATS += [(fmt, bits) for fmt, bits in FLOAT_FORMATS.items()]
 
 SHIM = r"""
@@ -237,3 +238,133 @@ def test_a_broken_template_is_caught(part, change, tmp_path):
     cases = [("int", bits, "bf16") for bits in range(1, 9)] + [("int_zp", 4, "bf16"), ("int_zp", 3, "fp16")]
     result = _run(cases, tmp_path=tmp_path, **texts)
     assert any(result.values())
+
+
+def _rendered(fmt: str, bits: int, dtype: str, tile_k: int, group: int, seed: int):
+    """A host program that runs the rendered DEQUANT (every thread of both consumers) and DEQUANT_STAGED
+    templates over one packed weight tile (shared memory stubbed by arrays), and the bits dequantize wants."""
+    g = torch.Generator().manual_seed(seed)
+    tn = 128
+    codes = torch.randint(0, 1 << bits, (tn, tile_k), generator=g)
+    torch_dtype = torch.float16 if dtype == "fp16" else torch.bfloat16
+    groups = tile_k // group
+    scales = (torch.rand(groups, tn, generator=g) * 2 + 1e-3).to(torch_dtype)
+    zeros = (
+        torch.randint(0, 1 << bits, (groups, tn), generator=g).to(torch_dtype) if fmt == "int_zp" else None
+    )
+    want = dequantize(codes, scales, zeros, bits=bits, group_size=group, fmt=fmt).to(torch_dtype)
+    want = want.view(torch.int16).numpy().astype(np.uint16)
+    words = pack(codes, bits).numpy().view(np.uint32).ravel()
+    side = torch.cat([scales, zeros if zeros is not None else torch.zeros_like(scales)])
+    side = side.view(torch.int16).numpy().astype(np.uint16).ravel()
+    scale = F.DEQUANT_GROUP_SCALE.format(ring_s="S", slice="SL")
+    registers = F.DEQUANT.format(ring_w="W", slice="SL", value="val", scale=scale)
+    staged = F.DEQUANT_STAGED.format(ring_w="W", slice="SL", value="val", scale=scale).replace(
+        "Tensor staged = make_tensor(make_smem_ptr(dst), LayoutW{});",
+        "auto staged = [&](int r, int k) -> Element& { return stage[r][k]; };",
+    )
+    setup = "\n".join(F.DEQUANT_SETUP.format(value="val").splitlines()[1:])  # not the register tensor
+    body = (
+        f"constexpr uint32_t LUT = {_lut(F.QUANT_ARITHMETIC)}u;\n"
+        + ARITHMETIC
+        + F.QUANT_LAYOUT
+        + F.QUANT_DEQUANT
+    )
+    source = (
+        SHIM
+        + f"""
+constexpr int BITS = {bits}, FMT = {0 if fmt == "int" else 1}, EXP_BITS = 0, MAN_BITS = 0, TILE_K = {tile_k};
+constexpr int TILE_N = {tn}, CHUNK = {CHUNK}, ROW_BYTES = {tile_k * bits // 8};
+constexpr int GROUP_IN_TILE = {min(group, tile_k)}, GROUPS_IN_TILE = {max(1, tile_k // group)};
+constexpr int HAS_ZERO = {int(fmt == "int_zp")};
+using Element = cutlass::{"half_t" if dtype == "fp16" else "bfloat16_t"};
+{body}
+static const uint32_t weights[] = {{{", ".join(f"{int(x)}u" for x in words)}}};
+static const uint16_t scales_and_zeros[] = {{{", ".join(str(int(x)) for x in side)}}};
+struct {{ int x; }} threadIdx;
+struct {{ const uint8_t* W[1]; const Element* S[1]; }} s;
+const int slot_W = 0, slot_S = 0;
+template <class T> T* raw_pointer_cast(T* p) {{ return p; }}
+struct Registers {{ alignas(16) Element a[8 * TILE_K / 16]; Element* data() {{ return a; }} }};
+Element stage[64][TILE_K];
+int main() {{
+  s.W[0] = reinterpret_cast<const uint8_t*>(weights);
+  s.S[0] = reinterpret_cast<const Element*>(scales_and_zeros);
+  for (int SL = 0; SL < 2; ++SL) {{
+    for (int tid = 0; tid < 128; ++tid) {{
+      threadIdx.x = tid + 128 * SL;
+      Registers val;
+{setup}
+      {{
+{registers}
+      }}
+      for (int j = 0; j < TILE_K / 4; ++j) {{
+        uint32_t v;
+        std::memcpy(&v, &val.a[2 * j], 4);
+        std::printf("%08x\\n", v);
+      }}
+    }}
+    for (int tid = 0; tid < 128; ++tid) {{
+      threadIdx.x = tid;
+      {{
+{staged}
+      }}
+    }}
+    for (int r = 0; r < 64; ++r)
+      for (int k = 0; k < TILE_K; ++k) std::printf("%04x\\n", stage[r][k].raw());
+  }}
+}}
+"""
+    )
+    expected = []
+    for c in range(2):
+        for tid in range(128):  # register 2j of the A operand: rows and inputs of wgmma's layout
+            for j in range(tile_k // 4):
+                kb, h, e = j // 4, j % 4 % 2, j % 4 // 2
+                row = 64 * c + 16 * (tid // 32) + tid % 32 // 4 + 8 * h
+                k = 16 * kb + 2 * (tid % 4) + 8 * e
+                expected.append(int(want[row, k]) | int(want[row, k + 1]) << 16)
+        expected += [int(want[64 * c + r, k]) for r in range(64) for k in range(tile_k)]
+    return source, expected
+
+
+@pytest.mark.parametrize(
+    "fmt, bits, dtype, tile_k, group",
+    [
+        ("int", 4, "bf16", 256, 32),  # two chunks, a group change inside a chunk
+        ("int", 8, "bf16", 256, 64),  # the float path and the odd rows' swapped vectors
+        ("int", 3, "fp16", 256, 128),  # straddling codes
+        ("int_zp", 5, "bf16", 128, 32),
+        ("int_zp", 2, "fp16", 128, 128),
+    ],
+)
+def test_the_rendered_templates_fill_what_wgmma_reads(fmt, bits, dtype, tile_k, group, tmp_path):
+    """The DEQUANT and DEQUANT_STAGED templates as rendered (addressing, row halves, chunks, odd rows, group
+    scales and zero points): every A-operand register of every thread of both consumers, and every element of
+    the staged slices, holds the bits dequantize gives (the register layout: tests/kernels/
+    test_fragment_layouts.py)."""
+    source, expected = _rendered(fmt, bits, dtype, tile_k, group, seed=bits)
+    (tmp_path / "rendered.cpp").write_text(source)
+    subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-ffp-contract=off",
+            "-w",
+            "-o",
+            str(tmp_path / "r"),
+            str(tmp_path / "rendered.cpp"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    got = [
+        int(x, 16)
+        for x in subprocess.run(
+            [str(tmp_path / "r")], check=True, capture_output=True, text=True
+        ).stdout.split()
+    ]
+    assert len(got) == len(expected)
+    assert [i for i, (a, b) in enumerate(zip(got, expected)) if a != b][:5] == []
