@@ -9,7 +9,9 @@ cannot tell the entry register count) and no LDL/STL (local memory: spills).
 A build never lies: a tool that fails or prints anything unexpected on stderr, a missing ptxas report
 or SASS without the kernel's entry is a `BuildError` quoting the tool. Only a complete build is cached,
 by the hash of the source and every tool's version, in `$WARPSCHED_CACHE` (default
-`~/.cache/warpsched`); its report's `cached` is true only when it came from there.
+`~/.cache/warpsched`); its report's `cached` is true only when it came from there, or from the cubins an
+installed wheel ships (kernels/prebuilt.py; `prebuilt` then too), which are looked up first and need no
+toolchain.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from warpsched.kernels import prebuilt
 from warpsched.kernels.toolchain import BuildError, cutlass_include, find_toolchain, run_tool
 
 __all__ = [
@@ -58,6 +61,7 @@ class BuildReport:
     sass_problems: tuple[str, ...]
     cached: bool
     toolchain: str
+    prebuilt: bool = False  # shipped in the installed package (kernels/prebuilt.py): no compiler ran here
 
 
 def toolchain_version() -> str:
@@ -74,8 +78,11 @@ def _cache_folder(source: str) -> Path:
 
 
 def cached_report(source: str) -> BuildReport | None:
-    """The report of an earlier complete build of `source` with this toolchain, without running nvcc; None if
-    none."""
+    """The report of an earlier complete build of `source`, without running nvcc: the package's own
+    (kernels/prebuilt.py; no toolchain needed), else this toolchain's in the cache; None if none."""
+    shipped = prebuilt.report(source)
+    if shipped is not None:
+        return shipped
     folder = _cache_folder(source)
     try:
         data = json.loads((folder / "report.json").read_text())

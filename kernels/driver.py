@@ -63,14 +63,25 @@ def build_schedule(
     """Render and build `schedule`: deferred wgmma waits in a branch-free steady state unless ptxas spills or
     serializes it, else waits at each issue, else one guarded loop. `progress` hears one line before each
     nvcc run (15-25 s each)."""
-    why = ""
-    for n, kernel in enumerate(_variants(schedule, program)):
+    tried = tried_variants(schedule, program, progress)
+    kernel, report = tried[-1]
+    return BuiltKernel(kernel, report, fell_back=len(tried) > 1)
+
+
+def tried_variants(
+    schedule: Schedule, program: PipelineProgram | None = None, progress: Callable[[str], None] | None = None
+) -> tuple[tuple[RenderedKernel, BuildReport], ...]:
+    """Every variant `build_schedule` builds for `schedule`, in order, each with its build: the refused ones,
+    then the one it ships (the last; refused too when every variant is)."""
+    why, tried = "", []
+    for kernel in _variants(schedule, program):
         report = _build(kernel, progress, why)
+        tried.append((kernel, report))
         why = _refused(report)
         if not why:
-            return BuiltKernel(kernel, report, fell_back=n > 0)
+            break
         why = f"{why} ({_variant(kernel)}); "
-    return BuiltKernel(kernel, report, fell_back=n > 0)  # the last variant, refused too: the build says why
+    return tuple(tried)
 
 
 def kernel_for(

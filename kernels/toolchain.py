@@ -1,5 +1,6 @@
-"""The CUDA toolchain warpsched builds with (DESIGN.md 6.4): NVIDIA's pip wheels, found through the
-installed distributions, never through PATH or /usr/local/cuda, so a machine with nothing but pip
+"""The CUDA toolchain warpsched builds with (DESIGN.md 6.4): NVIDIA's pip wheels (the `compile` extra,
+`pip install 'warpsched[compile]'`; a wheel's shipped kernels need none), found through the installed
+distributions, never through PATH or /usr/local/cuda, so a machine with nothing but pip
 builds the same cubins as any other (Triton ships its own ptxas for the same reason).
 
     nvcc, ptxas   nvidia-cuda-nvcc (with nvidia-nvvm's cicc, nvidia-cuda-crt's and -runtime's headers)
@@ -92,8 +93,9 @@ def _find(home: str | None) -> Toolchain:
         missing = sorted({WHEEL_OF[tool] for tool, path in tools.items() if path is None})
         if missing:
             raise BuildError(
-                f"the CUDA toolchain wheels {', '.join(missing)} are not installed; reinstall warpsched "
-                f"(pip install warpsched installs them) or set {HOME_VARIABLE} to a CUDA 13 toolkit"
+                f"the CUDA toolchain wheels {', '.join(missing)} are not installed, and a kernel the package "
+                f"does not ship must be compiled: pip install 'warpsched[compile]' installs them (or set "
+                f"{HOME_VARIABLE} to a CUDA 13 toolkit)"
             )
         origin = "pip wheels"
     chain = Toolchain(tuple((t, str(p)) for t, p in tools.items()), (), origin)
@@ -132,14 +134,18 @@ def _cutlass_version() -> str:
     try:
         return metadata.version("nvidia-cutlass")
     except metadata.PackageNotFoundError:
-        raise BuildError("the CUTLASS/CuTe headers are missing; pip install nvidia-cutlass") from None
+        raise BuildError(
+            "the CUTLASS/CuTe headers are missing; pip install 'warpsched[compile]' installs them"
+        ) from None
 
 
 def cutlass_include() -> Path:
     try:
         import cutlass_library
     except ImportError:
-        raise BuildError("the CUTLASS/CuTe headers are missing; pip install nvidia-cutlass") from None
+        raise BuildError(
+            "the CUTLASS/CuTe headers are missing; pip install 'warpsched[compile]' installs them"
+        ) from None
     path = Path(cutlass_library.__file__).parent / "source" / "include"
     if not (path / "cute" / "tensor.hpp").exists():
         raise BuildError(f"the nvidia-cutlass wheel has no CuTe headers under {path}")

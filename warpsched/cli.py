@@ -721,14 +721,17 @@ def _cmd_precompiled(args) -> int:
     kernels = precompiled(build=args.build, package=args.package)
     for k in kernels:
         cubin = k.cubin_digest[:16] if k.cubin_digest else "-"
+        where = " (prebuilt)" if k.prebuilt else " (built here)" if k.built else ""
         print(
             f"{k.name}: II {k.ii}{'' if k.ii_proven_optimal else ' (not proven)'}, schedule "
             f"{k.schedule_digest}, "
-            f"cubin {cubin}" + (f"; {k.note}" if k.note else "")
+            f"cubin {cubin}{where}" + (f"; {k.note}" if k.note else "")
         )
-    built = sum(k.built for k in kernels)
+    prebuilt = sum(k.prebuilt for k in kernels)
+    built = sum(k.built for k in kernels) - prebuilt
     print(
-        f"{len(kernels)} kernels, {sum(k.buildable for k in kernels)} with CUDA templates, {built} built here"
+        f"{len(kernels)} kernels, {sum(k.buildable for k in kernels)} with CUDA templates, "
+        f"{prebuilt} prebuilt (shipped in the wheel), {built} built here"
     )
     return 0 if all(k.current for k in kernels) else EXIT_INVALID
 

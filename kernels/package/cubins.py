@@ -1,5 +1,5 @@
 """The package's cubins on this machine, through the one build path (kernels/driver.py) and its cache:
-built once, found again without building (the build cache answers which kernel is built)."""
+shipped in the wheel (kernels/prebuilt.py) or built once here, found again without building."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Cubin:
     digest: str  # sha256 of the cubin's bytes
     sass_ok: bool
     sass_problems: tuple[str, ...]
+    prebuilt: bool  # shipped in the installed wheel (kernels/prebuilt.py), not built on this machine
 
 
 def unsupported(schedule: Schedule) -> str:
@@ -38,12 +39,14 @@ def digest_of(path: str | Path) -> str:
 
 
 def _cubin(report: BuildReport) -> Cubin:
-    return Cubin(report.cubin, digest_of(report.cubin), report.sass_ok, tuple(report.sass_problems))
+    return Cubin(
+        report.cubin, digest_of(report.cubin), report.sass_ok, tuple(report.sass_problems), report.prebuilt
+    )
 
 
 def lookup(schedule: Schedule) -> Cubin | None:
-    """The cubin built for `schedule` with this toolchain, if any (no nvcc run). `BuildError` without a
-    toolchain."""
+    """The cubin the wheel ships for `schedule`, else the one built for it with this toolchain, if any (no
+    nvcc run). `BuildError` when the wheel ships none and there is no toolchain."""
     report = cached_report(kernel_for(schedule, build_now=False).source)
     return _cubin(report) if report is not None else None
 

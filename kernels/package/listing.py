@@ -23,6 +23,7 @@ class PackagedKernel:
     cubin_digest: str | None  # sha256 of the cubin's bytes; None until built here
     cubin_file: str | None  # the built cubin in the cache, None until built
     built: bool
+    prebuilt: bool  # its cubin came with the installed wheel: loading it runs no compiler
     buildable: bool  # its family has CUDA templates (kernels.cuda.render.supported)
     current: bool  # the schedule is still what its model builds on its machine (else regenerate the package)
     note: str  # why it is not buildable, not built or not clean; "" when all is well
@@ -87,6 +88,7 @@ def precompiled(
                 cubin.digest if cubin else None,
                 cubin.path if cubin else None,
                 cubin is not None,
+                cubin is not None and cubin.prebuilt,
                 buildable,
                 current,
                 note,

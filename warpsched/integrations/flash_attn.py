@@ -5,8 +5,8 @@ against the flash-attn package:
     out = flash_attn_func(q, k, v, causal=True)            # q (B, N, H, d), k and v (B, N_kv, H_kv, d)
 
 The layout is FlashAttention's (batch, seqlen, heads, head_dim); the kernel reads (batch, heads, seqlen,
-head_dim), so q, k and v are transposed into that layout and the output back (one copy each way; a kernel
-that reads the (B, N, H, d) layout through its TMA maps would save them). Causal masking is aligned to
+head_dim), so q, k and v are each copied into that layout and the output copied back (four copies; a
+kernel that reads the (B, N, H, d) layout through its TMA maps would save them). Causal masking is aligned to
 the bottom right, as flash-attn's since 2.1. What the kernels do not have (dropout, a sliding window,
 ALiBi, soft-capping, returning the attention probabilities) is refused in one sentence.
 """
