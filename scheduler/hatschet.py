@@ -1,9 +1,16 @@
-"""Loader for HatScheT instances: a GraphML dependence graph plus its `_RM.xml` resource model.
+"""HatScheT instances: a GraphML dependence graph plus its `_RM.xml` resource model, read and written.
 
 Format (../shared/research/compiler-anchors.md section 1.7): GraphML nodes with
 `name` and `uses_resource` data, edges with `delay`, `distance` and `deptype`;
 resources with `latency`, `blockingTime` (the occupancy) and `limit` (-1:
 unlimited). Semantics: `t_dst >= t_src + latency(src) + delay - II * distance`.
+
+`write_hatschet` exports a problem for classic modulo scheduling (issue 19: our GPU loop graphs for other
+schedulers). A HatScheT resource has one latency and one blocking time for every vertex on it; ours vary
+per op. Latencies go exactly into the edges' delays (resources have latency 0). Occupancies cannot: a unit
+whose ops hold it for different times becomes one resource per occupancy, each with the unit's limit,
+which is a relaxation (`hatschet_instance` says which units it split), so a published instance's II is
+its own, at most the problem's classic II and equal where nothing was split.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from warpsched.scheduler.errors import InputError
+from warpsched.scheduler.errors import InputError, WarpschedError
 from warpsched.scheduler.ir import Edge, Op, Problem
 from warpsched.scheduler.machine import Machine
 from warpsched.scheduler.yaml_files import read_text
@@ -108,3 +115,84 @@ def load_hatschet(graphml: str | Path, rm: str | Path | None = None) -> tuple[Pr
         {"hatschet": str(gpath), "rm": str(rpath)},
     )
     return problem, machine
+
+
+def _resource(unit: str, occupancy: int, split: bool) -> str:
+    return f"{unit}_hold{occupancy}" if split else unit
+
+
+def hatschet_instance(problem: Problem, machine: Machine) -> tuple[Problem, Machine, tuple[str, ...]]:
+    """`problem` as HatScheT can state it (what `write_hatschet` writes and `load_hatschet` reads back):
+    latencies folded into the edges, each unit with several occupancies split into one resource per
+    occupancy. Returns that problem, its machine and the limited units split (empty: the instance is exact
+    for classic modulo scheduling; splitting an unlimited unit loses nothing)."""
+    holds: dict[str, set[int]] = {}
+    for op in problem.ops:
+        holds.setdefault(op.unit, set()).add(op.occupancy)
+    split = {unit for unit, values in holds.items() if len(values) > 1}  # exact for an unlimited unit
+    ops = [
+        Op(op.name, _resource(op.unit, op.occupancy, op.unit in split), 0, op.occupancy, 0, kind=op.kind)
+        for op in problem.ops
+    ]
+    latency = {op.name: op.latency for op in problem.ops}
+    edges = [Edge(e.src, e.dst, e.distance, latency[e.src] + e.delay) for e in problem.edges]
+    units = {
+        _resource(op.unit, op.occupancy, op.unit in split): machine.units.get(op.unit) for op in problem.ops
+    }
+    exported = Machine(
+        name=f"hatschet:{machine.name}", units=units, description=f"{machine.name} for HatScheT"
+    )
+    relaxed = tuple(sorted(unit for unit in split if machine.units.get(unit) is not None))
+    return Problem.build(problem.name, ops, edges, dict(problem.source)), exported, relaxed
+
+
+def write_hatschet(
+    problem: Problem, machine: Machine, graphml: str | Path
+) -> tuple[Path, Path, tuple[str, ...]]:
+    """Write `problem` on `machine` as `graphml` and its `_RM.xml` beside it (see `hatschet_instance`);
+    returns both paths and the limited units split (a relaxation). Deterministic: the ops' order, no
+    timestamps."""
+    instance, exported, split = hatschet_instance(problem, machine)
+    gpath = Path(graphml)
+    if gpath.suffix != ".graphml":
+        raise InputError(f"{str(gpath)!r}: a HatScheT graph file ends in .graphml")
+    ids = {op.name: str(n) for n, op in enumerate(instance.ops)}
+    graph = ET.Element("graphml", xmlns="http://graphml.graphdrawing.org/xmlns")
+    body = ET.SubElement(graph, "graph")
+
+    def data(parent: ET.Element, key: str, text: str) -> None:
+        ET.SubElement(parent, "data", key=key).text = text
+
+    for op in instance.ops:
+        node = ET.SubElement(body, "node", id=ids[op.name])
+        data(node, "name", op.name)
+        data(node, "uses_resource", op.unit)
+    for n, e in enumerate(instance.edges):
+        edge = ET.SubElement(
+            body, "edge", id=f"{ids[e.src]}_{ids[e.dst]}_{n}", source=ids[e.src], target=ids[e.dst]
+        )
+        data(edge, "delay", str(e.delay))
+        data(edge, "distance", str(e.distance))
+        data(edge, "deptype", "Precedence")
+    model = ET.Element("ModelInformation", Version="1.0")
+    resources = ET.SubElement(model, "Resources")
+    holds = {op.unit: op.occupancy for op in instance.ops}
+    for name, limit in exported.units.items():
+        ET.SubElement(
+            resources,
+            "Resource",
+            blockingTime=str(holds[name]),
+            latency="0",
+            limit=str(-1 if limit is None else limit),
+            name=name,
+            physicalDelay="0.0",
+        )
+    rpath = default_rm_path(gpath)
+    try:
+        gpath.parent.mkdir(parents=True, exist_ok=True)
+        for tree, path in ((graph, gpath), (model, rpath)):
+            ET.indent(tree, "  ")
+            path.write_bytes(ET.tostring(tree, encoding="UTF-8", xml_declaration=True) + b"\n")
+    except OSError as exc:
+        raise WarpschedError(f"cannot write the HatScheT instance {str(gpath)!r}: {exc.strerror}") from None
+    return gpath, rpath, split

@@ -274,8 +274,10 @@ class _Search:
                 proven_to, max(proven_to + 1, lo + (0 if ranged else 1)), stalled=ranged and proven_to < lo
             )
         candidate = self._solution(relaxed, solver)
-        binds = (
-            evaluate.fits(self.problem, self.machine, found, candidate.starts, candidate.groups) is not None
+        binds = (  # classic places no warpgroups: no register file to bind
+            candidate.groups is not None
+            and evaluate.fits(self.problem, self.machine, found, candidate.starts, candidate.groups)
+            is not None
         )
         full = build(self.problem, self.machine, self.mode, found, found, extra=self.extra)
         c_status, c_solver, c_seconds, c_found, _ = self._solve(

@@ -9,6 +9,7 @@
     warpsched sweep CONFIG.yaml [--processes N | --dask ADDRESS] [--compile] [--package [DIR]]
                     [--out RESULTS.json]
     warpsched precompiled [--build] [--package DIR]
+    warpsched export --hatschet DIR [--package DIR]
     warpsched models | machines | presets
 
 Every command that solves (solve, check, compile, sweep) takes the solver options --preset, --seed,
@@ -159,6 +160,19 @@ def _parser() -> argparse.ArgumentParser:
         "--build", action="store_true", help="build the cubins not built yet (one progress line each)"
     )
     pc.add_argument(
+        "--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)"
+    )
+
+    ex = sub.add_parser(
+        "export", help="write every shipped kernel's loop graph as a HatScheT instance, with their IIs"
+    )
+    ex.add_argument(
+        "--hatschet",
+        metavar="DIR",
+        required=True,
+        help="the folder for the .graphml and _RM.xml files and README.md (the table of IIs)",
+    )
+    ex.add_argument(
         "--package", metavar="DIR", help="a package folder (default: the shipped kernels/package)"
     )
 
@@ -736,6 +750,19 @@ def _cmd_precompiled(args) -> int:
     return 0 if all(k.current for k in kernels) else EXIT_INVALID
 
 
+def _cmd_export(args) -> int:
+    from warpsched.export import export
+
+    rows = export(
+        args.hatschet, args.package, lambda m: print(f"warpsched: {m}", file=sys.stderr, flush=True)
+    )
+    for r in rows:
+        split = f"; relaxed: {', '.join(r.relaxed_units)} split per occupancy" if r.relaxed_units else ""
+        print(f"{r.graphml}: {r.ops} ops, II {r.ii} (kernel model {r.model_ii}){split}")
+    print(f"{len(rows)} instances and README.md written to {args.hatschet}")
+    return 0
+
+
 def _cmd_costs(args) -> int:
     from warpsched.kernels import template_costs
 
@@ -876,6 +903,7 @@ COMMANDS = {
     "predict": _cmd_predict,
     "sweep": _cmd_sweep,
     "precompiled": _cmd_precompiled,
+    "export": _cmd_export,
     "costs": _cmd_costs,
     "models": _cmd_models,
     "machines": _cmd_machines,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.kernels.conftest import relative_error
-from warpsched.integrations.flash_attn import flash_attn_func
+from warpsched.integrations.flash_attn import flash_attn_func, flash_attn_varlen_func
 from warpsched.kernels.runtime import KernelError
 
 Q = torch.zeros(1, 8, 2, 64, dtype=torch.bfloat16)
@@ -20,7 +20,7 @@ Q = torch.zeros(1, 8, 2, 64, dtype=torch.bfloat16)
     "option, words",
     [
         ({"dropout_p": 0.1}, "no dropout"),
-        ({"window_size": (128, 0)}, "no a sliding window"),
+        ({"window_size": (128, 0)}, "no sliding window"),
         ({"softcap": 30.0}, "no soft-capping"),
         ({"alibi_slopes": torch.ones(2)}, "no ALiBi"),
         ({"return_attn_probs": True}, "no returned attention probabilities"),
@@ -30,6 +30,13 @@ def test_what_the_kernels_lack_is_refused_in_one_sentence(option, words):
     with pytest.raises(KernelError) as exc:
         flash_attn_func(Q, Q, Q, **option)
     assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_variable_length_batches_are_refused_in_one_sentence():
+    cu = torch.tensor([0, 3, 8], dtype=torch.int32)
+    with pytest.raises(KernelError) as exc:
+        flash_attn_varlen_func(Q[0], Q[0], Q[0], cu, cu, 5, 5, causal=True)
+    assert "no variable-length batches" in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_a_tensor_of_the_wrong_rank_is_refused():

@@ -16,7 +16,15 @@ import pytest
 
 from warpsched.scheduler import solve
 from warpsched.scheduler.errors import InputError, WarpschedError
-from warpsched.scheduler.hatschet import default_rm_path, load_hatschet, load_resources
+from warpsched.scheduler.hatschet import (
+    default_rm_path,
+    hatschet_instance,
+    load_hatschet,
+    load_resources,
+    write_hatschet,
+)
+from warpsched.scheduler.ir import Edge, Op, Problem
+from warpsched.scheduler.machine import Machine
 from tests.conftest import DATA
 
 SAMPLE_DIR = DATA / "hatschet"
@@ -376,3 +384,53 @@ def test_classic_solve_matches_the_golden_ii(key):
         for c in range(a.ii, min(a.ii_max, ceil(a.bound - 1e-9) - 1) + 1)
     }
     assert set(range(mii, ii)) <= infeasible | ranged
+
+
+# ---------------------------------------------------------------- writing (write_hatschet)
+
+
+def _shape(problem):
+    return (
+        [(o.name, o.unit, o.latency, o.occupancy) for o in problem.ops],
+        [(e.src, e.dst, e.distance, e.delay) for e in problem.edges],
+    )
+
+
+def test_an_exported_instance_reads_back_as_the_same_classic_problem(tmp_path):
+    """Latencies per op (several on one unit) go into the edge delays: exact, the same proven II."""
+    problem, machine = load_hatschet(graph_path("md_grid/graph2"))
+    ops = [
+        Op(o.name, o.unit, o.latency + n % 3, o.occupancy, 0, kind=o.kind) for n, o in enumerate(problem.ops)
+    ]
+    varied = Problem.build("varied", ops, problem.edges)
+    graph, rm, relaxed = write_hatschet(varied, machine, tmp_path / "varied.graphml")
+    assert relaxed == () and rm == tmp_path / "varied_RM.xml"
+    back, resources = load_hatschet(graph)
+    instance, exported, _ = hatschet_instance(varied, machine)
+    assert _shape(back) == _shape(instance) and resources.units == exported.units
+    latency = {o.name: o.latency for o in varied.ops}
+    assert [e.delay for e in back.edges] == [latency[e.src] + e.delay for e in varied.edges]
+    a, b = solve(varied, machine, mode="classic"), solve(back, resources, mode="classic")
+    assert a.proven and b.proven and a.ii == b.ii
+
+
+def test_a_unit_held_for_different_times_is_split_as_a_named_relaxation(tmp_path):
+    ops = [Op("a", "mul", 2, 3, 0), Op("b", "mul", 2, 2, 0), Op("c", "add", 1, 1, 0), Op("d", "add", 1, 2, 0)]
+    edges = [Edge("a", "b"), Edge("b", "c"), Edge("c", "d"), Edge("d", "a", 2)]  # RecMII 3
+    machine = Machine("m", units={"mul": 1, "add": None})
+    problem = Problem.build("mixed", ops, edges)
+    graph, rm, relaxed = write_hatschet(problem, machine, tmp_path / "mixed.graphml")
+    assert relaxed == ("mul",)  # add is unlimited: splitting it loses nothing
+    back, resources = load_hatschet(graph)
+    assert resources.units == {"mul_hold3": 1, "mul_hold2": 1, "add_hold1": None, "add_hold2": None}
+    exact = solve(problem, machine, mode="classic")
+    loose = solve(back, resources, mode="classic")
+    assert exact.proven and loose.proven and (exact.ii, loose.ii) == (5, 3)  # mul ResMII 3 + 2 -> 3
+    blocking = {r.get("name"): r.get("blockingTime") for r in ET.parse(rm).getroot().iter("Resource")}
+    assert blocking == {"mul_hold3": "3", "mul_hold2": "2", "add_hold1": "1", "add_hold2": "2"}
+
+
+def test_export_needs_a_graphml_name(tmp_path):
+    problem, machine = load_hatschet(graph_path("md_grid/graph2"))
+    with pytest.raises(InputError, match=r"ends in \.graphml"):
+        write_hatschet(problem, machine, tmp_path / "graph.xml")

@@ -44,6 +44,15 @@ def test_gpu_sized_iis_are_proven_through_ranges():
     assert proof_covers(list(s.attempts), s.mii, s.ii)
 
 
+def test_classic_mode_proves_a_gpu_kernel_model_on_a_machine_with_warpgroups():
+    """Classic places no warpgroups: the register-file check after a relaxed attempt must not ask for them
+    (it raised AttributeError for `warpsched solve attention_fwd --mode classic`)."""
+    from warpsched.models import build_model
+
+    r = solve(build_model("attention_fwd", "h100"), "h100", mode="classic", config="deterministic")
+    assert r.proven and r.verdict.ok and r.ii >= r.schedule.mii
+
+
 def test_gpu_sized_pingpong_on_two_warpgroups():
     r = solve(scaled_pingpong(), toy_machine(warpgroups=2, sync=SCALE), mode="joint")
     assert r.ii == 4 * SCALE and r.proven and r.verdict.ok

@@ -8,7 +8,11 @@ The layout is FlashAttention's (batch, seqlen, heads, head_dim); the kernel read
 head_dim), so q, k and v are each copied into that layout and the output copied back (four copies; a
 kernel that reads the (B, N, H, d) layout through its TMA maps would save them). Causal masking is aligned to
 the bottom right, as flash-attn's since 2.1. What the kernels do not have (dropout, a sliding window,
-ALiBi, soft-capping, returning the attention probabilities) is refused in one sentence.
+ALiBi, soft-capping, returning the attention probabilities) is refused in one sentence, and so are
+variable-length batches (`flash_attn_varlen_func`): the kernel gives every (batch, head) one sequence length
+and its TMA maps one tensor per call, so packed sequences with `cu_seqlens` need per-tile sequence offsets
+and key bounds in the kernel's prologue (no new schedule model, but a new launch geometry and masking
+templates), which it does not have yet.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ def flash_attn_func(
     the output is (B, N, H, d). `deterministic` is accepted: the forward pass always is."""
     refused = {
         "dropout": dropout_p != 0.0,
-        "a sliding window": tuple(window_size) != (-1, -1),
+        "sliding window": tuple(window_size) != (-1, -1),
         "soft-capping": softcap != 0.0,
         "ALiBi": alibi_slopes is not None,
         "returned attention probabilities": return_attn_probs,
@@ -53,3 +57,11 @@ def flash_attn_func(
         softmax_scale=softmax_scale,
     )
     return out.transpose(1, 2).contiguous()  # flash-attn's output is contiguous; callers view it
+
+
+def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *args, **kwargs):
+    """flash-attn's variable-length entry point, refused: see the module's docstring."""
+    raise KernelError(
+        "warpsched attention has no variable-length batches (cu_seqlens) yet: call flash_attn_func once per "
+        "sequence, or on a batch of sequences of one length"
+    )
