@@ -61,7 +61,7 @@ def pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
         )
     shifts = torch.arange(bits, device=codes.device)
     weights = (1 << torch.arange(8, device=codes.device)).to(torch.int32)
-    where = [bit_positions(k, bits, codes.device, odd=odd) for odd in (False, True)]
+    where = _even_and_odd_positions(k, bits, codes.device)
     out = torch.empty(n, k * bits // 8, dtype=torch.uint8, device=codes.device)
     for r in range(0, n, _ROWS_PER_CHUNK):  # an even number of rows at a time: row r + i is odd when i is
         c = codes[r : r + _ROWS_PER_CHUNK].to(torch.int32)
@@ -91,7 +91,7 @@ def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
     out = torch.empty(n, k, dtype=torch.int32, device=packed.device)
     shifts = torch.arange(8, device=packed.device)
     weights = (1 << torch.arange(bits, device=packed.device)).to(torch.int32)
-    where = [bit_positions(k, bits, packed.device, odd=odd) for odd in (False, True)]
+    where = _even_and_odd_positions(k, bits, packed.device)
     for r in range(0, n, _ROWS_PER_CHUNK):
         p = packed[r : r + _ROWS_PER_CHUNK].to(torch.int32)
         row_bits = ((p.unsqueeze(-1) >> shifts) & 1).reshape(p.shape[0], -1)  # the row's bit string
@@ -99,6 +99,12 @@ def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:
             mine = row_bits[odd::2, where[odd]].reshape(-1, k, bits)
             out[r + odd : r + _ROWS_PER_CHUNK : 2] = (mine * weights).sum(-1)
     return out
+
+
+def _even_and_odd_positions(k: int, bits: int, device) -> list[torch.Tensor]:
+    """bit_positions of even and of odd rows (the same tensor but at 8 bits, where odd rows swap vectors)."""
+    even = bit_positions(k, bits, device)
+    return [even, bit_positions(k, bits, device, odd=True) if bits % 8 == 0 else even]
 
 
 def bit_positions(k: int, bits: int, device=None, *, odd: bool = False) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,6 +156,31 @@ void run() {{
 """
 
 
+def _compile_and_run(source: str, binary: Path, *flags: str) -> list[int]:
+    """Build `source` with g++ for the host (no FMA contraction: each operation rounds as the GPU's does)
+    and run it: the hexadecimal words it prints."""
+    binary.with_suffix(".cpp").write_text(source)
+    subprocess.run(
+        [
+            "g++",
+            "-std=c++17",
+            "-O1",
+            "-ffp-contract=off",
+            *flags,
+            "-o",
+            str(binary),
+            str(binary.with_suffix(".cpp")),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return [
+        int(x, 16)
+        for x in subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.split()
+    ]
+
+
 def _run(cases, layout=F.QUANT_LAYOUT, dequant=F.QUANT_DEQUANT, arithmetic=F.QUANT_ARITHMETIC, tmp_path=None):
     """Compile the template parts for every (fmt, bits, dtype) case into one host program and run it:
     {case: the pairs' bits that differ from dequantize's, as (row, quad, pair, got, want)}."""
@@ -165,16 +191,7 @@ def _run(cases, layout=F.QUANT_LAYOUT, dequant=F.QUANT_DEQUANT, arithmetic=F.QUA
         parts.append(_variant(f"v{n}", fmt, bits, dtype, body, words, scales, zeros))
         expected[fmt, bits, dtype, *fractional] = want
     parts.append("int main() {" + "".join(f" v{n}::run();" for n in range(len(cases))) + " }\n")
-    source, binary = tmp_path / "dequant.cpp", tmp_path / "dequant"
-    source.write_text("".join(parts))
-    subprocess.run(
-        ["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-o", str(binary), str(source)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    printed = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout.split()
-    got_all = [int(x, 16) for x in printed]
+    got_all = _compile_and_run("".join(parts), tmp_path / "dequant")
     out, at = {}, 0
     for case, want in expected.items():
         got = got_all[at : at + len(want)]
@@ -344,27 +361,6 @@ def test_the_rendered_templates_fill_what_wgmma_reads(fmt, bits, dtype, tile_k, 
     the staged slices, holds the bits dequantize gives (the register layout: tests/kernels/
     test_fragment_layouts.py)."""
     source, expected = _rendered(fmt, bits, dtype, tile_k, group, seed=bits)
-    (tmp_path / "rendered.cpp").write_text(source)
-    subprocess.run(
-        [
-            "g++",
-            "-std=c++17",
-            "-O1",
-            "-ffp-contract=off",
-            "-w",
-            "-o",
-            str(tmp_path / "r"),
-            str(tmp_path / "rendered.cpp"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    got = [
-        int(x, 16)
-        for x in subprocess.run(
-            [str(tmp_path / "r")], check=True, capture_output=True, text=True
-        ).stdout.split()
-    ]
+    got = _compile_and_run(source, tmp_path / "rendered", "-w")
     assert len(got) == len(expected)
     assert [i for i, (a, b) in enumerate(zip(got, expected)) if a != b][:5] == []
