@@ -15,6 +15,8 @@ level fixing the optimum of the one before.
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,17 +60,58 @@ class StopSignal:
             for solver in self._running:
                 solver.stop_search()
 
-    def solve(self, solver: cp_model.CpSolver, model: cp_model.CpModel) -> int:
+    def solve(
+        self, solver: cp_model.CpSolver, model: cp_model.CpModel, callback: "_StallStop | None" = None
+    ) -> int:
         """`solver.solve(model)`, stoppable; UNKNOWN at once when a stop was asked for already."""
         with self._lock:
             if self._event.is_set():
                 return cp_model.UNKNOWN
             self._running.add(solver)
         try:
-            return solver.solve(model)
+            if callback is None:
+                return solver.solve(model)
+            with callback.watching(solver):
+                return solver.solve(model, callback)
         finally:
             with self._lock:
                 self._running.discard(solver)
+
+
+class _StallStop(cp_model.CpSolverSolutionCallback):
+    """Stops a solve once it has gone `stall` wall seconds, and as long again as it took to find it, without
+    a better solution than its last (never before the first): a secondary level keeps the best schedule it
+    has once CP-SAT stops improving it, instead of running to its limit, and a level still improving late
+    gets the time it took so far."""
+
+    def __init__(self, stall: float):
+        super().__init__()
+        self.stall = stall
+        self.start = time.perf_counter()
+        self.last: float | None = None
+
+    def on_solution_callback(self) -> None:
+        self.last = time.perf_counter()
+
+    @contextlib.contextmanager
+    def watching(self, solver: cp_model.CpSolver):
+        done = threading.Event()
+        self.start = time.perf_counter()
+
+        def watch() -> None:
+            while not done.wait(min(0.05, self.stall / 4)):
+                last = self.last
+                if last is not None and time.perf_counter() - last > max(self.stall, last - self.start):
+                    solver.stop_search()
+                    return
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
 
 
 @dataclass
@@ -132,9 +175,10 @@ class _Search:
         return s
 
     def _run(
-        self, built: BuiltModel, objective: str | None, limit: float, label: str
+        self, built: BuiltModel, objective: str | None, limit: float, label: str, stall: float | None = None
     ) -> tuple[int, cp_model.CpSolver]:
-        """One CP-SAT solve; `objective` None is a pure feasibility question (what proofs need)."""
+        """One CP-SAT solve; `objective` None is a pure feasibility question (what proofs need); `stall`
+        stops it that many wall seconds after its last better solution."""
         built.model.clear_objective()
         expr = built.objective(objective) if objective else None
         if expr is not None and not isinstance(expr, int):
@@ -142,7 +186,7 @@ class _Search:
         solver = self._solver(limit)
         ticker = _Ticker(self, label)
         try:
-            status = self.stop.solve(solver, built.model)
+            status = self.stop.solve(solver, built.model, _StallStop(stall) if stall else None)
         finally:
             ticker.stop()
         return status, solver
@@ -423,7 +467,11 @@ class _Search:
             if solver is not None:
                 _hint_all(built.model, solver.response_proto.solution)
             status, new = self._run(
-                built, level, self.limit(self.config.objective_time_limit), f"II {solution.ii} {level}"
+                built,
+                level,
+                self.limit(self.config.objective_time_limit),
+                f"II {solution.ii} {level}",
+                None if level == "makespan" else self.config.objective_stall,  # latency: its whole limit
             )
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
                 self.say(

@@ -269,7 +269,16 @@ def test_every_preset_loads(name):
 
 def test_deterministic_preset_is_deterministic():
     cfg = load_config("deterministic")
-    assert cfg.interleave_search and cfg.deterministic_limit is not None
+    assert cfg.interleave_search and cfg.deterministic_limit is not None and cfg.objective_stall is None
+
+
+def test_a_wall_clock_stall_is_refused_in_a_deterministic_config():
+    with pytest.raises(InputError) as exc:
+        load_config("deterministic").with_overrides(objective_stall=0.5)
+    one_sentence(exc, "objective_stall", "deterministic_limit")
+    with pytest.raises(InputError) as exc:
+        config_from_dict({"objective_stall": 0})
+    one_sentence(exc, "objective_stall", "positive number of seconds")
 
 
 def test_default_config_when_no_name():

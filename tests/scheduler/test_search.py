@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from warpsched.scheduler import InfeasibleError, Problem, solve
@@ -42,6 +44,19 @@ def test_gpu_sized_iis_are_proven_through_ranges():
     assert any(a.ii_max > a.ii for a in s.attempts), "a range attempt proves many candidates at once"
     assert len(s.attempts) < 10  # not 512 one-cycle steps
     assert proof_covers(list(s.attempts), s.mii, s.ii)
+
+
+def test_a_secondary_level_stops_once_it_stalls():
+    """objective_stall ends a level that keeps improving slowly without a proof (attention d128's register
+    level runs to any limit), long before objective_time_limit, keeping what it found."""
+    from warpsched.models import build_model
+
+    problem = build_model("attention_fwd", "h100")
+    started = time.perf_counter()
+    r = solve(problem, "h100", objective_time_limit=60.0, objective_stall=0.3, objectives=("registers",))
+    elapsed = time.perf_counter() - started
+    assert r.proven and r.verdict.ok and elapsed < 60.0
+    assert [(o.name, o.status) for o in r.schedule.objectives] == [("registers", "FEASIBLE")]
 
 
 def test_classic_mode_proves_a_gpu_kernel_model_on_a_machine_with_warpgroups():
@@ -164,12 +179,12 @@ def test_a_level_that_ends_unknown_never_loses_ops(graph, first_unknown, monkeyp
     run = search._Search._run
     levels_seen: list[str] = []
 
-    def timing_out(self, built, objective, limit, label):
+    def timing_out(self, built, objective, limit, label, stall=None):
         if objective in LEVELS:
             levels_seen.append(objective)
             if len(levels_seen) > first_unknown:
                 return cp_model.UNKNOWN, cp_model.CpSolver()
-        return run(self, built, objective, limit, label)
+        return run(self, built, objective, limit, label, stall)
 
     monkeypatch.setattr(search._Search, "_run", timing_out)
     problem, machine = _problem(graph)
