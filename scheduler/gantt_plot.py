@@ -26,6 +26,8 @@ headless and leaves the caller's pyplot backend alone.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,18 +108,18 @@ def render_figure(schedule: Schedule, path, width_in: float = 12.0) -> None:
 
 
 def _runs(rows: tuple[tuple[str, ...], ...], skip: set[int] = frozenset()) -> list[tuple[str, int, int]]:
-    """(op, first row, end row) for every maximal run of rows (not in `skip`) holding op;
-    a run never crosses row II-1 -> 0."""
+    """(op, first row, end row) for every maximal run of rows (not in `skip`) holding op, one per copy
+    where a row holds op more than once (an occupancy longer than II); a run never crosses row II-1 -> 0."""
     ii = len(rows)
     out: list[tuple[str, int, int]] = []
-    open_: dict[str, int] = {}
+    open_: dict[tuple[str, int], int] = {}  # (op, copy) -> first row
     for x in range(ii + 1):
-        here = set(rows[x]) if x < ii and x not in skip else set()
-        for op in [o for o in open_ if o not in here]:
-            out.append((op, open_.pop(op), x))
-        for op in rows[x] if x < ii else ():
-            if op in here and op not in open_:
-                open_[op] = x
+        here = Counter(rows[x]) if x < ii and x not in skip else Counter()
+        for op, copy in [key for key in open_ if key[1] >= here[key[0]]]:
+            out.append((op, open_.pop((op, copy)), x))
+        for op, count in here.items():
+            for copy in range(count):
+                open_.setdefault((op, copy), x)
     return sorted(out, key=lambda r: (r[1], r[2], r[0]))
 
 

@@ -471,7 +471,7 @@ class _Search:
                 level,
                 self.limit(self.config.objective_time_limit),
                 f"II {solution.ii} {level}",
-                None if level == "makespan" else self.config.objective_stall,  # latency: its whole limit
+                self._stall(level),
             )
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
                 self.say(
@@ -484,6 +484,13 @@ class _Search:
             self._fix(built, level, solver)
             solution = self._solution(built, solver)
         return solution, objectives
+
+    def _stall(self, level: str) -> float | None:
+        """The level's objective_stall: none for iteration latency (its late improvements are common) and
+        none in a deterministic run (the stall is wall clock)."""
+        if level == "makespan" or self.config.deterministic_limit is not None:
+            return None
+        return self.config.objective_stall
 
     def _record_level(self, level: str, built: BuiltModel, solver: cp_model.CpSolver) -> Objective:
         value = int(round(solver.objective_value))

@@ -26,7 +26,7 @@ pytest.importorskip("matplotlib")
 from warpsched.scheduler import schedule as schedule_io
 from warpsched.scheduler.errors import InputError
 from warpsched.scheduler.gantt import op_tags, reservation_table
-from warpsched.scheduler.gantt_plot import DPI, _layout, render_figure
+from warpsched.scheduler.gantt_plot import DPI, _layout, _runs, render_figure
 from warpsched.scheduler.ir import Edge, Op
 from warpsched.scheduler.schedule import Buffer, Schedule, WarpgroupPlan
 from tests.scheduler.test_gantt import make  # the same toy schedules as the text chart's tests
@@ -273,6 +273,12 @@ def schedules(draw):
         if use_wgs:
             wgs[f"op_{i}"] = draw(st.integers(0, 2))
     return make(ops, starts, ii, units=units, wgs=wgs, mode="joint" if use_wgs else "classic")
+
+
+def test_an_op_in_a_row_twice_gets_a_bar_per_copy():
+    """An occupancy longer than II puts an op in a row more than once (hypothesis found II 1, occupancy 2):
+    each copy is a run of its own."""
+    assert _runs((("a", "a"), ("a",), ())) == [("a", 0, 1), ("a", 0, 2)]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -59,6 +59,26 @@ def test_a_secondary_level_stops_once_it_stalls():
     assert [(o.name, o.status) for o in r.schedule.objectives] == [("registers", "FEASIBLE")]
 
 
+def test_a_deterministic_run_ignores_the_wall_clock_stall(pingpong_toy):
+    """objective_stall is wall clock: with deterministic_limit (the default preset with it overridden, as
+    the rediscovery tests do) no level may depend on it; iteration latency never stalls."""
+    from warpsched.scheduler.bounds import bounds
+    from warpsched.scheduler.search import _Search
+
+    machine = toy_machine(warpgroups=2)
+
+    def stalls(config):
+        search = _Search(pingpong_toy, machine, "joint", config, bounds(pingpong_toy, machine), None)
+        return [search._stall(level) for level in ("makespan", "smem", "registers")]
+
+    default = load_config("default")
+    assert (
+        stalls(default) == [None, default.objective_stall, default.objective_stall]
+        and default.objective_stall
+    )
+    assert stalls(default.with_overrides(deterministic_limit=5.0)) == [None, None, None]
+
+
 def test_classic_mode_proves_a_gpu_kernel_model_on_a_machine_with_warpgroups():
     """Classic places no warpgroups: the register-file check after a relaxed attempt must not ask for them
     (it raised AttributeError for `warpsched solve attention_fwd --mode classic`)."""
