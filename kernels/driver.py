@@ -38,7 +38,7 @@ def _variant(kernel: RenderedKernel) -> str:
     return "branch-free steady state" if kernel.branch_free else "one guarded loop"
 
 
-def _refused(report: BuildReport) -> str:
+def refusal(report: BuildReport) -> str:
     """Why the driver does not ship a build ("" if it does): spills, or ptxas serializing the wgmmas."""
     if report.spill_stores or report.spill_loads:
         return "ptxas spilled"
@@ -77,7 +77,7 @@ def tried_variants(
     for kernel in _variants(schedule, program):
         report = _build(kernel, progress, why)
         tried.append((kernel, report))
-        why = _refused(report)
+        why = refusal(report)
         if not why:
             break
         why = f"{why} ({_variant(kernel)}); "
@@ -96,7 +96,7 @@ def kernel_for(
             report = cached_report(kernel.source)
         except BuildError:
             return kernel  # no toolchain here: nothing was built, and nothing to decide from
-        if report is None or not _refused(report):
+        if report is None or not refusal(report):
             return kernel
     return kernel
 

@@ -7,15 +7,14 @@ tried to its build report, and the cubin of the variant the driver chose lies be
 own sha256. Variants the driver refused (spills, serialized wgmma) are kept as reports without a cubin,
 so that choosing among them needs no compiler either. Every cubin's digest is checked when it is read.
 
-    write(store, [(source, report, ship_cubin), ...])   # kernels/package/bundle.py, at wheel build time
-    report(source)                                      # a BuildReport with prebuilt=True, or None
+    write(store, [(source, entry, report, ship_cubin), ...])   # kernels/package/bundle.py, building a wheel
+    report(source)                                             # a BuildReport with prebuilt=True, or None
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -104,7 +103,7 @@ def write(store: Path, builds: Iterable[tuple[str, str, "BuildReport", bool]]) -
             data = Path(built.cubin).read_bytes()
             record["cubin_digest"] = hashlib.sha256(data).hexdigest()
             record["cubin"] = record["cubin_digest"][:24] + ".cubin"
-            shutil.copyfile(built.cubin, store / record["cubin"])
+            (store / record["cubin"]).write_bytes(data)
         key = source_digest(source)
         if key in kernels and kernels[key]["cubin"] and not record["cubin"]:
             continue  # a source both shipped and tried elsewhere: keep its cubin

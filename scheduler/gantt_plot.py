@@ -27,7 +27,6 @@ headless and leaves the caller's pyplot backend alone.
 from __future__ import annotations
 
 from collections import Counter
-
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -130,15 +130,11 @@ def hatschet_instance(problem: Problem, machine: Machine) -> tuple[Problem, Mach
     for op in problem.ops:
         holds.setdefault(op.unit, set()).add(op.occupancy)
     split = {unit for unit, values in holds.items() if len(values) > 1}  # exact for an unlimited unit
-    ops = [
-        Op(op.name, _resource(op.unit, op.occupancy, op.unit in split), 0, op.occupancy, 0, kind=op.kind)
-        for op in problem.ops
-    ]
+    resource = {op.name: _resource(op.unit, op.occupancy, op.unit in split) for op in problem.ops}
+    ops = [Op(op.name, resource[op.name], 0, op.occupancy, 0, kind=op.kind) for op in problem.ops]
     latency = {op.name: op.latency for op in problem.ops}
     edges = [Edge(e.src, e.dst, e.distance, latency[e.src] + e.delay) for e in problem.edges]
-    units = {
-        _resource(op.unit, op.occupancy, op.unit in split): machine.units.get(op.unit) for op in problem.ops
-    }
+    units = {resource[op.name]: machine.units.get(op.unit) for op in problem.ops}
     exported = Machine(
         name=f"hatschet:{machine.name}", units=units, description=f"{machine.name} for HatScheT"
     )

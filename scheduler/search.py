@@ -16,7 +16,6 @@ level fixing the optimum of the one before.
 from __future__ import annotations
 
 import contextlib
-
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,7 +86,7 @@ class _StallStop(cp_model.CpSolverSolutionCallback):
     def __init__(self, stall: float):
         super().__init__()
         self.stall = stall
-        self.start = time.perf_counter()
+        self.start = 0.0  # when the watched solve began (watching sets it)
         self.last: float | None = None
 
     def on_solution_callback(self) -> None:

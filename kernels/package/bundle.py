@@ -1,6 +1,6 @@
 """Build every shipped kernel into a cubin store (kernels/prebuilt.py) for the wheel (issue 20).
 
-The wheel's build step (build_backend/warpsched_backend.py) runs
+The wheel's build step (build_backend/warpsched_build.py) runs
 
     python -m warpsched.kernels.package.bundle STORE [--processes N]
 
@@ -26,7 +26,7 @@ from warpsched.scheduler.errors import WarpschedError
 
 def _build_entry(name: str) -> list[tuple[str, str, object, bool]]:
     """The tried variants of package entry `name` as prebuilt.write takes them."""
-    from warpsched.kernels.driver import tried_variants
+    from warpsched.kernels.driver import refusal, tried_variants
 
     entry = next(e for e in manifest.read() if e.name == name)
     schedule = manifest.load_schedule(entry)
@@ -36,9 +36,9 @@ def _build_entry(name: str) -> list[tuple[str, str, object, bool]]:
 
     tried = tried_variants(schedule, progress=say)
     kernel, report = tried[-1]
-    if not report.sass_ok or report.spill_stores or report.spill_loads:
+    if not report.sass_ok or refusal(report):
         raise WarpschedError(
-            f"{name} does not build clean ({'; '.join(report.sass_problems) or 'ptxas spilled'}); the wheel "
+            f"{name} does not build clean ({'; '.join(report.sass_problems) or refusal(report)}); the wheel "
             "does not ship it"
         )
     return [(k.source, k.entry, r, k.source == kernel.source) for k, r in tried]

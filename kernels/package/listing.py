@@ -20,8 +20,8 @@ class PackagedKernel:
     ii: int
     ii_proven_optimal: bool
     schedule_digest: str
-    cubin_digest: str | None  # sha256 of the cubin's bytes; None until built here
-    cubin_file: str | None  # the built cubin in the cache, None until built
+    cubin_digest: str | None  # sha256 of the cubin's bytes; None until built here or shipped
+    cubin_file: str | None  # the cubin in the wheel or the build cache, None until built
     built: bool
     prebuilt: bool  # its cubin came with the installed wheel: loading it runs no compiler
     buildable: bool  # its family has CUDA templates (kernels.cuda.render.supported)

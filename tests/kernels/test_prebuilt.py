@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import os
+import tomllib
 from pathlib import Path
 
 import pytest
+import setuptools.command.build_py
 
 from warpsched.kernels import prebuilt
 from warpsched.kernels.build import BuildError
@@ -136,4 +137,6 @@ def test_only_a_wheel_build_asks_for_the_compiler(monkeypatch):
     wheel, editable = backend.get_requires_for_build_wheel(), backend.get_requires_for_build_editable()
     assert "nvidia-cuda-nvcc==13.0.88" in wheel and any(r.startswith("ortools") for r in wheel)
     assert not any("nvidia" in r or "ortools" in r for r in editable)
-    assert os.path.basename(backend.BuildPyWithCubins.__module__) == "warpsched_build"
+    cmdclass = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["cmdclass"]
+    assert cmdclass["build_py"] == "warpsched_build.BuildPyWithCubins"  # the step that builds the cubins
+    assert issubclass(backend.BuildPyWithCubins, setuptools.command.build_py.build_py)

@@ -28,6 +28,7 @@ from typing import Mapping
 
 import torch
 
+from warpsched.kernels.families.quant_gemm import geometry
 from warpsched.kernels.importers import QuantizedWeight, from_awq, from_gptq
 from warpsched.kernels.quant import dequantize, unpack
 from warpsched.kernels.runtime import KernelError
@@ -214,11 +215,9 @@ def _layer(name: str, linear: torch.nn.Linear, tensors: Mapping[str, torch.Tenso
             )
     except InputError as e:
         raise InputError(f"layer {name} ({k} -> {n}): {e}") from None
-    if layer.fmt == "int_zp" and layer.group_size == -1:
-        raise InputError(
-            f"layer {name}: one group over all of K with zero points (channelwise int_zp) is not something "
-            "the kernels compute; requantize with groups of 32, 64 or 128"
-        )
+    why = geometry.unsupported_zero_points(layer.fmt, layer.group_size)
+    if why:
+        raise InputError(f"layer {name}: {why}; requantize with groups")
     if (layer.in_features, layer.out_features) != (k, n):
         raise InputError(
             f"layer {name}: the checkpoint holds {layer.in_features} -> {layer.out_features}, "

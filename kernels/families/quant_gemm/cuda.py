@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from warpsched.kernels.cuda import templates as T
 from warpsched.kernels.families.base import CudaFamily, LoadPlan, ident
-from warpsched.kernels.families.quant_gemm import templates as F
+from warpsched.kernels.families.quant_gemm import geometry, templates as F
 from warpsched.models import quant_gemm
 from warpsched.models.kinds import OpKind
 from warpsched.models.quant_gemm import FLOAT_FORMATS, float_fields
@@ -36,11 +36,9 @@ class QuantGemmCuda(CudaFamily):
                 f"tile_n {tn} "
                 f"over {consumers}"
             )
-        if src["fmt"] == "int_zp" and src["group_size"] == -1:
-            raise InputError(
-                "quant_gemm CUDA templates take zero points with groups only (group_size 32, 64 or 128): "
-                "channelwise scales multiply the accumulator, where no zero point can be subtracted"
-            )
+        why = geometry.unsupported_zero_points(src["fmt"], src["group_size"])
+        if why:
+            raise InputError(f"quant_gemm CUDA templates: {why}")
         if tk % quant_gemm.CHUNK or tk * bits // 8 > 256:
             raise InputError(
                 f"quant_gemm CUDA templates take tile_k a multiple of {quant_gemm.CHUNK} (the packed "

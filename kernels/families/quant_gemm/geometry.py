@@ -10,6 +10,18 @@ SHAPE_TEXT = "M,N,K"  # how --shape is written
 MIN_K_TILES_PER_SPLIT = 8  # enough trips for the pipeline's ramp-up and drain to stay small
 
 
+def unsupported_zero_points(fmt: str, group_size: int) -> str:
+    """Why the CUDA templates cannot compute `fmt` at `group_size`, or "" when they can: channelwise scales
+    multiply the accumulator, where no zero point can be subtracted (the kernel would drop them silently)."""
+    if fmt == "int_zp" and group_size == -1:
+        return (
+            "channelwise int_zp is not computed: the kernels take zero points with groups only (groups of "
+            "32, 64 or 128), since channelwise scales multiply the accumulator, where no zero point can be "
+            "subtracted"
+        )
+    return ""
+
+
 def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
     """How many runs of K tiles to give separate CTAs (1: no split): the largest power of two that keeps
     the grid within one CTA per SM (the kernels hold an SM each), divides the K tiles into runs of whole

@@ -40,12 +40,9 @@ def quant_gemm(
     rt.check_operand("scales", scales, (x.dtype,), dims=1 if group_size == -1 else 2)
     if (zeros is None) != (fmt != "int_zp"):
         raise rt.KernelError("zeros go with fmt='int_zp' and only with it")
-    if fmt == "int_zp" and group_size == -1:
-        raise rt.KernelError(
-            "zero points need groups (group_size 32, 64 or 128): channelwise scales multiply the "
-            "accumulator, "
-            "where no zero point can be subtracted"
-        )
+    why = geometry.unsupported_zero_points(fmt, group_size)
+    if why:
+        raise rt.KernelError(why)
     if zeros is not None:
         rt.check_operand("zeros", zeros, (x.dtype,), dims=scales.dim())
     m, k = x.shape
