@@ -13,6 +13,9 @@ constexpr uint32_t MASK = (1u << BITS) - 1u;
 // FMT int (and int_zp) with codes that fit the mantissa: a pair goes from two codes to two Elements in three
 // instructions (four)
 [[maybe_unused]] constexpr bool PAIRED = (FMT == 0 || FMT == 1) && BITS <= MANTISSA;
+// a float eXmY whose values the Element's own encoding holds (fp16's largest exponent is inf and nan, which
+// e5m2's codes here are not): a pair goes into the Element's bits by two shifts and two LOP3, then two HMUL2
+[[maybe_unused]] constexpr bool FLOAT_PAIRED = FMT == 2 && !(MANTISSA == 10 && EXP_BITS == 5);
 
 // a thread's BITS words of a chunk with the widest loads their alignment allows (q * BITS words into a chunk
 // of 16 * BITS bytes, rows of a multiple of 16 bytes): one 128-bit load at 4 bits, two at 8, where odd rows
@@ -79,6 +82,16 @@ __device__ __forceinline__ uint32_t sub2(uint32_t a, uint32_t b) {
     return *reinterpret_cast<uint32_t*>(&r);
   }
 }
+// a * b on two Elements at once (HMUL2, one rounding)
+__device__ __forceinline__ uint32_t mul2(uint32_t a, uint32_t b) {
+  if constexpr (cute::is_same_v<Element, cutlass::half_t>) {
+    __half2 r = __hmul2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+  } else {
+    __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b));
+    return *reinterpret_cast<uint32_t*>(&r);
+  }
+}
 __device__ __forceinline__ float bits_as_float(uint32_t x) { return __uint_as_float(x); }
 // (x & mask) | bits as one LOP3: written in C, two immediates make the compiler emit an AND and an OR
 __device__ __forceinline__ uint32_t select_or(uint32_t x, uint32_t mask, uint32_t bits) {
@@ -120,6 +133,18 @@ __device__ __forceinline__ uint32_t dequant_pair_at(const uint32_t (&w)[BITS], i
     const uint32_t v = select_or(x, (MASK << p) * 0x10001u, power * 0x10001u);
     if constexpr (FMT == 0) return sub_mul(v, (power | 1u << (BITS - 1 + p)) * 0x10001u, scale);
     else return sub_mul(sub2(v, power * 0x10001u), uint32_t(zero.raw()) * 0x10001u, scale);
+  } else if constexpr (FLOAT_PAIRED) {
+    // sign to the Element's sign bit, exponent and mantissa to its exponent's low bits and its mantissa's top:
+    // the Element then holds the code's value times 2^-(Element bias - code bias), subnormal codes as its
+    // subnormals; one HMUL2 by that power of two (exact), one by the scale (one rounding, as the float path)
+    constexpr int WIDE = MANTISSA == 10 ? 15 : 127, NARROW = (1 << (EXP_BITS > 0 ? EXP_BITS - 1 : 0)) - 1;  // the biases
+    constexpr uint32_t MAGNITUDE = ((1u << (BITS - 1)) - 1u) << (MANTISSA - MAN_BITS);
+    constexpr uint32_t POWER = uint32_t(WIDE + WIDE - NARROW) << MANTISSA;
+    const int to = MANTISSA - MAN_BITS, top = p + BITS - 1;
+    const uint32_t magnitude = to >= p ? x << (to - p) : x >> (p - to);
+    const uint32_t sign = top <= 15 ? x << (15 - top) : x >> (top - 15);
+    const uint32_t v = select_or(magnitude, MAGNITUDE * 0x10001u, sign & 0x80008000u);
+    return mul2(mul2(v, POWER * 0x10001u), uint32_t(scale.raw()) * 0x10001u);
   } else if constexpr (FMT == 0 && BITS == 8) {  // bf16 int8 (8 bits overflow its mantissa): through float
     // each code into byte 1 of the float 2^15 + code (one PRMT), minus 2^15 + 128 and times the scale in one
     // FFMA (exact: (2^15 + 128) * scale has 17 significant bits), one rounding into bf16 as the float path

@@ -90,6 +90,14 @@ inline uint32_t sub2(uint32_t a, uint32_t b) {
   }
   return out;
 }
+inline uint32_t mul2(uint32_t a, uint32_t b) {
+  uint32_t out = 0;
+  for (int h = 0; h < 2; ++h) {
+    const float x = float(from_bits(uint16_t(a >> 16 * h))), y = float(from_bits(uint16_t(b >> 16 * h)));
+    out |= uint32_t(Element(x * y).raw()) << 16 * h;
+  }
+  return out;
+}
 inline float bits_as_float(uint32_t x) { return f32(x); }
 inline uint32_t select_or(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t out = 0;
@@ -255,6 +263,23 @@ def test_a_broken_template_is_caught(part, change, tmp_path):
     cases = [("int", bits, "bf16") for bits in range(1, 9)] + [("int_zp", 4, "bf16"), ("int_zp", 3, "fp16")]
     result = _run(cases, tmp_path=tmp_path, **texts)
     assert any(result.values())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("sign & 0x80008000u", "sign & 0x00008000u"),  # the second code's sign lost
+        ("WIDE + WIDE - NARROW", "WIDE + WIDE - NARROW + 1"),  # the power of two one off
+        ("to = MANTISSA - MAN_BITS,", "to = MANTISSA - MAN_BITS + 1,"),  # the magnitude one bit high
+        ("mul2(mul2(v, POWER * 0x10001u)", "mul2(mul2(v, POWER)"),  # the high half not rescaled
+    ],
+)
+def test_a_broken_float_path_is_caught(change, tmp_path):
+    broken = F.QUANT_DEQUANT.replace(*change, 1)
+    assert broken != F.QUANT_DEQUANT
+    cases = [(fmt, bits, dtype) for fmt, bits in FLOAT_FORMATS.items() for dtype in ("bf16", "fp16")]
+    result = _run(cases, dequant=broken, tmp_path=tmp_path)
+    assert all(result[fmt, bits, "bf16"] for fmt, bits in FLOAT_FORMATS.items())
 
 
 def _rendered(fmt: str, bits: int, dtype: str, tile_k: int, group: int, seed: int):
