@@ -8,7 +8,9 @@ Sections:
 - problems: every shipped problem file (solver_configs/problems/*.yaml) in every mode
   (joint, swp, ws, heuristic): II, MII, proven or not, seconds, stages, registers, smem;
 - hatschet: the HatScheT MachSuite graphs (default ../shared/instances/hatschet/MachSuite):
-  MII, II, proven or not, seconds per graph, the heuristic's II for comparison.
+  MII, II, proven or not, seconds per graph, the heuristic's II for comparison;
+- large: random loop graphs of 500-3,000 ops from bench/large_graphs.py (classic): the same, with
+  the bound gap where the II is not proven.
 
 Writes JSON (with the machine, the preset, the date and the run's wall time), a markdown table and a
 PNG plot of solve time against graph size (ops + edges; MachSuite and the kernel models told apart,
@@ -258,7 +260,19 @@ def markdown(report: dict) -> str:
                 f"{r.get('ii', r.get('error', ''))} | "
                 f"{r.get('heuristic_ii', '')} | {r.get('proven', False)} | {r['seconds']} |"
             )
+    if report.get("large"):
+        lines += ["", "## Large loop graphs (500-3,000 ops)", "", *_large_graphs().table(report["large"])]
     return "\n".join(lines) + "\n"
+
+
+def _large_graphs():
+    """bench/large_graphs.py as a module (the generator and its table), from wherever this runs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("large_graphs", ROOT / "bench" / "large_graphs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # plot groups: (section, modes) -> label, colour, marker
@@ -268,6 +282,7 @@ PLOT_GROUPS = (
     ("models", ("swp",), "kernel models, swp", "tab:orange", "^"),
     ("models", ("ws",), "kernel models, ws", "tab:green", "v"),
     ("problems", ("joint", "swp", "ws"), "shipped toy problems", "tab:purple", "D"),
+    ("large", ("classic",), "random large graphs (classic)", "tab:brown", "P"),
 )
 
 
@@ -365,6 +380,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "solver_bench.json")
     ap.add_argument("--skip-hatschet", action="store_true")
     ap.add_argument("--skip-models", action="store_true")
+    ap.add_argument("--skip-large", action="store_true", help="no random large graphs")
     ap.add_argument("--no-plot", action="store_true", help="write no PNG")
     args = ap.parse_args()
     if not args.skip_hatschet and not args.instances.is_dir():
@@ -385,6 +401,10 @@ def main() -> int:
     }
     if not args.skip_hatschet:
         report["hatschet"] = bench_hatschet(args.instances, args.preset, args.quick, args.time_limit)
+    if not args.skip_large:
+        large = _large_graphs()
+        sizes, seeds = (large.SIZES[::2], large.SEEDS[:1]) if args.quick else (large.SIZES, large.SEEDS)
+        report["large"] = large.run(sizes, seeds, args.time_limit, args.preset)
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -32,8 +32,13 @@ from warpsched.scheduler.ir import Problem
 from warpsched.scheduler.machine import Machine
 from warpsched.scheduler.model import FAMILIES, BuiltModel, build
 from warpsched.scheduler.model.build import Extra
-from warpsched.scheduler.model.classic import ROWS_UP_TO as CLASSIC_ROWS_UP_TO, build_classic
-from warpsched.scheduler.model.closure import complete_starts, least_solution, reduced_classic
+from warpsched.scheduler.model.classic import build_classic, lean_at, tied_ops
+from warpsched.scheduler.model.closure import (
+    complete_starts,
+    least_solution,
+    reduced_classic,
+    shifted_by_periods,
+)
 from warpsched.scheduler.schedule import Attempt, Objective
 
 Progress = Callable[[str], None]
@@ -143,6 +148,7 @@ class _Search:
     stop: StopSignal = field(default_factory=StopSignal)
     attempts: list[Attempt] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    _tied: dict[str, int] | None = None  # classic mode: the ops of recurrences (classic.tied_ops)
 
     # -- budget and reporting -------------------------------------------------
     def remaining(self) -> float:
@@ -224,10 +230,20 @@ class _Search:
             for var, value in fixes:  # the hint breaks this model (another II): hint the decisions only
                 built.model.add_hint(var, value)
 
+    def _lean(self, ii: int) -> bool:
+        """Classic mode: whether the lean model (classic.py) suits II (a researcher's objective needs the
+        general model whatever it says)."""
+        if self._tied is None:
+            self._tied = tied_ops(self.problem)
+        return lean_at(self.problem, self.machine, ii, self._tied)
+
     def _solution(self, built: BuiltModel, solver: cp_model.CpSolver) -> Solution:
         v = built.vars
         ii = solver.value(v.ii) if not isinstance(v.ii, int) else v.ii
-        starts = {n: solver.value(t) for n, t in v.t.items()}
+        if built.starts_from is not None:
+            starts = built.starts_from(solver.value)
+        else:
+            starts = {n: solver.value(t) for n, t in v.t.items()}
         shift = ii * (
             min(starts.values()) // ii
         )  # whole periods: the first stage is 0 (rows and stages keep)
@@ -292,17 +308,17 @@ class _Search:
         ranged = hi > lo
         label = f"II {lo}..{hi}" if ranged else f"II {lo}"
         self.say(f"{label}: solving")
-        if self.mode == "classic" and not ranged and self.extra is None and lo <= CLASSIC_ROWS_UP_TO:
-            built = build_classic(
-                reduced_classic(self.problem, self.machine, lo) or self.problem, self.machine, lo
-            )
+        if self.mode == "classic" and not ranged and self.extra is None and self._lean(lo):
+            reduced = reduced_classic(self.problem, self.machine, lo) or self.problem
+            built = build_classic(reduced, self.machine, lo)
             status, solver, seconds, found, _ = self._solve(built, lo, lo, hint, label)
             self._record(lo, lo, status, solver, seconds)
             if found is None:
                 return _Outcome(lo if status == cp_model.INFEASIBLE else lo - 1, lo + 1)
-            return _Outcome(
-                lo - 1, lo + 1, self._solution(built, solver)
-            )  # resource-bound starts: optimise() completes them
+            starts = shifted_by_periods(reduced, lo, self._solution(built, solver).starts)
+            first = lo * (min(starts.values()) // lo)  # whole periods: the first stage is 0 again
+            starts = {n: t - first for n, t in starts.items()}
+            return _Outcome(lo - 1, lo + 1, Solution(lo, starts, None))  # optimise() completes the rest
         relaxed = build(self.problem, self.machine, self.mode, lo, hi, extra=self.extra, relaxed=True)
         status, solver, seconds, found, bound = self._solve(relaxed, lo, hi, hint, label)
         self._record(lo, hi, status, solver, seconds, found if ranged else None, bound, relaxed=True)
@@ -359,7 +375,7 @@ class _Search:
                 and ii > self.bounds.mii
                 and ii >= floor_for_ranges
                 and hi - ii + 1 > self.config.range_threshold
-                and (self.mode != "classic" or ii > CLASSIC_ROWS_UP_TO)
+                and not (self.mode == "classic" and self._lean(ii))
             )  # classic: one at a time, with the lean model
             bisect = not chain and upper is not None
             at = (ii + upper) // 2 if bisect else ii

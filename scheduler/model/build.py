@@ -39,6 +39,8 @@ class BuiltModel:
     reduced: bool = False  # built on a reduction of the problem (closure.reduced_classic)
     relaxed: bool = False  # without the shared register file: solutions need confirming
     user_objective: cp_model.LinearExprT | None = None
+    # classic.py: the starts of a solution, given the solver's `value` (ops in no recurrence get rows only)
+    starts_from: Callable | None = None
 
     def objective(self, name: str) -> cp_model.LinearExprT:
         v = self.vars

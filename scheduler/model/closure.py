@@ -52,8 +52,17 @@ def choose_anchor(problem: Problem, machine: Machine) -> str:
     return next(op.name for op in problem.ops if op.name in members)
 
 
-def longest_from(problem: Problem, source: str, ii: int, reverse: bool = False) -> dict[str, int] | None:
-    """Longest paths from `source` (to it, when reversed); None on a positive cycle."""
+def longest_from(
+    problem: Problem, source: str, ii: int, reverse: bool = False, stop_at: set[str] | None = None
+) -> dict[str, int] | None:
+    """Longest paths from `source` (to it, when reversed); None on a positive cycle. With `stop_at`,
+    paths end at its ops (other than the source): only paths whose inner ops are outside it count."""
+    return _longest(adjacency(problem, ii, reverse), source, stop_at)
+
+
+def adjacency(problem: Problem, ii: int, reverse: bool = False) -> dict[str, list[tuple[str, int]]]:
+    """Per op, its successors (predecessors, when reversed) with the edge weights `latency + delay -
+    II * distance`: what `longest_from` walks, built once for many sources."""
     lat = {op.name: op.latency for op in problem.ops}
     adj: dict[str, list[tuple[str, int]]] = {op.name: [] for op in problem.ops}
     for e in problem.edges:
@@ -62,6 +71,12 @@ def longest_from(problem: Problem, source: str, ii: int, reverse: bool = False) 
             adj[e.dst].append((e.src, w))
         else:
             adj[e.src].append((e.dst, w))
+    return adj
+
+
+def _longest(
+    adj: dict[str, list[tuple[str, int]]], source: str, stop_at: set[str] | None
+) -> dict[str, int] | None:
     dist = {source: 0}
     relaxed = {source: 0}
     queue, queued = deque([source]), {source}
@@ -69,6 +84,8 @@ def longest_from(problem: Problem, source: str, ii: int, reverse: bool = False) 
     while queue:
         x = queue.popleft()
         queued.discard(x)
+        if stop_at is not None and x in stop_at and x != source:
+            continue  # a path ends here
         for y, w in adj[x]:
             if dist[x] + w > dist.get(y, NEG):
                 dist[y] = dist[x] + w
@@ -91,8 +108,9 @@ def closure(problem: Problem, machine: Machine, ii: int, pairs_up_to: int = 160)
     bound = resource_ops(problem, machine)
     bound_set = set(bound)
     if len(bound) <= pairs_up_to:
+        adj = adjacency(problem, ii)
         for u in bound:
-            dist = longest_from(problem, u, ii)
+            dist = _longest(adj, u, None)
             if dist is None:
                 return Closure(anchor, {}, {}, {}, positive_cycle=True)
             for v, length in dist.items():
@@ -101,25 +119,63 @@ def closure(problem: Problem, machine: Machine, ii: int, pairs_up_to: int = 160)
     return Closure(anchor, fwd, {v: ii - 1 - d for v, d in back.items()}, pairs)
 
 
+DENSE_REDUCTION_UP_TO = 400  # resource-bound ops: above this the reduction keeps direct paths only
+
+
 def reduced_classic(problem: Problem, machine: Machine, ii: int) -> Problem | None:
     """At a fixed II, the problem on its resource-bound ops alone, linked by their longest paths.
 
     In classic modulo scheduling an op on an unlimited unit only relays dependences, so
-    projecting the difference constraints onto the resource-bound ops (all-pairs longest
-    paths through the rest) keeps exactly the same feasible set for them: II is feasible
-    for the reduction iff it is for the problem. None when nothing would be removed.
+    projecting the difference constraints onto the resource-bound ops keeps exactly the same
+    feasible set for them: II is feasible for the reduction iff it is for the problem. Up to
+    DENSE_REDUCTION_UP_TO of them, every pair's longest path is kept (the implied pairs help
+    presolve on HatScheT-sized graphs); above, only paths whose inner ops are all unlimited
+    (every longest path is a chain of those, so the feasible set is the same), which keeps a
+    3,000-op graph's reduction near its own size instead of quadratic. None when nothing would
+    be removed.
     """
     bound = resource_ops(problem, machine)
     if not bound or len(bound) == len(problem.ops):
         return None
     ops = problem.op_by_name
+    relay = None if len(bound) <= DENSE_REDUCTION_UP_TO else set(bound)
+    adj = adjacency(problem, ii)
     edges = []
     for u in bound:
-        dist = longest_from(problem, u, ii)
+        dist = _longest(adj, u, relay)
         if dist is None:
             return None  # II is below RecMII; the full model says so
         edges += [Edge(u, v, 0, dist[v] - ops[u].latency) for v in bound if v != u and v in dist]
     return Problem.build(problem.name, [ops[n] for n in bound], edges, problem.source)
+
+
+def shifted_by_periods(problem: Problem, ii: int, starts: dict[str, int]) -> dict[str, int]:
+    """`starts` (every dependence inside each strongly connected component holds) with every dependence
+    holding: each component, in topological order, moves later by the fewest whole periods its
+    predecessors need. Rows keep, so every modulo reservation does too (classic.py's decomposition)."""
+    g = problem.graph
+    cond = nx.condensation(g)
+    members, of = cond.graph["mapping"], {}
+    for n, c in members.items():
+        of.setdefault(c, []).append(n)
+    lat = {op.name: op.latency for op in problem.ops}
+    t = dict(starts)
+    for c in nx.topological_sort(cond):
+        need = 0
+        for n in of[c]:
+            for e in problem.in_edges(n):
+                if members[e.src] != c:
+                    need = max(need, t[e.src] + lat[e.src] + e.delay - ii * e.distance - t[n])
+        if need > 0:
+            periods = -(-need // ii)
+            for n in of[c]:
+                t[n] += periods * ii
+    broken = next(
+        (e for e in problem.edges if t[e.dst] < t[e.src] + lat[e.src] + e.delay - ii * e.distance), None
+    )
+    if broken is not None:
+        raise AssertionError(f"a recurrence's own dependence {broken.src} -> {broken.dst} does not hold")
+    return t
 
 
 def holds_value(problem: Problem, e: Edge, mode: str) -> bool:

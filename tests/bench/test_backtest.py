@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
+from tests.bench.conftest import bench_script
 
-ROOT = Path(__file__).resolve().parents[2]
+import json
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("backtest", ROOT / "bench" / "backtest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("backtest")
 
 
 def test_each_ok_row_of_a_run_is_predicted_from_its_kernels_sass(tmp_path):

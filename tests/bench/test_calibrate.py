@@ -3,21 +3,16 @@ serialized or missing probe is caught, and the wgmma completion fit recovers kno
 
 from __future__ import annotations
 
-import importlib.util
+from tests.bench.conftest import bench_script
+
 import re
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cal():
-    spec = importlib.util.spec_from_file_location("calibrate", ROOT / "bench" / "calibrate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("calibrate")
 
 
 @pytest.fixture(scope="module")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
+from tests.bench.conftest import bench_script
+
 import math
 import os
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def gb():
     os.environ.pop("GPU_BENCH_DRY_RUN", None)  # the real shape tables
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "bench" / "gpu_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("gpu_bench")
 
 
 def test_flop_and_byte_counts(gb):
