@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sys
@@ -159,7 +160,7 @@ def main() -> int:
     args = ap.parse_args()
     report = {
         "date": date.today().isoformat(),
-        "host": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
+        "host": f"{platform.machine()} {os.cpu_count()} cpus",
         "preset": args.preset,
         "time_limit": args.time_limit,
         "rows": run(args.sizes, args.seeds, args.time_limit, args.preset),

@@ -72,20 +72,14 @@ def lean_at(problem: Problem, machine: Machine, ii: int, tied: dict[str, int] | 
 
 def build_classic(problem: Problem, machine: Machine, ii: int):
     tied = tied_ops(problem)
-    core = Problem.build(
-        problem.name,
-        [op for op in problem.ops if op.name in tied],
-        [e for e in problem.edges if e.src in tied and tied[e.src] == tied.get(e.dst)],
-        problem.source,
-    )
     loose = [op for op in problem.ops if op.name not in tied]
     m = cp_model.CpModel()
     # each recurrence moves by whole periods on its own: each has its own anchor in [0, II) and windows
     parts = [
         Problem.build(
             f"{problem.name}#{c}",
-            [op for op in core.ops if tied[op.name] == c],
-            [e for e in core.edges if tied[e.src] == c],
+            [op for op in problem.ops if tied.get(op.name) == c],
+            [e for e in problem.edges if tied.get(e.src) == c == tied.get(e.dst)],
         )
         for c in sorted(set(tied.values()))
     ]

@@ -52,12 +52,9 @@ def choose_anchor(problem: Problem, machine: Machine) -> str:
     return next(op.name for op in problem.ops if op.name in members)
 
 
-def longest_from(
-    problem: Problem, source: str, ii: int, reverse: bool = False, stop_at: set[str] | None = None
-) -> dict[str, int] | None:
-    """Longest paths from `source` (to it, when reversed); None on a positive cycle. With `stop_at`,
-    paths end at its ops (other than the source): only paths whose inner ops are outside it count."""
-    return _longest(adjacency(problem, ii, reverse), source, stop_at)
+def longest_from(problem: Problem, source: str, ii: int, reverse: bool = False) -> dict[str, int] | None:
+    """Longest paths from `source` (to it, when reversed); None on a positive cycle."""
+    return _longest(adjacency(problem, ii, reverse), source, None)
 
 
 def adjacency(problem: Problem, ii: int, reverse: bool = False) -> dict[str, list[tuple[str, int]]]:
@@ -77,6 +74,8 @@ def adjacency(problem: Problem, ii: int, reverse: bool = False) -> dict[str, lis
 def _longest(
     adj: dict[str, list[tuple[str, int]]], source: str, stop_at: set[str] | None
 ) -> dict[str, int] | None:
+    """Longest paths from `source` over `adj`; None on a positive cycle. With `stop_at`, paths end at its
+    ops (other than the source): only paths whose inner ops are outside it count."""
     dist = {source: 0}
     relaxed = {source: 0}
     queue, queued = deque([source]), {source}
