@@ -44,12 +44,23 @@ def load_kernels(folder: Path, progress) -> dict[str, dict]:
     for n, path in enumerate(sorted(p for p in folder.iterdir() if (p / "kernel.cu").is_file())):
         config = json.loads((path / "config.json").read_text())
         t0 = time.perf_counter()
-        sass = sass_of_old_kernel((path / "kernel.cu").read_text(), config["entry"])
+        source = (path / "kernel.cu").read_text()
+        sass = sass_of_old_kernel(source, config["entry"])
         loops = sass_reader.steady_loops(sass_reader.parse(sass, config["entry"]))
         progress(f"[{n + 1}] {path.name}: {len(loops)} consumer loops ({time.perf_counter() - t0:.1f}s)")
-        ways, per_trip = layout_facts(config["family"], config["tile"])
-        out[path.name] = {**config, "loops": loops, "load_ways": ways, "wgmma_per_trip": per_trip}
+        out[path.name] = {**config, "loops": loops, **layout_of(config, source)}
     return out
+
+
+def layout_of(config: dict, source: str) -> dict:
+    """What the SASS does not say about a timed kernel, as its own source was written: the code loads'
+    bank conflicts, wgmma per trip, and whether two torch kernels summed its split K."""
+    ways, per_trip = layout_facts(config["family"], config["tile"])
+    quant = config["family"] == "quant_gemm"
+    if quant and "load_chunk" not in source:  # before the chunk layout (2026-12-07): 32-bit fields
+        ways = FAMILIES["quant_gemm"].geometry_module().field_layout_load_ways(config["tile"])
+    # quant_gemm before 2026-12-08: split K summed by two torch kernels after the launch
+    return {"load_ways": ways, "wgmma_per_trip": per_trip, "legacy_split": quant and "int k_split" in source}
 
 
 def sass_of_old_kernel(source: str, entry: str) -> str:
@@ -79,7 +90,9 @@ def launch_of(row: dict, kernel: dict, chip: perf.Chip) -> perf.Launch:
     geometry = FAMILIES[kernel["family"]].geometry_module()
     tile = dict(kernel["tile"])
     sms = chip.sms if kernel.get("split_k", True) else 1  # a82d48f's quant_gemm had no split-K
-    return geometry.launch(row["shape"], tile, sms)
+    return geometry.launch(
+        row["shape"], tile, sms, **({"legacy": True} if kernel.get("legacy_split") else {})
+    )
 
 
 def trips_of(kernels: dict, chip: perf.Chip, ids=None) -> dict[str, perf.TripTiming]:

@@ -259,6 +259,36 @@ SOURCE = [
         _sub(r"(// deferred wait: .*\n\s*if \(steady\) \{\n\s*warpgroup_wait<)(\d+)(>)", _plus_one),
     ),
     (
+        "split-k-unfenced-partials",
+        "split K's partials counted in without a device-wide fence after them",
+        "split-k",
+        _sub(r"^\s*__threadfence\(\);  // split-k: partials published\n", ""),
+    ),
+    (
+        "split-k-count-before-meeting",
+        "a split counted in before its warpgroup's partials are all written",
+        "split-k",
+        _sub(r"^\s*cutlass::arch::NamedBarrier::sync\(128, \d+\);  // split-k.*\n", ""),
+    ),
+    (
+        "split-k-stale-partials",
+        "the last split reads the partials through L1 (stale lines of another SM's writes)",
+        "split-k",
+        _sub(r"__ldcg\(partial \+ (\(size_t\(z\) \* m \+ col\) \* n \+ row)\)", r"partial[\1]"),
+    ),
+    (
+        "split-k-unfenced-read",
+        "the last split reads the partials without a fence after learning it is last",
+        "split-k",
+        _sub(r"^\s*__threadfence\(\);  // split-k: every split's partials visible\n", ""),
+    ),
+    (
+        "split-k-count-kept",
+        "the count is not set back to zero: the next call's last split is never found",
+        "split-k",
+        _sub(r"^\s*if \(threadIdx\.x % 128 == 0\) \*count = 0;.*\n", ""),
+    ),
+    (
         "named-barrier-threads",
         "an order barrier counts one warpgroup",
         "named-barrier",

@@ -126,6 +126,7 @@ class KernelRuntime:
         self._loaded: dict[tuple, _Loaded] = {}
         self.sources: dict[str, dict] = {}  # kernel_id -> what was built: source, entry, tile, stages, model
         self.last: _Loaded | None = None  # the kernel of the latest load (what the latest call ran)
+        self._counters: dict[tuple, object] = {}  # (device, stream) -> int32 counts, zero between launches
 
     def load(self, model: str, params: dict) -> _Loaded:
         key = (model, tuple(sorted(params.items())))
@@ -171,6 +172,19 @@ class KernelRuntime:
         return solve(
             build_model(model, self.machine, **params), self.machine, config="deterministic"
         ).schedule
+
+    def split_counters(self, device, count: int):
+        """`count` int32 counters, zero, for a kernel that counts its CTAs in and leaves them zero again
+        (quant_gemm's split K): one buffer per device and stream, so that kernels in flight on different
+        streams never share one; while a CUDA graph is captured a fresh one, which the graph owns."""
+        torch = torch_module()
+        if torch.cuda.is_current_stream_capturing():
+            return torch.zeros(count, dtype=torch.int32, device=device)
+        key = (str(device), torch.cuda.current_stream(device).cuda_stream)
+        held = self._counters.get(key)
+        if held is None or held.numel() < count:
+            held = self._counters[key] = torch.zeros(max(count, 1024), dtype=torch.int32, device=device)
+        return held
 
     def launch(self, loaded: _Loaded, grid: tuple[int, int, int], args: tuple, types: tuple) -> None:
         driver = _driver()

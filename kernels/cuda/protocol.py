@@ -20,7 +20,11 @@ Rules (each finding names one):
 - deferred-wait: each deferred wait is a `warpgroup_wait<pending>` with the program's pending count;
 - named-barrier: the tensor-core order's named barriers count two warpgroups (256 threads), each synced
   and arrived on;
-- staging: a staged value waits for its slot, fences for the async proxy and then arrives.
+- staging: a staged value waits for its slot, fences for the async proxy and then arrives;
+- split-k: a kernel that adds split K's partial sums itself writes its partials, fences them device-wide,
+  meets its warpgroup (128 threads), counts itself in, learns from a barrier reduction on the same named
+  barrier whether it was last, and only then fences again, reads every partial from L2 (`__ldcg`) and sets
+  the count back to zero.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def check(source: str, program: PipelineProgram) -> tuple[Violation, ...]:
     for op, seg in _segments(source):
         _segment(op, seg, program, out)
     _all_waits(source, program, out)
+    _split_k(source, out)
     return tuple(out)
 
 
@@ -333,4 +338,53 @@ def _all_waits(source: str, program: PipelineProgram, out: list) -> None:
     for key in sorted(set(waits) - seen):
         out.append(
             Violation("deferred-wait", f"no deferred wait for {key[0]} (trip j - {key[1]}) in the source")
+        )
+
+
+# split K's hand-off in the order it must happen (QUANT_EPILOGUE): (what, regular expression)
+SPLIT_K_ORDER = (
+    ("its partials written", r"partial\[\(size_t\(blockIdx\.z\) \* m \+ col\) \* n \+ row\] = "),
+    ("a device-wide fence after them", r"__threadfence\(\);  // split-k: partials published"),
+    ("the warpgroup met", r"NamedBarrier::sync\(128, (\d+)\);"),
+    ("one thread's count", r"atomicAdd\(count, 1\) == int\(gridDim\.z\) - 1"),
+    ("the last split told to the warpgroup", r"barrier\.cta\.red\.or\.pred q, %2, 128, p;"),
+    ("the partials read only by the last split", r"if \(last\) \{"),
+    ("a device-wide fence before reading them", r"__threadfence\(\);  // split-k: every split's partials"),
+    ("every split's partial read from L2", r"__ldcg\(partial \+ \(size_t\(z\) \* m \+ col\) \* n \+ row\)"),
+    ("the count set back to zero", r"\*count = 0;"),
+)
+
+
+def _split_k(source: str, out: list) -> None:
+    blocks = source.split("} else {  // split K")[1:]
+    barriers = []
+    for block in blocks:
+        block = block.split("\n    }\n", 1)[0]  # up to the end of the step's epilogue
+        at = 0
+        for what, pattern in SPLIT_K_ORDER:
+            m = re.compile(pattern).search(block, at)
+            if m is None:
+                out.append(
+                    Violation(
+                        "split-k",
+                        f"split K's hand-off lacks {what} (or has it out of order): the last split could add "
+                        "partials not yet written, stale, or count a next call's splits wrong",
+                    )
+                )
+                break
+            if m.lastindex:
+                barriers.append(m[1])
+            at = m.end()
+        red = re.search(r"\"r\"\((\d+)\) : \"memory\"\);  // split-k", block)
+        sync = re.search(r"NamedBarrier::sync\(128, (\d+)\);", block)
+        if not red or (sync and red[1] != sync[1]):
+            out.append(
+                Violation(
+                    "split-k",
+                    "split K's last split is told on another named barrier than the one its warpgroup met on",
+                )
+            )
+    if len(set(barriers)) != len(barriers):
+        out.append(
+            Violation("split-k", f"two weight slices' split-K hand-offs share named barriers {barriers}")
         )

@@ -21,11 +21,14 @@ class QuantGemmCuda(CudaFamily):
         "tile_n": "64 x consumers (64 weight rows per consumer)",
         "tile_k": "a multiple of 128 (the packed layout's chunk) whose packed row is at most 256 bytes",
     }
-    # split K: blockIdx.z takes the z-th of gridDim.z equal runs of K tiles (the runtime splits small grids so
-    # every SM has a CTA; the partial sums then go to a float32 workspace and the runtime adds them)
-    # (k_split = K / gridDim.z, a multiple of TILE_K: no division by a runtime value in the kernel)
-    iterations = "k_split / TILE_K"
-    locals = "  const int k_tile0 = blockIdx.z * (k_split / TILE_K);  // the first K tile of this split\n"
+    # split K: blockIdx.z takes the z-th of gridDim.z runs of the K tiles, as even as whole tiles allow
+    # (the launch splits grids that would leave SMs idle); the epilogue adds the runs' partial sums
+    iterations = "k_tile1 - k_tile0"
+    locals = (
+        "  const int k_tile0 = int(blockIdx.z) * k_tiles / int(gridDim.z);  // this split's first K tile\n"
+        "  const int k_tile1 = (int(blockIdx.z) + 1) * k_tiles / int(gridDim.z);  // and the next split's\n"
+    )
+    FIXUP_BARRIER = 1  # named barriers 1.. (one per weight slice): a warpgroup's split-K hand-off
 
     @staticmethod
     def check(src):
@@ -70,9 +73,10 @@ class QuantGemmCuda(CudaFamily):
         self.params = tuple(maps) + (
             "Element* __restrict__ y",
             "float* __restrict__ partial",
+            "int* __restrict__ counters",
             "int m",
             "int n",
-            "int k_split",
+            "int k_tiles",
         )
         self.tile = {
             "tile_n": self.tn,
@@ -224,5 +228,8 @@ class QuantGemmCuda(CudaFamily):
         if step.kind != OpKind.WGMMA_RS:
             return ""
         return F.QUANT_EPILOGUE.format(
-            op=ident(step.op), slice=step.index, channel_scale="" if self.grouped else " * float(scales[row])"
+            op=ident(step.op),
+            slice=step.index,
+            channel_scale="" if self.grouped else " * float(scales[row])",
+            barrier=self.FIXUP_BARRIER + step.index,
         )

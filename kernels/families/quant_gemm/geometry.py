@@ -8,6 +8,8 @@ from warpsched.kernels.perf import Launch
 SHAPE = ("m", "n", "k")  # what `--shape M,N,K` names (x is M x K, the weights N x K)
 SHAPE_TEXT = "M,N,K"  # how --shape is written
 MIN_K_TILES_PER_SPLIT = 8  # enough trips for the pipeline's ramp-up and drain to stay small
+WAVE_OVERHEAD_TRIPS = 8  # a CTA's start (setup, first loads) and end (epilogue), in trips, for split_k
+SPLIT_GAIN = 0.05  # the least saving for which split_k splits
 
 
 def unsupported_zero_points(fmt: str, group_size: int) -> str:
@@ -22,24 +24,46 @@ def unsupported_zero_points(fmt: str, group_size: int) -> str:
     return ""
 
 
-def split_k(ctas: int, k_tiles: int, sms: int, tiles_per_group: int = 1) -> int:
-    """How many runs of K tiles to give separate CTAs (1: no split): the largest power of two that keeps
-    the grid within one CTA per SM (the kernels hold an SM each), divides the K tiles into runs of whole
-    groups, and leaves each run MIN_K_TILES_PER_SPLIT tiles or more. Decode shapes (N / tile_n CTAs, often
-    32 or 64 on 132 SMs) are what it is for; the split is deterministic (a float32 sum in a fixed order)."""
+def split_k(ctas: int, k_tiles: int, sms: int) -> int:
+    """How many runs of K tiles to give separate CTAs (1: no split), the kernel adding their partial sums
+    itself (QUANT_EPILOGUE): the count that minimises the waves of CTAs times each CTA's trips plus
+    WAVE_OVERHEAD_TRIPS (a CTA's start and end), runs of at least MIN_K_TILES_PER_SPLIT tiles; a split must
+    save SPLIT_GAIN of that, so a grid that already fills the SMs stays whole. Decode shapes are what it is
+    for: 48 CTAs of 32 K tiles split 2 ways, Llama-3-70B's qkv (80 CTAs of 64) 3 ways over two waves."""
+
+    def cost(splits: int) -> int:
+        return -(-ctas * splits // sms) * (-(-k_tiles // splits) + WAVE_OVERHEAD_TRIPS)
+
+    best = 1
+    for splits in range(2, max(1, k_tiles // MIN_K_TILES_PER_SPLIT) + 1):
+        if cost(splits) < cost(best) and cost(splits) <= (1 - SPLIT_GAIN) * cost(1):
+            best = splits
+    return best
+
+
+def legacy_split_k(ctas: int, k_tiles: int, sms: int) -> int:
+    """The split of kernels built before 2026-12-08 (their H100 rows are backtested): the largest power of
+    two that keeps the grid within one CTA per SM with equal runs of at least MIN_K_TILES_PER_SPLIT tiles,
+    the partials added by two torch kernels after the launch."""
     splits = 1
     while (
         ctas * splits * 2 <= sms
-        and k_tiles % (splits * 2 * tiles_per_group) == 0
+        and k_tiles % (splits * 2) == 0
         and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT
     ):
         splits *= 2
     return splits
 
 
-def launch(shape: dict, tile: dict, sms: int) -> Launch:
-    """Grid (N / tile_n, ceil(M / tile_m), splits); with splits > 1 the kernel writes float32 partials
-    that two more kernels sum and convert."""
+def split_runs(k_tiles: int, splits: int) -> list[int]:
+    """The K tiles of each split as the kernel divides them (split z starts at z * k_tiles / splits)."""
+    return [(z + 1) * k_tiles // splits - z * k_tiles // splits for z in range(splits)]
+
+
+def launch(shape: dict, tile: dict, sms: int, legacy: bool = False) -> Launch:
+    """Grid (N / tile_n, ceil(M / tile_m), splits); with splits > 1 each CTA writes float32 partials and the
+    last split of a tile adds them (`legacy`: the kernels before 2026-12-08, whose partials two more kernels
+    summed and converted)."""
     m, n, k = shape["m"], shape["n"], shape["k"]
     bits, group = tile["bits"], tile["group_size"]
     tn, tm, tk = tile["tile_n"], tile["tile_m"], tile["tile_k"]
@@ -48,19 +72,23 @@ def launch(shape: dict, tile: dict, sms: int) -> Launch:
             raise ValueError(f"{what} = {size} is not a positive multiple of the tile {step}")
     if m < 1:
         raise ValueError(f"M = {m} must be at least 1")
+    if group > tk:
+        raise ValueError(f"groups of {group} span K tiles of {tk}; a split could cut one")
     ctas = (n // tn) * -(-m // tm)
-    splits = split_k(ctas, k // tk, sms, group // tk if group > tk else 1)
+    splits = (legacy_split_k if legacy else split_k)(ctas, k // tk, sms)
     grid = (n // tn, -(-m // tm), splits)
     scale_rows = 1 if group == -1 else k // group
     side = 2 * (2 if tile.get("fmt") == "int_zp" else 1) * scale_rows * n
     partials = splits * m * n * 4 if splits > 1 else 0
+    extra = (partials + 4 * m * n, 4 * m * n + 2 * m * n) if legacy and splits > 1 else ()
+    written = partials if legacy else 2 * partials + 2 * m * n  # in the kernel: partials out and back, then Y
     return Launch(
         grid=grid,
-        trips=((k // tk) // splits,) * (ctas * splits),
+        trips=tuple(t for t in split_runs(k // tk, splits) for _ in range(ctas)),
         flops=2 * m * n * k,
-        bytes=n * k * bits // 8 + side + 2 * m * k + (partials or 2 * m * n),
+        bytes=n * k * bits // 8 + side + 2 * m * k + (written if splits > 1 else 2 * m * n),
         store_bytes_per_cta=tn * min(tm, m) * (4 if splits > 1 else 2),
-        extra_kernels=(partials + 4 * m * n, 4 * m * n + 2 * m * n) if splits > 1 else (),
+        extra_kernels=extra,
     )
 
 
@@ -84,6 +112,18 @@ def code_load_ways(tile: dict) -> int:
                     banks.setdefault(word % 32, set()).add(word)
             worst = max(worst, *(len(w) for w in banks.values()))
     return worst
+
+
+def field_layout_load_ways(tile: dict) -> int:
+    """code_load_ways of the kernels built before the chunk layout (2026-12-07; their H100 rows are
+    backtested): 32-bit loads of a 4 * bits-bit field, lane l reading row 16 w + l / 4 (+ 8 h) at input
+    4 (l % 4) of a 16-input block, rows tile_k * bits / 8 bytes apart."""
+    bits, tile_k = tile["bits"], tile["tile_k"]
+    banks: dict[int, set[int]] = {}
+    for lane in range(32):
+        word = ((lane // 4) * tile_k * bits + 4 * (lane % 4) * bits) >> 5
+        banks.setdefault(word % 32, set()).add(word)
+    return max(len(w) for w in banks.values())
 
 
 def wgmma_per_trip(tile: dict) -> int:

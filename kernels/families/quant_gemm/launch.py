@@ -91,16 +91,23 @@ def quant_gemm(
         torch.cuda.get_device_properties(x.device).multi_processor_count,
     ).grid
     splits = grid[2]
-    if splits > 1:  # the kernel writes float32 partials (and no y); their sum in a fixed order is y
-        out = torch.empty(splits, m, n, dtype=torch.float32, device=x.device)
-        pointers = (0, out.data_ptr())
-    else:
-        out = torch.empty(m, n, dtype=x.dtype, device=x.device)
-        pointers = (out.data_ptr(), 0)
+    out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    # split K: float32 partials per split, and per (tile, weight slice) the count of splits done, which the
+    # last split of each sets back to zero (the runtime keeps the counts, zero between calls)
+    partial = torch.empty(splits, m, n, dtype=torch.float32, device=x.device) if splits > 1 else None
+    counters = runtime.split_counters(x.device, grid[0] * grid[1] * (tn // 64)) if splits > 1 else None
     runtime.launch(
         loaded,
         grid,
-        (*args, *pointers, m, n, k // splits),
-        (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
+        (
+            *args,
+            out.data_ptr(),
+            0 if partial is None else partial.data_ptr(),
+            0 if counters is None else counters.data_ptr(),
+            m,
+            n,
+            k // tk,
+        ),
+        (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
     )
-    return out.sum(dim=0).to(x.dtype) if splits > 1 else out
+    return out

@@ -230,16 +230,45 @@ MMA_RS_ISSUE = """\
           warpgroup_commit_batch();
 """
 
+# Split K is finished inside the kernel (threadFenceReduction's protocol): every split writes its float32
+# partial sums and makes them visible device-wide, its warpgroup meets on a named barrier, one thread counts
+# the split in; the split that counts last (told to the warpgroup by a barrier reduction) adds every split's
+# partial in split order (the same sum whichever split arrives last: deterministic), reading them from L2
+# (`__ldcg`: L1 is not coherent across SMs), writes Y and sets the count back to zero for the next call.
 QUANT_EPILOGUE = """\
     {{  // {op}: weight rows {slice} * 64 .. + 63 of the tile against the batch rows: Y[m, n] (Y^T in the accumulator)
       Tensor where = thr_{op}.partition_C(make_identity_tensor(Shape<_64, Int<TILE_M>>{{}}));
-      CUTE_UNROLL
-      for (int i = 0; i < size(acc_{op}); ++i) {{
-        const int row = blockIdx.x * TILE_N + {slice} * 64 + get<0>(where(i)), col = blockIdx.y * TILE_M + get<1>(where(i));
-        if (col >= m) continue;
-        const float v = acc_{op}(i){channel_scale};
-        if (partial != nullptr) partial[(size_t(blockIdx.z) * m + col) * n + row] = v;  // split K: the runtime adds the splits
-        else y[size_t(col) * n + row] = Element(v);
+      if (gridDim.z == 1) {{
+        CUTE_UNROLL
+        for (int i = 0; i < size(acc_{op}); ++i) {{
+          const int row = blockIdx.x * TILE_N + {slice} * 64 + get<0>(where(i)), col = blockIdx.y * TILE_M + get<1>(where(i));
+          if (col < m) y[size_t(col) * n + row] = Element(acc_{op}(i){channel_scale});
+        }}
+      }} else {{  // split K
+        CUTE_UNROLL
+        for (int i = 0; i < size(acc_{op}); ++i) {{
+          const int row = blockIdx.x * TILE_N + {slice} * 64 + get<0>(where(i)), col = blockIdx.y * TILE_M + get<1>(where(i));
+          if (col < m) partial[(size_t(blockIdx.z) * m + col) * n + row] = acc_{op}(i){channel_scale};
+        }}
+        __threadfence();  // split-k: partials published
+        cutlass::arch::NamedBarrier::sync(128, {barrier});  // split-k: the warpgroup's partials all written
+        int* count = counters + (blockIdx.y * gridDim.x + blockIdx.x) * (TILE_N / 64) + {slice};
+        const uint32_t counted_last = threadIdx.x % 128 == 0 && atomicAdd(count, 1) == int(gridDim.z) - 1;
+        uint32_t last;
+        asm volatile("{{\\n .reg .pred p, q;\\n setp.ne.u32 p, %1, 0;\\n barrier.cta.red.or.pred q, %2, 128, p;\\n selp.u32 %0, 1, 0, q;\\n}}"
+                     : "=r"(last) : "r"(counted_last), "r"({barrier}) : "memory");  // split-k: the last split told
+        if (last) {{
+          __threadfence();  // split-k: every split's partials visible
+          CUTE_UNROLL
+          for (int i = 0; i < size(acc_{op}); ++i) {{
+            const int row = blockIdx.x * TILE_N + {slice} * 64 + get<0>(where(i)), col = blockIdx.y * TILE_M + get<1>(where(i));
+            if (col >= m) continue;
+            float sum = 0.f;
+            _Pragma("unroll 4") for (int z = 0; z < int(gridDim.z); ++z) sum += __ldcg(partial + (size_t(z) * m + col) * n + row);  // split-k: in split order
+            y[size_t(col) * n + row] = Element(sum);
+          }}
+          if (threadIdx.x % 128 == 0) *count = 0;  // split-k: the count ready for the next call
+        }}
       }}
     }}
 """

@@ -75,3 +75,23 @@ def test_render_refuses_a_kernel_that_breaks_the_protocol(monkeypatch):
     monkeypatch.setattr(T, "FENCE_BEFORE_TMA_REFILL", "")
     with pytest.raises(protocol.ProtocolError, match="proxy-fence"):
         render(schedule)
+
+
+def test_split_k_hand_off_out_of_order_or_on_shared_barriers_is_caught():
+    schedule, program, source = _kernel("quant_gemm")
+    assert source.count("} else {  // split K") == 2 and protocol.check(source, program) == ()
+    fence = "        __threadfence();  // split-k: partials published\n"
+    count = "        int* count = counters"
+    # the count taken before the partials are fenced: another SM's last split may add stale partials
+    late = source.replace(fence, "", 1)
+    late = late.replace("        if (last) {", fence + "        if (last) {", 1)
+    assert "split-k" in {v.rule for v in protocol.check(late, program)}
+    # the reduction tells on another barrier than the one the warpgroup met on
+    told = source.replace('"r"(1) : "memory");  // split-k', '"r"(3) : "memory");  // split-k', 1)
+    assert any("another named barrier" in v.message for v in protocol.check(told, program))
+    # both weight slices meet on one barrier (and tell on it): their 256 threads would pass a 128 count
+    shared = source.replace("NamedBarrier::sync(128, 2)", "NamedBarrier::sync(128, 1)").replace(
+        '"r"(2) : "memory");  // split-k', '"r"(1) : "memory");  // split-k'
+    )
+    assert any("share named barriers" in v.message for v in protocol.check(shared, program))
+    assert count in source

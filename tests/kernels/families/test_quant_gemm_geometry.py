@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
-from warpsched.kernels.families.quant_gemm.geometry import MIN_K_TILES_PER_SPLIT, launch, split_k
+from warpsched.kernels.families.quant_gemm.geometry import (
+    MIN_K_TILES_PER_SPLIT,
+    WAVE_OVERHEAD_TRIPS,
+    launch,
+    legacy_split_k,
+    split_k,
+    split_runs,
+)
 
 
-def test_split_k_fills_the_sms_with_whole_groups_and_long_runs():
+def _makespan(ctas: int, k_tiles: int, sms: int, splits: int) -> int:
+    """What split_k minimises, written out: CTAs in whole waves, each its longest run plus the overhead."""
+    runs = split_runs(k_tiles, splits)
+    waves = -(-ctas * splits // sms)
+    return waves * (max(runs) + WAVE_OVERHEAD_TRIPS)
+
+
+def test_split_k_fills_the_sms_where_a_split_pays():
     assert split_k(64, 64, 132) == 2 and split_k(32, 32, 132) == 4  # Llama decode: 8192 and 4096 rows
-    assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1
+    assert split_k(48, 32, 132) == 2  # Llama-3-8B qkv (6144 rows)
+    assert split_k(80, 64, 132) == 3  # Llama-3-70B qkv: 80 CTAs left 52 SMs idle; 240 in two waves
+    assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1  # full grid; too few K tiles
+    for ctas in (1, 2, 3, 7, 32, 48, 64, 65, 80, 131, 132, 500):
+        for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
+            s = split_k(ctas, k_tiles, 132)
+            assert 1 <= s and (s == 1 or k_tiles // s >= MIN_K_TILES_PER_SPLIT)
+            best = min(_makespan(ctas, k_tiles, 132, c) for c in range(1, max(1, k_tiles // 8) + 1))
+            assert _makespan(ctas, k_tiles, 132, s) <= 1.06 * best  # within the gain it asks of a split
+            assert (
+                sum(split_runs(k_tiles, s)) == k_tiles
+                and max(split_runs(k_tiles, s)) - min(split_runs(k_tiles, s)) <= 1
+            )
+
+
+def test_the_legacy_split_is_what_the_backtested_kernels_ran():
+    assert legacy_split_k(64, 64, 132) == 2 and legacy_split_k(80, 64, 132) == 1
     for ctas in (1, 2, 3, 7, 32, 64, 65, 131, 132, 500):
         for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
-            for per_group in (1, 2):
-                s = split_k(ctas, k_tiles, 132, per_group)
-                assert s & (s - 1) == 0
-                if s > 1:
-                    assert (
-                        ctas * s <= 132
-                        and k_tiles % (s * per_group) == 0
-                        and k_tiles // s >= MIN_K_TILES_PER_SPLIT
-                    )
+            s = legacy_split_k(ctas, k_tiles, 132)
+            assert s & (s - 1) == 0
+            if s > 1:
+                assert ctas * s <= 132 and k_tiles % s == 0 and k_tiles // s >= MIN_K_TILES_PER_SPLIT
 
 
 def test_code_loads_conflict_as_the_dequant_layout_says():
@@ -30,10 +55,14 @@ def test_code_loads_conflict_as_the_dequant_layout_says():
     assert [code_load_ways({"bits": b, "tile_k": 256}) for b in range(1, 9)] == [2] * 7 + [1]  # 128-byte rows
 
 
-def test_decode_splits_k_and_adds_the_two_reduction_kernels():
+def test_decode_splits_k_and_the_kernel_adds_the_splits():
     tile = {"bits": 4, "group_size": 128, "tile_n": 128, "tile_m": 16, "tile_k": 128, "fmt": "int"}
     decode = launch({"m": 1, "n": 8192, "k": 28672}, tile, 132)
-    assert decode.grid == (64, 1, 2) and decode.trips == (112,) * 128 and len(decode.extra_kernels) == 2
+    assert decode.grid == (64, 1, 2) and decode.trips == (112,) * 128 and not decode.extra_kernels
     assert decode.bytes > 8192 * 28672 // 2  # the packed weights at least
+    uneven = launch({"m": 1, "n": 10240, "k": 8192}, tile, 132)  # 64 K tiles over 3 splits: 21, 21, 22
+    assert uneven.grid == (80, 1, 3) and uneven.trips == (21,) * 80 + (21,) * 80 + (22,) * 80
+    legacy = launch({"m": 1, "n": 8192, "k": 28672}, tile, 132, legacy=True)
+    assert legacy.grid == (64, 1, 2) and len(legacy.extra_kernels) == 2  # two torch kernels summed them
     prefill = launch({"m": 2048, "n": 8192, "k": 28672}, {**tile, "tile_m": 256}, 132)
     assert prefill.grid == (64, 8, 1) and not prefill.extra_kernels

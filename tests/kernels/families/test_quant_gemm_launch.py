@@ -23,6 +23,7 @@ from tests.kernels.conftest import QUANT_TOLERANCE, relative_error
         (4, "e2m1", 128, 16, 1024),
         (4, "int_zp", 32, 16, 4096),
         (5, "int", -1, 3, 4096),  # k 4096: split K
+        (4, "int", 128, 16, 2944),  # 23 K tiles: two uneven splits (11 and 12)
         (8, "int", 128, 2048, 1024),
         (4, "int", 128, 2048, 1024),
     ],
@@ -82,3 +83,32 @@ def test_the_int8_prefill_schedule_that_races_on_the_h100():
         ref = x.float() @ dequantize(codes, scales, None, bits=8, group_size=128, fmt="int").T
         worst = max(worst, relative_error(y, ref))
     assert worst < QUANT_TOLERANCE
+
+
+@pytest.mark.gpu
+def test_split_k_sums_the_same_bits_every_call_and_across_grids():
+    """The last split adds every split's partial in split order, whichever arrives last, and leaves its
+    counts at zero: repeated calls (and a call with a grid of other counts in between) give the same bits."""
+    import torch
+
+    from warpsched import kernels
+    from warpsched.kernels.families.quant_gemm.geometry import launch
+    from warpsched.kernels.quant import dequantize, pack
+
+    g = torch.Generator(device="cuda").manual_seed(7)
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    tile = {"bits": 4, "group_size": 128, "tile_n": 128, "tile_m": 16, "tile_k": 128, "fmt": "int"}
+    n, k = 2048, 8192
+    assert launch({"m": 1, "n": n, "k": k}, tile, sms).grid[2] > 1  # this shape splits K
+    codes = torch.randint(0, 16, (n, k), device="cuda", generator=g)
+    scales = (torch.rand(k // 128, n, device="cuda", generator=g) + 0.5).to(torch.bfloat16) / 8
+    x = torch.randn(1, k, device="cuda", dtype=torch.bfloat16, generator=g)
+    packed = pack(codes, 4)
+    first = kernels.quant_gemm(x, packed, scales, bits=4, group_size=128, fmt="int")
+    for _ in range(20):
+        assert torch.equal(kernels.quant_gemm(x, packed, scales, bits=4, group_size=128, fmt="int"), first)
+    other = pack(codes[:512], 4)  # another grid, fewer counts, in between
+    kernels.quant_gemm(x, other, scales[:, :512].contiguous(), bits=4, group_size=128, fmt="int")
+    assert torch.equal(kernels.quant_gemm(x, packed, scales, bits=4, group_size=128, fmt="int"), first)
+    ref = x.float() @ dequantize(codes, scales, None, bits=4, group_size=128, fmt="int").T
+    assert relative_error(first, ref) < QUANT_TOLERANCE
