@@ -49,6 +49,8 @@ SASS_EXPECTED = {
     "probe_mbarrier": "SYNCS",
     "probe_named_barrier": "BAR.SYNC",
     "probe_bulk_copy": "UBLKCP",
+    "probe_fenced_loads": "FENCE.VIEW.ASYNC.S",
+    "probe_loads": "LDS.128",
     **{
         f"probe_wgmma_{src}_n{n}_{mode}": "HGMMA"
         for src in ("ss", "rs")
@@ -159,6 +161,13 @@ class Probes:
         ctypes = _ctypes()
         return self.cycles(name, 1, 256, (reps,), (ctypes.c_int,))[0] / reps
 
+    def fence_after_loads(self, reps: int = 4096) -> float:
+        """Cycles a fence.proxy.async adds to a round of dependent shared loads (MEMBAR + FENCE in SASS)."""
+        ctypes = _ctypes()
+        fenced = self.cycles("probe_fenced_loads", 1, 128, (reps,), (ctypes.c_int,))[0]
+        plain = self.cycles("probe_loads", 1, 128, (reps,), (ctypes.c_int,))[0]
+        return (fenced - plain) / reps
+
     def wgmma(self, n: int, rs: bool, reps: int = 1024) -> dict:
         ctypes = _ctypes()
         smem = (64 + n) * 64 * 2
@@ -231,6 +240,7 @@ def measure(probes: Probes, machine: str) -> dict:
     raw: dict = {"pipes": {p: probes.pipe(name) for p, name in PIPES.items()}}
     raw["mbarrier_round_trip"] = round(probes.handoff("probe_mbarrier"), 1)
     raw["named_barrier_round_trip"] = round(probes.handoff("probe_named_barrier"), 1)
+    raw["fence_after_loads"] = round(probes.fence_after_loads(), 1)
     raw["wgmma"] = {
         f"{'rs' if rs else 'ss'}_n{n}": probes.wgmma(n, rs) for rs in (False, True) for n in WGMMA_N
     }
@@ -257,6 +267,7 @@ def measure(probes: Probes, machine: str) -> dict:
         "latency.alu": raw["pipes"]["alu"]["latency_cycles"],
         "sync.mbarrier_wait": round(raw["mbarrier_round_trip"] / 2),
         "sync.named_barrier": round(raw["named_barrier_round_trip"] / 2),
+        "sync.membar + sync.fence (after loads)": raw["fence_after_loads"],
         "tensor_flops.bf16": round(max(rate)),
         "mma_fill": round(fill, 1),
         "mma_drain": round(drain, 3),
@@ -273,6 +284,7 @@ def measure(probes: Probes, machine: str) -> dict:
         "latency.alu": chip.latency["alu"],
         "sync.mbarrier_wait": chip.sync.get("mbarrier_wait"),
         "sync.named_barrier": chip.sync.get("named_barrier"),
+        "sync.membar + sync.fence (after loads)": chip.sync.get("membar", 0) + chip.sync.get("fence", 0),
         "tensor_flops.bf16": chip.tensor_flops["bf16"],
         "mma_fill": chip.mma_fill,
         "mma_drain": chip.mma_drain,

@@ -92,6 +92,28 @@ extern "C" __global__ void __launch_bounds__(256, 1) probe_named_barrier(long lo
   if (threadIdx.x == 0) cycles[0] = clock64() - t0;
 }
 
+// -- fence.proxy.async after shared loads, as a quant_gemm consumer fences before it releases a TMA slot it
+// read with LDS (ptxas: MEMBAR.ALL.CTA, FENCE.VIEW.ASYNC.S): one warpgroup, each round a 128-bit load whose
+// address depends on the round before, then the fence (FENCE) or not; the difference per round is what the
+// fence costs beyond the load it waits for. ---------------------------------------------------------------
+template <bool FENCE>
+__device__ void fence_probe(long long* cycles, int reps) {
+  __shared__ uint4 words[512];
+  for (int i = threadIdx.x; i < 512; i += blockDim.x) words[i] = make_uint4(i, 3 * i, 5 * i, 7 * i);
+  __syncthreads();
+  uint32_t at = threadIdx.x;
+  const long long t0 = clock64();
+  for (int r = 0; r < reps; ++r) {
+    const uint4 v = words[at % 512];
+    if constexpr (FENCE) cutlass::arch::fence_view_async_shared();
+    at += (v.x ^ v.y ^ v.z ^ v.w) | 1u;
+  }
+  const long long t1 = clock64();
+  if (threadIdx.x == 0) cycles[0] = t1 - t0, cycles[1] = at;
+}
+extern "C" __global__ void __launch_bounds__(128, 1) probe_fenced_loads(long long* cycles, int reps) { fence_probe<true>(cycles, reps); }
+extern "C" __global__ void __launch_bounds__(128, 1) probe_loads(long long* cycles, int reps) { fence_probe<false>(cycles, reps); }
+
 // -- wgmma: one warpgroup, m64nNk16 with K = 64 per batch (four instructions), A and B zero in shared memory
 // (SS) or A from registers (RS). WAIT: warpgroup_wait<0> after every batch (latency), else only at the end
 // (throughput). ------------------------------------------------------------------------------------------------
