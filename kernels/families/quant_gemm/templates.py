@@ -93,12 +93,17 @@ __device__ __forceinline__ uint32_t mul2(uint32_t a, uint32_t b) {
   }
 }
 __device__ __forceinline__ float bits_as_float(uint32_t x) { return __uint_as_float(x); }
-// (x & mask) | bits as one LOP3: written in C, two immediates make the compiler emit an AND and an OR
-__device__ __forceinline__ uint32_t select_or(uint32_t x, uint32_t mask, uint32_t bits) {
+// one LOP3 with truth table LUT over a, b and c: written in C, two immediates make the compiler emit two
+template <uint32_t LUT>
+__device__ __forceinline__ uint32_t lop3(uint32_t a, uint32_t b, uint32_t c) {
   uint32_t v;
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(x), "r"(mask), "r"(bits));
+  asm("lop3.b32 %0, %1, %2, %3, %4;" : "=r"(v) : "r"(a), "r"(b), "r"(c), "n"(LUT));
   return v;
 }
+// (x & mask) | bits
+__device__ __forceinline__ uint32_t select_or(uint32_t x, uint32_t mask, uint32_t bits) { return lop3<0xEA>(x, mask, bits); }
+// (x & mask) ^ bits
+__device__ __forceinline__ uint32_t select_xor(uint32_t x, uint32_t mask, uint32_t bits) { return lop3<0x6A>(x, mask, bits); }
 """
 
 QUANT_DEQUANT = """\
@@ -145,13 +150,15 @@ __device__ __forceinline__ uint32_t dequant_pair_at(const uint32_t (&w)[BITS], i
     const uint32_t sign = top <= 15 ? x << (15 - top) : x >> (top - 15);
     const uint32_t v = select_or(magnitude, MAGNITUDE * 0x10001u, sign & 0x80008000u);
     return mul2(mul2(v, POWER * 0x10001u), uint32_t(scale.raw()) * 0x10001u);
-  } else if constexpr (FMT == 0 && BITS == 8) {  // bf16 int8 (8 bits overflow its mantissa): through float
-    // each code into byte 1 of the float 2^15 + code (one PRMT), minus 2^15 + 128 and times the scale in one
-    // FFMA (exact: (2^15 + 128) * scale has 17 significant bits), one rounding into bf16 as the float path
-    const float s = float(scale), bias = -32896.f * s;
-    const float lo = fmaf(bits_as_float(__byte_perm(x, 0x47000000u, 0x7504u | (p / 8) << 4)), s, bias);
-    const float hi = fmaf(bits_as_float(__byte_perm(x, 0x47000000u, 0x7504u | (2 + p / 8) << 4)), s, bias);
-    return uint32_t(Element(lo).raw()) | uint32_t(Element(hi).raw()) << 16;
+  } else if constexpr ((FMT == 0 || FMT == 1) && BITS == 8) {  // bf16 int8 (8 bits overflow its 7-bit mantissa)
+    // each code's low 7 bits into the mantissa of 2^7 (128 + low: one LOP3 for both), its top bit picks what
+    // to subtract, 2^8 without it and 2^7 with it (0x4380 ^ top << 7: one LOP3): the code minus 128, exact;
+    // int_zp then subtracts the zero point minus 128 (exact: integers of at most 8 bits); times the scale
+    // (one rounding, as the float path)
+    const uint32_t y = x >> p;
+    const uint32_t v = select_or(y, 0x007F007Fu, 0x43004300u), top = select_xor(y, 0x00800080u, 0x43804380u);
+    if constexpr (FMT == 0) return sub_mul(v, top, scale);
+    else return sub_mul(sub2(v, top), uint32_t(Element(float(zero) - 128.f).raw()) * 0x10001u, scale);
   } else {
     const Element lo = Element(decode((x >> p) & MASK, float(zero)) * float(scale));
     const Element hi = Element(decode((x >> (16 + p)) & MASK, float(zero)) * float(scale));

@@ -99,20 +99,28 @@ inline uint32_t mul2(uint32_t a, uint32_t b) {
   return out;
 }
 inline float bits_as_float(uint32_t x) { return f32(x); }
-inline uint32_t select_or(uint32_t a, uint32_t b, uint32_t c) {
+inline uint32_t lop3(uint32_t lut, uint32_t a, uint32_t b, uint32_t c) {
   uint32_t out = 0;
   for (int i = 0; i < 32; ++i)
-    out |= ((LUT >> (((a >> i) & 1u) << 2 | ((b >> i) & 1u) << 1 | ((c >> i) & 1u))) & 1u) << i;
+    out |= ((lut >> (((a >> i) & 1u) << 2 | ((b >> i) & 1u) << 1 | ((c >> i) & 1u))) & 1u) << i;
   return out;
 }
+inline uint32_t select_or(uint32_t a, uint32_t b, uint32_t c) { return lop3(LUT_select_or, a, b, c); }
+inline uint32_t select_xor(uint32_t a, uint32_t b, uint32_t c) { return lop3(LUT_select_xor, a, b, c); }
 """
 
 
-def _lut(arithmetic: str) -> int:
-    """The truth table of the template's select_or LOP3."""
-    found = re.findall(r"lop3\.b32 %0, %1, %2, %3, (0x[0-9a-f]+);", arithmetic)
-    assert len(found) == 1
-    return int(found[0], 16)
+def _lut(arithmetic: str) -> str:
+    """The truth tables of the template's LOP3 helpers, as the host program's constants."""
+    found = dict(
+        re.findall(
+            r"uint32_t (\w+)\(uint32_t x, uint32_t mask, uint32_t bits\) \{ return lop3<(0x[0-9A-Fa-f]+)>",
+            arithmetic,
+        )
+    )
+    assert set(found) == {"select_or", "select_xor"}, found
+    assert 'asm("lop3.b32 %0, %1, %2, %3, %4;"' in arithmetic
+    return "".join(f"constexpr uint32_t LUT_{name} = {lut}u;\n" for name, lut in found.items())
 
 
 def _case(fmt: str, bits: int, dtype: str, seed: int, fractional: bool = False):
@@ -192,7 +200,7 @@ def _compile_and_run(source: str, binary: Path, *flags: str) -> list[int]:
 def _run(cases, layout=F.QUANT_LAYOUT, dequant=F.QUANT_DEQUANT, arithmetic=F.QUANT_ARITHMETIC, tmp_path=None):
     """Compile the template parts for every (fmt, bits, dtype) case into one host program and run it:
     {case: the pairs' bits that differ from dequantize's, as (row, quad, pair, got, want)}."""
-    body = f"constexpr uint32_t LUT = {_lut(arithmetic)}u;\n" + ARITHMETIC + layout + dequant
+    body = _lut(arithmetic) + ARITHMETIC + layout + dequant
     parts, expected = [SHIM], {}
     for n, (fmt, bits, dtype, *fractional) in enumerate(cases):
         words, scales, zeros, want = _case(fmt, bits, dtype, seed=n, fractional=bool(fractional))
@@ -250,8 +258,10 @@ def test_a_fractional_zero_point_is_at_most_one_rounding_off(tmp_path):
         ("layout", ("s - base + BITS <= (PAIRED ? MANTISSA : 16)", "s - base + BITS <= 16")),  # out of reach
         ("layout", ("w[4 * j + 2] = v.z, w[4 * j + 3] = v.w", "w[4 * j + 2] = v.w, w[4 * j + 3] = v.z")),
         ("layout", ("[BITS % 8 == 0 ? j ^ odd_row : j]", "[j]")),  # int8's odd rows read unswapped
-        ("arithmetic", ("0xea;", "0xe8;")),  # (a & b) & c: the power of two lost
-        ("dequant", ("-32896.f * s", "-32768.f * s")),  # int8 in bf16 without its offset
+        ("arithmetic", ("lop3<0xEA>", "lop3<0xE8>")),  # (a & b) & c: the power of two lost
+        ("arithmetic", ("lop3<0x6A>", "lop3<0xEA>")),  # int8 in bf16: the top bit added, not flipped
+        ("dequant", ("0x43804380u", "0x43004300u")),  # int8 in bf16 without its offset
+        ("dequant", ("float(zero) - 128.f", "float(zero)")),  # int_zp int8 in bf16: the offset twice
         ("dequant", ("sub2(v, power * 0x10001u)", "v")),  # int_zp: the power of two left in
     ],
 )
@@ -260,7 +270,8 @@ def test_a_broken_template_is_caught(part, change, tmp_path):
     broken = texts[part].replace(*change, 1)
     assert broken != texts[part]
     texts[part] = broken
-    cases = [("int", bits, "bf16") for bits in range(1, 9)] + [("int_zp", 4, "bf16"), ("int_zp", 3, "fp16")]
+    cases = [("int", bits, "bf16") for bits in range(1, 9)]
+    cases += [("int_zp", 4, "bf16"), ("int_zp", 3, "fp16"), ("int_zp", 8, "bf16")]
     result = _run(cases, tmp_path=tmp_path, **texts)
     assert any(result.values())
 
@@ -306,12 +317,7 @@ def _rendered(fmt: str, bits: int, dtype: str, tile_k: int, group: int, seed: in
         "auto staged = [&](int r, int k) -> Element& { return stage[r][k]; };",
     )
     setup = "\n".join(F.DEQUANT_SETUP.format(value="val").splitlines()[1:])  # not the register tensor
-    body = (
-        f"constexpr uint32_t LUT = {_lut(F.QUANT_ARITHMETIC)}u;\n"
-        + ARITHMETIC
-        + F.QUANT_LAYOUT
-        + F.QUANT_DEQUANT
-    )
+    body = _lut(F.QUANT_ARITHMETIC) + ARITHMETIC + F.QUANT_LAYOUT + F.QUANT_DEQUANT
     source = (
         SHIM
         + f"""
