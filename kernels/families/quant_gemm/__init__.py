@@ -15,7 +15,7 @@ FAMILY = Family(
     "warpsched.kernels.families.quant_gemm.semantics:QuantGemmSemantics",
     "warpsched.kernels.families.quant_gemm.launch",
     ("quant_gemm",),
-    "any M (batch regimes 16, 32, ... 8192 get their own schedule), N % tile_n == K % tile_k == 0 "
-    "(K a multiple of 128, the packed layout's chunk); "
+    "any M (batch regimes 16, 32, ... 8192 get their own schedule), N % tile_n == 0, K a multiple of 128 "
+    "(the packed layout's chunk; a last K tile past K reads zeros); "
     "importers: GPTQ 2/3/4/8-bit (act-order made static), AWQ 4-bit",
 )

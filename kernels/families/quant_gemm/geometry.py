@@ -7,8 +7,10 @@ from warpsched.kernels.perf import Launch
 
 SHAPE = ("m", "n", "k")  # what `--shape M,N,K` names (x is M x K, the weights N x K)
 SHAPE_TEXT = "M,N,K"  # how --shape is written
-MIN_K_TILES_PER_SPLIT = 8  # enough trips for the pipeline's ramp-up and drain to stay small
-WAVE_OVERHEAD_TRIPS = 8  # a CTA's start (setup, first loads) and end (epilogue), in trips, for split_k
+from warpsched.models.quant_gemm import CHUNK
+
+MIN_K_PER_SPLIT = 1024  # inputs: enough trips for the pipeline's ramp-up and drain to stay small
+WAVE_OVERHEAD_K = 1024  # a CTA's start (setup, first loads) and end (epilogue), as inputs of K, for split_k
 SPLIT_GAIN = 0.05  # the least saving for which split_k splits
 
 
@@ -24,32 +26,35 @@ def unsupported_zero_points(fmt: str, group_size: int) -> str:
     return ""
 
 
-def split_k(ctas: int, k_tiles: int, sms: int) -> int:
+def split_k(ctas: int, k_tiles: int, sms: int, tile_k: int = CHUNK) -> int:
     """How many runs of K tiles to give separate CTAs (1: no split), the kernel adding their partial sums
-    itself (QUANT_EPILOGUE): the count that minimises the waves of CTAs times each CTA's trips plus
-    WAVE_OVERHEAD_TRIPS (a CTA's start and end), runs of at least MIN_K_TILES_PER_SPLIT tiles; a split must
-    save SPLIT_GAIN of that, so a grid that already fills the SMs stays whole. Decode shapes are what it is
-    for: 48 CTAs of 32 K tiles split 2 ways, Llama-3-70B's qkv (80 CTAs of 64) 3 ways over two waves."""
+    itself (QUANT_EPILOGUE): the count that minimises the waves of CTAs times each CTA's inputs of K plus
+    WAVE_OVERHEAD_K (a CTA's start and end), runs of at least MIN_K_PER_SPLIT inputs; a split must save
+    SPLIT_GAIN of that, so a grid that already fills the SMs stays whole. Decode shapes are what it is for:
+    48 CTAs of 32 K tiles of 128 split 2 ways, Llama-3-70B's qkv (80 CTAs of 64) 3 ways over two waves."""
 
     def cost(splits: int) -> int:
-        return -(-ctas * splits // sms) * (-(-k_tiles // splits) + WAVE_OVERHEAD_TRIPS)
+        return -(-ctas * splits // sms) * (-(-k_tiles // splits) * tile_k + WAVE_OVERHEAD_K)
 
     best = 1
-    for splits in range(2, max(1, k_tiles // MIN_K_TILES_PER_SPLIT) + 1):
+    for splits in range(2, max(1, k_tiles * tile_k // MIN_K_PER_SPLIT) + 1):
         if cost(splits) < cost(best) and cost(splits) <= (1 - SPLIT_GAIN) * cost(1):
             best = splits
     return best
 
 
+LEGACY_MIN_K_TILES = 8
+
+
 def legacy_split_k(ctas: int, k_tiles: int, sms: int) -> int:
     """The split of kernels built before 2026-12-08 (their H100 rows are backtested): the largest power of
-    two that keeps the grid within one CTA per SM with equal runs of at least MIN_K_TILES_PER_SPLIT tiles,
+    two that keeps the grid within one CTA per SM with equal runs of at least 8 tiles,
     the partials added by two torch kernels after the launch."""
     splits = 1
     while (
         ctas * splits * 2 <= sms
         and k_tiles % (splits * 2) == 0
-        and k_tiles // (splits * 2) >= MIN_K_TILES_PER_SPLIT
+        and k_tiles // (splits * 2) >= LEGACY_MIN_K_TILES
     ):
         splits *= 2
     return splits
@@ -61,21 +66,24 @@ def split_runs(k_tiles: int, splits: int) -> list[int]:
 
 
 def launch(shape: dict, tile: dict, sms: int, legacy: bool = False) -> Launch:
-    """Grid (N / tile_n, ceil(M / tile_m), splits); with splits > 1 each CTA writes float32 partials and the
-    last split of a tile adds them (`legacy`: the kernels before 2026-12-08, whose partials two more kernels
+    """Grid (N / tile_n, ceil(M / tile_m), splits) over ceil(K / tile_k) K tiles (K a multiple of the
+    packed layout's chunk); with splits > 1 each CTA writes float32 partials and the last split of a tile
+    adds them (`legacy`: the kernels before 2026-12-08, whose partials two more kernels
     summed and converted)."""
     m, n, k = shape["m"], shape["n"], shape["k"]
     bits, group = tile["bits"], tile["group_size"]
     tn, tm, tk = tile["tile_n"], tile["tile_m"], tile["tile_k"]
-    for what, size, step in (("N", n, tn), ("K", k, tk)):
-        if size < 1 or size % step:
-            raise ValueError(f"{what} = {size} is not a positive multiple of the tile {step}")
+    if n < 1 or n % tn:
+        raise ValueError(f"N = {n} is not a positive multiple of the tile {tn}")
+    if k < 1 or k % (tk if legacy else CHUNK):  # a last K tile past K reads zeros (the TMA's fill)
+        raise ValueError(f"K = {k} is not a positive multiple of {tk if legacy else CHUNK}")
     if m < 1:
         raise ValueError(f"M = {m} must be at least 1")
     if group > tk:
         raise ValueError(f"groups of {group} span K tiles of {tk}; a split could cut one")
     ctas = (n // tn) * -(-m // tm)
-    splits = (legacy_split_k if legacy else split_k)(ctas, k // tk, sms)
+    k_tiles = -(-k // tk)
+    splits = legacy_split_k(ctas, k_tiles, sms) if legacy else split_k(ctas, k_tiles, sms, tk)
     grid = (n // tn, -(-m // tm), splits)
     scale_rows = 1 if group == -1 else k // group
     side = 2 * (2 if tile.get("fmt") == "int_zp" else 1) * scale_rows * n
@@ -84,7 +92,7 @@ def launch(shape: dict, tile: dict, sms: int, legacy: bool = False) -> Launch:
     written = partials if legacy else 2 * partials + 2 * m * n  # in the kernel: partials out and back, then Y
     return Launch(
         grid=grid,
-        trips=tuple(t for t in split_runs(k // tk, splits) for _ in range(ctas)),
+        trips=tuple(t for t in split_runs(k_tiles, splits) for _ in range(ctas)),
         flops=2 * m * n * k,
         bytes=n * k * bits // 8 + side + 2 * m * k + (written if splits > 1 else 2 * m * n),
         store_bytes_per_cta=tn * min(tm, m) * (4 if splits > 1 else 2),

@@ -8,7 +8,7 @@ import ctypes
 
 from warpsched.kernels import runtime as rt
 from warpsched.kernels.families.quant_gemm import geometry
-from warpsched.models.quant_gemm import FLOAT_FORMATS, FORMATS, GROUPS
+from warpsched.models.quant_gemm import CHUNK, FLOAT_FORMATS, FORMATS, GROUPS
 
 
 def quant_gemm(
@@ -66,9 +66,14 @@ def quant_gemm(
         {"bits": bits, "fmt": fmt, "group_size": group_size, "dtype": rt.dtype_names()[x.dtype], "m": bucket},
     )
     tn, tm, tk = loaded.tile["tile_n"], loaded.tile["tile_m"], loaded.tile["tile_k"]
-    for what, size, tile in (("N (rows of the weights)", n, tn), ("K", k, tk)):
-        if size % tile:
-            raise rt.KernelError(f"{what} = {size} is not a multiple of the tile {tile}; pad the weights")
+    if n % tn:
+        raise rt.KernelError(
+            f"N (rows of the weights) = {n} is not a multiple of the tile {tn}; pad the weights"
+        )
+    if k % CHUNK:  # the packed layout's chunk; a last K tile past K reads zeros (the TMA's fill)
+        raise rt.KernelError(
+            f"K = {k} is not a multiple of {CHUNK} (the packed layout's chunk); pad the weights"
+        )
     row_bytes = tk * bits // 8
     args = [
         rt.tensor_map(packed_weight, [k * bits // 8, n], [row_bytes, tn], swizzle=False),
@@ -106,7 +111,7 @@ def quant_gemm(
             0 if counters is None else counters.data_ptr(),
             m,
             n,
-            k // tk,
+            -(-k // tk),  # K tiles; the last one may run past K
         ),
         (*types, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int),
     )

@@ -63,10 +63,18 @@ def test_the_dequantization_costs_at_most_what_the_issue_allows(entry):
     assert per_weight <= bound, (key, counted)
 
 
+# tile_k 256 halves the synchronisation per weight (the sweep's SASS-timed choice for int2/3/4/8 decode), and
+# its 128-byte packed rows put a quarter-warp's two rows on the same banks below 8 bits: 2-way. Making it
+# conflict-free costs the ALU pipe (the bottleneck) more than the conflict costs the shared pipe (8-16 %
+# busy in the trip): swapping odd rows' two chunk loads takes 8 SELs per 64 weights. docs/findings.md
+CONFLICTS_BY_TILE_K = {128: 1, 256: 2}
+
+
 @pytest.mark.parametrize("entry", SHIPPED, ids=_label)
 def test_the_code_loads_are_free_of_bank_conflicts(entry):
     tile = {**_problem(entry), **entry.tile}
-    assert code_load_ways(tile) == 1
+    assert code_load_ways(tile) <= CONFLICTS_BY_TILE_K[tile["tile_k"]]
+    assert code_load_ways({**tile, "tile_k": 128}) == 1  # the layout itself is conflict-free
 
 
 @pytest.mark.parametrize("entry", SHIPPED, ids=_label)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from warpsched.kernels.families.quant_gemm.geometry import (
-    MIN_K_TILES_PER_SPLIT,
-    WAVE_OVERHEAD_TRIPS,
+    LEGACY_MIN_K_TILES,
+    MIN_K_PER_SPLIT,
+    WAVE_OVERHEAD_K,
     launch,
     legacy_split_k,
     split_k,
@@ -12,11 +15,11 @@ from warpsched.kernels.families.quant_gemm.geometry import (
 )
 
 
-def _makespan(ctas: int, k_tiles: int, sms: int, splits: int) -> int:
+def _makespan(ctas: int, k_tiles: int, sms: int, splits: int, tile_k: int) -> int:
     """What split_k minimises, written out: CTAs in whole waves, each its longest run plus the overhead."""
     runs = split_runs(k_tiles, splits)
     waves = -(-ctas * splits // sms)
-    return waves * (max(runs) + WAVE_OVERHEAD_TRIPS)
+    return waves * (max(runs) * tile_k + WAVE_OVERHEAD_K)
 
 
 def test_split_k_fills_the_sms_where_a_split_pays():
@@ -24,16 +27,19 @@ def test_split_k_fills_the_sms_where_a_split_pays():
     assert split_k(48, 32, 132) == 2  # Llama-3-8B qkv (6144 rows)
     assert split_k(80, 64, 132) == 3  # Llama-3-70B qkv: 80 CTAs left 52 SMs idle; 240 in two waves
     assert split_k(448, 64, 132) == 1 and split_k(2, 8, 132) == 1  # full grid; too few K tiles
-    for ctas in (1, 2, 3, 7, 32, 48, 64, 65, 80, 131, 132, 500):
-        for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
-            s = split_k(ctas, k_tiles, 132)
-            assert 1 <= s and (s == 1 or k_tiles // s >= MIN_K_TILES_PER_SPLIT)
-            best = min(_makespan(ctas, k_tiles, 132, c) for c in range(1, max(1, k_tiles // 8) + 1))
-            assert _makespan(ctas, k_tiles, 132, s) <= 1.06 * best  # within the gain it asks of a split
-            assert (
-                sum(split_runs(k_tiles, s)) == k_tiles
-                and max(split_runs(k_tiles, s)) - min(split_runs(k_tiles, s)) <= 1
-            )
+    assert split_k(32, 16, 132, 256) == 4  # 8B o at tile_k 256: runs of 1024 inputs
+    for tile_k in (128, 256):
+        for ctas in (1, 2, 3, 7, 32, 48, 64, 65, 80, 131, 132, 500):
+            for k_tiles in (1, 8, 24, 32, 56, 64, 224, 1024):
+                s = split_k(ctas, k_tiles, 132, tile_k)
+                assert 1 <= s and (s == 1 or k_tiles * tile_k // s >= MIN_K_PER_SPLIT - tile_k)
+                cheapest = min(
+                    _makespan(ctas, k_tiles, 132, c, tile_k)
+                    for c in range(1, max(1, k_tiles * tile_k // MIN_K_PER_SPLIT) + 1)
+                )
+                assert _makespan(ctas, k_tiles, 132, s, tile_k) <= 1.06 * cheapest  # within the gain asked
+                runs = split_runs(k_tiles, s)
+                assert sum(runs) == k_tiles and max(runs) - min(runs) <= 1
 
 
 def test_the_legacy_split_is_what_the_backtested_kernels_ran():
@@ -43,7 +49,7 @@ def test_the_legacy_split_is_what_the_backtested_kernels_ran():
             s = legacy_split_k(ctas, k_tiles, 132)
             assert s & (s - 1) == 0
             if s > 1:
-                assert ctas * s <= 132 and k_tiles % s == 0 and k_tiles // s >= MIN_K_TILES_PER_SPLIT
+                assert ctas * s <= 132 and k_tiles % s == 0 and k_tiles // s >= LEGACY_MIN_K_TILES
 
 
 def test_code_loads_conflict_as_the_dequant_layout_says():
@@ -66,3 +72,13 @@ def test_decode_splits_k_and_the_kernel_adds_the_splits():
     assert legacy.grid == (64, 1, 2) and len(legacy.extra_kernels) == 2  # two torch kernels summed them
     prefill = launch({"m": 2048, "n": 8192, "k": 28672}, {**tile, "tile_m": 256}, 132)
     assert prefill.grid == (64, 8, 1) and not prefill.extra_kernels
+
+
+def test_a_last_k_tile_may_run_past_k_on_a_chunk_boundary():
+    tile = {"bits": 4, "group_size": 128, "tile_n": 128, "tile_m": 16, "tile_k": 256, "fmt": "int"}
+    odd = launch({"m": 1, "n": 256, "k": 2944}, tile, 132)  # 11.5 tiles of 256: 12, the last half zeros
+    assert sum(odd.trips) == 2 * 12 and odd.bytes > 256 * 2944 // 2
+    with pytest.raises(ValueError, match="multiple of 128"):
+        launch({"m": 1, "n": 256, "k": 2900}, tile, 132)
+    with pytest.raises(ValueError, match="multiple of 256"):  # the kernels before 2026-12-08 did not
+        launch({"m": 1, "n": 256, "k": 2944}, tile, 132, legacy=True)

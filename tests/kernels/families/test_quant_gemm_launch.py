@@ -20,6 +20,7 @@ from tests.kernels.conftest import QUANT_TOLERANCE, relative_error
         (3, "int", 128, 16, 1024),
         (2, "int_zp", 64, 16, 1024),
         (8, "int", -1, 16, 1024),
+        (8, "int_zp", 64, 16, 1024),  # bf16 int_zp8: the top bit's LOP3 and the zero point minus 128
         (4, "e2m1", 128, 16, 1024),
         (4, "int_zp", 32, 16, 4096),
         (5, "int", -1, 3, 4096),  # k 4096: split K
