@@ -54,13 +54,17 @@ def load_kernels(folder: Path, progress) -> dict[str, dict]:
 
 def layout_of(config: dict, source: str) -> dict:
     """What the SASS does not say about a timed kernel, as its own source was written: the code loads'
-    bank conflicts, wgmma per trip, and whether two torch kernels summed its split K."""
+    bank conflicts, wgmma per trip, and whether its launch was the family's legacy one."""
     ways, per_trip = layout_facts(config["family"], config["tile"])
     quant = config["family"] == "quant_gemm"
     if quant and "load_chunk" not in source:  # before the chunk layout (2026-12-07): 32-bit fields
         ways = FAMILIES["quant_gemm"].geometry_module().field_layout_load_ways(config["tile"])
-    # quant_gemm before 2026-12-08: split K summed by two torch kernels after the launch
-    return {"load_ways": ways, "wgmma_per_trip": per_trip, "legacy_split": quant and "int k_split" in source}
+    # before 2026-12-08: quant_gemm's split K summed by two torch kernels after the launch, causal attention's
+    # query tiles launched shortest first
+    legacy = (quant and "int k_split" in source) or (
+        config["family"] == "attention_fwd" and "CAUSAL_GROUP" not in source
+    )
+    return {"load_ways": ways, "wgmma_per_trip": per_trip, "legacy_launch": legacy}
 
 
 def sass_of_old_kernel(source: str, entry: str) -> str:
@@ -91,7 +95,7 @@ def launch_of(row: dict, kernel: dict, chip: perf.Chip) -> perf.Launch:
     tile = dict(kernel["tile"])
     sms = chip.sms if kernel.get("split_k", True) else 1  # a82d48f's quant_gemm had no split-K
     return geometry.launch(
-        row["shape"], tile, sms, **({"legacy": True} if kernel.get("legacy_split") else {})
+        row["shape"], tile, sms, **({"legacy": True} if kernel.get("legacy_launch") else {})
     )
 
 

@@ -47,7 +47,8 @@ def test_each_ok_row_of_a_run_is_predicted_from_its_kernels_sass(tmp_path):
 
 def test_a_timed_kernel_is_predicted_with_the_layout_and_split_of_its_own_source():
     """The H100 run of 2026-11-24 timed quant kernels with the 32-bit-field layout (4-way conflicted code
-    loads at int4, 8-way at int8) and split K summed by torch; today's templates have neither. The backtest
+    loads at int4, 8-way at int8) and split K summed by torch, and causal attention launched shortest
+    first; today's templates have none of these. The backtest
     reads which from each kernel.cu (with today's layout it predicted 90 % of those rows within 25 %, not
     97 %)."""
     from pathlib import Path
@@ -59,8 +60,11 @@ def test_a_timed_kernel_is_predicted_with_the_layout_and_split_of_its_own_source
         config = json.loads((path / "config.json").read_text())
         layout = backtest.layout_of(config, (path / "kernel.cu").read_text())
         seen[path.name] = layout["load_ways"]
-        assert layout["legacy_split"] == config.get("split_k", True)  # a82d48f had no split K at all
+        assert layout["legacy_launch"] == config.get("split_k", True)  # a82d48f had no split K at all
     assert seen == {f"{c}-quant-int{b}-m16": b for c in ("9f3b64b", "a82d48f") for b in (4, 8)}
     tile = {"bits": 4, "tile_k": 128, "tile_n": 128, "tile_m": 16, "group_size": 128, "fmt": "int"}
     today = backtest.layout_of({"family": "quant_gemm", "tile": tile}, "load_chunk(...) int k_tiles")
-    assert today["load_ways"] == 1 and not today["legacy_split"]
+    assert today["load_ways"] == 1 and not today["legacy_launch"]
+    causal = folder / "a82d48f-attn-d128-causaltrue"
+    config = json.loads((causal / "config.json").read_text())
+    assert backtest.layout_of(config, (causal / "kernel.cu").read_text())["legacy_launch"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from warpsched.kernels.cuda import templates as T
 from warpsched.kernels.cuda.aliases import clobbered_reads
-from warpsched.kernels.families.attention import templates as F
+from warpsched.kernels.families.attention import geometry, templates as F
 from warpsched.kernels.families.base import CudaFamily, LoadPlan, ident
 from warpsched.models import attention
 from warpsched.models.kinds import OpKind
@@ -17,6 +17,7 @@ from warpsched.scheduler.errors import InputError
 # (valid = n_kv - it * BLOCK_N < BLOCK_N from there on, never before); causal, block it crosses tile t's
 # diagonal when (it + 1) * BLOCK_N - 1 > first_row(t) = q_row0 + t * BLOCK_M + n_kv - n_q, first for tile
 # 0, from it = (first_row(0) + 1) / BLOCK_N on (tests/kernels/test_build.py checks this by brute force).
+CAUSAL_GROUP = geometry.CAUSAL_GROUP
 MASK_FROM = "CAUSAL ? min(n_kv / BLOCK_N, (q_row0 + n_kv - n_q + 1) / BLOCK_N) : n_kv / BLOCK_N"
 
 
@@ -54,6 +55,21 @@ class AttentionCuda(CudaFamily):
         "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n"
         f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
     )
+    # causal: CTAs differ in length, so the launch order goes longest first (the last CTAs to start are the
+    # shortest), CAUSAL_GROUP (head, batch) pairs at a time so that their K and V stay in L2; the grid is
+    # still (query tiles, heads, batch) and geometry.launch_order is the same order
+    causal_locals = (
+        "  const int pairs = gridDim.y * gridDim.z, tiles = gridDim.x;\n"
+        "  const int linear = blockIdx.x + tiles * (blockIdx.y + gridDim.y * blockIdx.z);  // launch order\n"
+        f"  const int group0 = linear / ({CAUSAL_GROUP} * tiles) * {CAUSAL_GROUP}, in_group = min({CAUSAL_GROUP}, "
+        "pairs - group0);  // CAUSAL_GROUP pairs\n"
+        "  const int q_tile = tiles - 1 - (linear - group0 * tiles) / in_group;  // longest first\n"
+        "  const int pair = group0 + (linear - group0 * tiles) % in_group, head = pair % gridDim.y, "
+        "batch = pair / gridDim.y;\n"
+        "  const int q_head = batch * heads + head, kv_head = batch * kv_heads + head / (heads / kv_heads);\n"
+        "  const int q_row0 = q_tile * (Q_TILES * BLOCK_M);\n"
+        f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
+    )
     storage = F.ATTENTION_STORAGE
     init = F.ATTENTION_INIT
     masked_kinds = frozenset(
@@ -76,6 +92,8 @@ class AttentionCuda(CudaFamily):
         super().__init__(schedule, program)
         s = self.src
         self.d, self.bm, self.bn, self.tiles = s["head_dim"], s["block_m"], s["block_n"], s["q_tiles"]
+        if s["causal"]:
+            self.locals = self.causal_locals
         self.extra_members = ((1024, self.tiles * self.bm * self.d * 2), (8, 8))
         self.tile = {
             "head_dim": self.d,
