@@ -61,8 +61,8 @@ class AttentionCuda(CudaFamily):
     causal_locals = (
         "  const int pairs = gridDim.y * gridDim.z, tiles = gridDim.x;\n"
         "  const int linear = blockIdx.x + tiles * (blockIdx.y + gridDim.y * blockIdx.z);  // launch order\n"
-        f"  const int group0 = linear / ({CAUSAL_GROUP} * tiles) * {CAUSAL_GROUP}, in_group = min({CAUSAL_GROUP}, "
-        "pairs - group0);  // CAUSAL_GROUP pairs\n"
+        f"  const int group0 = linear / ({CAUSAL_GROUP} * tiles) * {CAUSAL_GROUP}, "
+        f"in_group = min({CAUSAL_GROUP}, pairs - group0);  // CAUSAL_GROUP pairs\n"
         "  const int q_tile = tiles - 1 - (linear - group0 * tiles) / in_group;  // longest first\n"
         "  const int pair = group0 + (linear - group0 * tiles) % in_group, head = pair % gridDim.y, "
         "batch = pair / gridDim.y;\n"
