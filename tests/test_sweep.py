@@ -335,7 +335,7 @@ def test_the_package_regenerates_to_the_byte_under_load(tmp_path):
                 "preset": catalog["preset"],
                 "solver": catalog["solver"],
                 "machines": ["h100"],
-                "grids": [{"model": "quant_gemm", "params": dict(shipped.key.params)}],
+                "grids": [{"model": "quant_gemm", "params": {**dict(shipped.key.params), **shipped.tile}}],
             }
         )
     )
