@@ -268,7 +268,7 @@ SOURCE = [
         "split-k-count-before-meeting",
         "a split counted in before its warpgroup's partials are all written",
         "split-k",
-        _sub(r"^\s*cutlass::arch::NamedBarrier::sync\(128, \d+\);  // split-k.*\n", ""),
+        _sub(r'^\s*asm volatile\("bar\.sync %0, 128;".*// split-k.*\n', ""),
     ),
     (
         "split-k-stale-partials",

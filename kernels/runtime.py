@@ -180,7 +180,7 @@ class KernelRuntime:
         torch = torch_module()
         if torch.cuda.is_current_stream_capturing():
             return torch.zeros(count, dtype=torch.int32, device=device)
-        key = (str(device), torch.cuda.current_stream(device).cuda_stream)
+        key = (str(device), torch.cuda.current_stream().cuda_stream)  # the stream `launch` uses
         held = self._counters.get(key)
         if held is None or held.numel() < count:
             held = self._counters[key] = torch.zeros(max(count, 1024), dtype=torch.int32, device=device)

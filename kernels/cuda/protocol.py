@@ -345,7 +345,7 @@ def _all_waits(source: str, program: PipelineProgram, out: list) -> None:
 SPLIT_K_ORDER = (
     ("its partials written", r"partial\[\(size_t\(blockIdx\.z\) \* m \+ col\) \* n \+ row\] = "),
     ("a device-wide fence after them", r"__threadfence\(\);  // split-k: partials published"),
-    ("the warpgroup met", r"NamedBarrier::sync\(128, (\d+)\);"),
+    ("the warpgroup met", r'asm volatile\("bar\.sync %0, 128;" :: "r"\((\d+)\) : "memory"\);'),
     ("one thread's count", r"atomicAdd\(count, 1\) == int\(gridDim\.z\) - 1"),
     ("the last split told to the warpgroup", r"barrier\.cta\.red\.or\.pred q, %2, 128, p;"),
     ("the partials read only by the last split", r"if \(last\) \{"),
@@ -375,8 +375,8 @@ def _split_k(source: str, out: list) -> None:
             if m.lastindex:
                 barriers.append(m[1])
             at = m.end()
-        red = re.search(r"\"r\"\((\d+)\) : \"memory\"\);  // split-k", block)
-        sync = re.search(r"NamedBarrier::sync\(128, (\d+)\);", block)
+        red = re.search(r'"r"\(counted_last\), "r"\((\d+)\) : "memory"\);', block)
+        sync = re.search(r'"bar\.sync %0, 128;" :: "r"\((\d+)\)', block)
         if not red or (sync and red[1] != sync[1]):
             out.append(
                 Violation(
@@ -384,7 +384,11 @@ def _split_k(source: str, out: list) -> None:
                     "split K's last split is told on another named barrier than the one its warpgroup met on",
                 )
             )
-    if len(set(barriers)) != len(barriers):
+    if len(set(barriers)) != len(barriers) or any(not 0 < int(b) < 8 for b in barriers):
         out.append(
-            Violation("split-k", f"two weight slices' split-K hand-offs share named barriers {barriers}")
+            Violation(
+                "split-k",
+                f"split K's hand-offs meet on hardware named barriers {barriers}: one per weight slice, from "
+                "1 to 7 (0 is __syncthreads, 8..15 the order token's)",
+            )
         )

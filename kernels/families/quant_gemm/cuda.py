@@ -28,7 +28,9 @@ class QuantGemmCuda(CudaFamily):
         "  const int k_tile0 = int(blockIdx.z) * k_tiles / int(gridDim.z);  // this split's first K tile\n"
         "  const int k_tile1 = (int(blockIdx.z) + 1) * k_tiles / int(gridDim.z);  // and the next split's\n"
     )
-    FIXUP_BARRIER = 1  # named barriers 1.. (one per weight slice): a warpgroup's split-K hand-off
+    # hardware named barriers 1..4 (one per weight slice) for a warpgroup's split-K hand-off: 0 is
+    # __syncthreads, and the order token's (cutlass::arch::NamedBarrier ids 0..7) are hardware 8..15
+    FIXUP_BARRIER = 1
 
     @staticmethod
     def check(src):

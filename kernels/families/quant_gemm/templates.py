@@ -238,7 +238,8 @@ MMA_RS_ISSUE = """\
 """
 
 # Split K is finished inside the kernel (threadFenceReduction's protocol): every split writes its float32
-# partial sums and makes them visible device-wide, its warpgroup meets on a named barrier, one thread counts
+# partial sums and makes them visible device-wide, its warpgroup meets on a named barrier (a hardware id,
+# in PTX: CUTLASS's NamedBarrier adds 8 to its ids, and the order token's are those), one thread counts
 # the split in; the split that counts last (told to the warpgroup by a barrier reduction) adds every split's
 # partial in split order (the same sum whichever split arrives last: deterministic), reading them from L2
 # (`__ldcg`: L1 is not coherent across SMs), writes Y and sets the count back to zero for the next call.
@@ -258,7 +259,7 @@ QUANT_EPILOGUE = """\
           if (col < m) partial[(size_t(blockIdx.z) * m + col) * n + row] = acc_{op}(i){channel_scale};
         }}
         __threadfence();  // split-k: partials published
-        cutlass::arch::NamedBarrier::sync(128, {barrier});  // split-k: the warpgroup's partials all written
+        asm volatile("bar.sync %0, 128;" :: "r"({barrier}) : "memory");  // split-k: the warpgroup's partials all written
         int* count = counters + (blockIdx.y * gridDim.x + blockIdx.x) * (TILE_N / 64) + {slice};
         const uint32_t counted_last = threadIdx.x % 128 == 0 && atomicAdd(count, 1) == int(gridDim.z) - 1;
         uint32_t last;

@@ -90,8 +90,12 @@ def test_split_k_hand_off_out_of_order_or_on_shared_barriers_is_caught():
     told = source.replace('"r"(1) : "memory");  // split-k', '"r"(3) : "memory");  // split-k', 1)
     assert any("another named barrier" in v.message for v in protocol.check(told, program))
     # both weight slices meet on one barrier (and tell on it): their 256 threads would pass a 128 count
-    shared = source.replace("NamedBarrier::sync(128, 2)", "NamedBarrier::sync(128, 1)").replace(
-        '"r"(2) : "memory");  // split-k', '"r"(1) : "memory");  // split-k'
-    )
-    assert any("share named barriers" in v.message for v in protocol.check(shared, program))
+    shared = source.replace(
+        ':: "r"(2) : "memory");  // split-k: the warpgroup',
+        ':: "r"(1) : "memory");  // split-k: the warpgroup',
+    ).replace('"r"(2) : "memory");  // split-k', '"r"(1) : "memory");  // split-k')
+    assert any("one per weight slice" in v.message for v in protocol.check(shared, program))
+    # a hardware id of the order token's range (CUTLASS's NamedBarrier id 1 is hardware 9)
+    clash = source.replace(':: "r"(1) : "memory");', ':: "r"(9) : "memory");')
+    assert any("8..15" in v.message for v in protocol.check(clash, program))
     assert count in source
