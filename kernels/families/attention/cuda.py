@@ -17,7 +17,6 @@ from warpsched.scheduler.errors import InputError
 # (valid = n_kv - it * BLOCK_N < BLOCK_N from there on, never before); causal, block it crosses tile t's
 # diagonal when (it + 1) * BLOCK_N - 1 > first_row(t) = q_row0 + t * BLOCK_M + n_kv - n_q, first for tile
 # 0, from it = (first_row(0) + 1) / BLOCK_N on (tests/kernels/test_build.py checks this by brute force).
-CAUSAL_GROUP = geometry.CAUSAL_GROUP
 MASK_FROM = "CAUSAL ? min(n_kv / BLOCK_N, (q_row0 + n_kv - n_q + 1) / BLOCK_N) : n_kv / BLOCK_N"
 
 
@@ -49,11 +48,11 @@ class AttentionCuda(CudaFamily):
     iterations = (
         "((CAUSAL ? min(n_kv, q_row0 + Q_TILES * BLOCK_M + n_kv - n_q) : n_kv) + BLOCK_N - 1) / BLOCK_N"
     )
+    mask_local = f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
     locals = (
         "  const int q_head = blockIdx.z * heads + blockIdx.y, kv_head = blockIdx.z * kv_heads + blockIdx.y "
         "/ (heads / kv_heads);\n"
-        "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n"
-        f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
+        "  const int q_row0 = blockIdx.x * (Q_TILES * BLOCK_M);\n" + mask_local
     )
     # causal: CTAs differ in length, so the launch order goes longest first (the last CTAs to start are the
     # shortest), CAUSAL_GROUP (head, batch) pairs at a time so that their K and V stay in L2; the grid is
@@ -61,14 +60,13 @@ class AttentionCuda(CudaFamily):
     causal_locals = (
         "  const int pairs = gridDim.y * gridDim.z, tiles = gridDim.x;\n"
         "  const int linear = blockIdx.x + tiles * (blockIdx.y + gridDim.y * blockIdx.z);  // launch order\n"
-        f"  const int group0 = linear / ({CAUSAL_GROUP} * tiles) * {CAUSAL_GROUP}, "
-        f"in_group = min({CAUSAL_GROUP}, pairs - group0);  // CAUSAL_GROUP pairs\n"
+        f"  const int group0 = linear / ({geometry.CAUSAL_GROUP} * tiles) * {geometry.CAUSAL_GROUP}, "
+        f"in_group = min({geometry.CAUSAL_GROUP}, pairs - group0);  // CAUSAL_GROUP pairs\n"
         "  const int q_tile = tiles - 1 - (linear - group0 * tiles) / in_group;  // longest first\n"
         "  const int pair = group0 + (linear - group0 * tiles) % in_group, head = pair % gridDim.y, "
         "batch = pair / gridDim.y;\n"
         "  const int q_head = batch * heads + head, kv_head = batch * kv_heads + head / (heads / kv_heads);\n"
-        "  const int q_row0 = q_tile * (Q_TILES * BLOCK_M);\n"
-        f"  const int mask_from = {MASK_FROM};  // the first iteration with a key to mask\n"
+        "  const int q_row0 = q_tile * (Q_TILES * BLOCK_M);\n" + mask_local
     )
     storage = F.ATTENTION_STORAGE
     init = F.ATTENTION_INIT

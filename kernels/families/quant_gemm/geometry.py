@@ -4,14 +4,14 @@ CTAs would leave SMs idle (the launch and the whole-kernel prediction both use i
 from __future__ import annotations
 
 from warpsched.kernels.perf import Launch
+from warpsched.models.quant_gemm import CHUNK
 
 SHAPE = ("m", "n", "k")  # what `--shape M,N,K` names (x is M x K, the weights N x K)
 SHAPE_TEXT = "M,N,K"  # how --shape is written
-from warpsched.models.quant_gemm import CHUNK
-
 MIN_K_PER_SPLIT = 1024  # inputs: enough trips for the pipeline's ramp-up and drain to stay small
 WAVE_OVERHEAD_K = 1024  # a CTA's start (setup, first loads) and end (epilogue), as inputs of K, for split_k
 SPLIT_GAIN = 0.05  # the least saving for which split_k splits
+LEGACY_MIN_K_TILES = 8  # legacy_split_k's shortest run
 
 
 def unsupported_zero_points(fmt: str, group_size: int) -> str:
@@ -41,9 +41,6 @@ def split_k(ctas: int, k_tiles: int, sms: int, tile_k: int = CHUNK) -> int:
         if cost(splits) < cost(best) and cost(splits) <= (1 - SPLIT_GAIN) * cost(1):
             best = splits
     return best
-
-
-LEGACY_MIN_K_TILES = 8
 
 
 def legacy_split_k(ctas: int, k_tiles: int, sms: int) -> int:
